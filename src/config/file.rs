@@ -1,0 +1,331 @@
+//! The on-disk shapes of `router.toml` and `tenants/*.toml`, exactly as operators write
+//! them. Every field is documented in `docs/CONFIG.md`; unknown keys are refused.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `config/router.toml`: the node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterFile {
+    /// Folder holding one `*.toml` per tenant, relative to this file.
+    #[serde(default = "default_tenants_dir")]
+    pub tenants_dir: PathBuf,
+    #[serde(default)]
+    pub node: NodeSection,
+    #[serde(default)]
+    pub listen: ListenSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub federation: FederationSection,
+    #[serde(default)]
+    pub dns: DnsSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub restart: RestartSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+fn default_tenants_dir() -> PathBuf {
+    PathBuf::from("../tenants")
+}
+
+/// `[node]`: this router's identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Name in logs, status and certificates.
+    #[serde(default = "default_node_name")]
+    pub name: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            name: default_node_name(),
+        }
+    }
+}
+
+fn default_node_name() -> String {
+    "xfed".to_owned()
+}
+
+/// `[listen]`: the three listening sockets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// Server-to-server streams from the XMPP network.
+    #[serde(default = "default_s2s")]
+    pub s2s: SocketAddr,
+    /// XEP-0114 component links from tenants' internal servers.
+    #[serde(default = "default_component")]
+    pub component: SocketAddr,
+    /// The admin HTTP API.
+    #[serde(default = "default_admin")]
+    pub admin: SocketAddr,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        Self {
+            s2s: default_s2s(),
+            component: default_component(),
+            admin: default_admin(),
+        }
+    }
+}
+
+fn default_s2s() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 5269))
+}
+fn default_component() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7400))
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7480))
+}
+
+/// `[tls]`: the node's certificate and what it trusts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain; unset = a self-signed development certificate made at start.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM files of CAs trusted for peer certificates.
+    #[serde(default)]
+    pub ca: Vec<PathBuf>,
+    /// CRL files (PEM or DER) checked against peer certificates.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+}
+
+/// How TLS is used on server-to-server streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecurityMode {
+    /// STARTTLS before anything else; no federation without it.
+    #[default]
+    TlsRequired,
+    /// TLS when both sides can, plain otherwise.
+    TlsOptional,
+    /// Never TLS.
+    NoTls,
+}
+
+impl SecurityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityMode::TlsRequired => "tls-required",
+            SecurityMode::TlsOptional => "tls-optional",
+            SecurityMode::NoTls => "no-tls",
+        }
+    }
+}
+
+/// `[federation]`: server-to-server behaviour.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    #[serde(default)]
+    pub security_mode: SecurityMode,
+    /// Peer certificate chains must verify against `[tls] ca` and pass the CRLs.
+    #[serde(default = "yes")]
+    pub require_client_certs: bool,
+    /// Offer and use SASL EXTERNAL (XEP-0178) when certificates allow.
+    #[serde(default = "yes")]
+    pub sasl_external: bool,
+    /// File holding the dialback secret shared by all nodes (XEP-0185).
+    pub dialback_secret_file: Option<PathBuf>,
+    /// Seconds without traffic after which an s2s stream closes.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        Self {
+            security_mode: SecurityMode::default(),
+            require_client_certs: true,
+            sasl_external: true,
+            dialback_secret_file: None,
+            idle_timeout_secs: default_idle(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_idle() -> u64 {
+    600
+}
+
+/// `[dns]`: how remote servers are resolved.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Nameservers to ask (`ip:port`); empty = the system resolver.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// `[admin]`: the admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// File holding the bearer token the admin API requires.
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[restart]`: when configuration changes take effect.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSection {
+    /// Stage changes until `xfed restart` or the schedule, instead of applying at reload.
+    #[serde(default)]
+    pub delayed: bool,
+    /// Cron expression (sec min hour day-of-month month day-of-week [year]), in UTC.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+}
+
+impl Default for RestartSection {
+    fn default() -> Self {
+        Self {
+            delayed: false,
+            schedule: default_schedule(),
+        }
+    }
+}
+
+fn default_schedule() -> String {
+    "0 0 2 * * *".to_owned()
+}
+
+/// `[limits]`: what one peer may cost us.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest stanza accepted, in bytes (RFC 6120 §13.12 asks for at least 10000).
+    #[serde(default = "default_max_stanza")]
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting inside one stanza.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Seconds a new connection has to open its stream and authenticate.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_secs: u64,
+    /// Bytes of stanzas that may wait for one slow connection before more are refused.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes_per_connection: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_stanza_bytes: default_max_stanza(),
+            max_depth: default_max_depth(),
+            handshake_timeout_secs: default_handshake_timeout(),
+            queue_bytes_per_connection: default_queue_bytes(),
+        }
+    }
+}
+
+fn default_max_stanza() -> usize {
+    512 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+fn default_handshake_timeout() -> u64 {
+    30
+}
+fn default_queue_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
+/// `tenants/<name>.toml`: one tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    /// Unique tenant name.
+    pub name: String,
+    /// The component secret, inline.
+    pub secret: Option<String>,
+    /// The component secret, in a file (relative to this file).
+    pub secret_file: Option<PathBuf>,
+    /// Federation domains the tenant owns.
+    pub domains: Vec<String>,
+    /// Group-chat (MUC) node aliases the tenant owns.
+    #[serde(default)]
+    pub chat_node_aliases: Vec<String>,
+    #[serde(default)]
+    pub privacy: PrivacySection,
+    #[serde(default)]
+    pub static_routes: StaticRoutesSection,
+    /// The tenant's own certificate, presented for its domains.
+    pub tls: Option<TenantTlsSection>,
+}
+
+/// Whom a tenant federates with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyMode {
+    /// Federate with everyone.
+    Off,
+    /// Federate only with the listed domains (and those with static routes).
+    #[default]
+    AllowList,
+    /// Federate with everyone but the listed domains.
+    DenyList,
+}
+
+impl PrivacyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivacyMode::Off => "off",
+            PrivacyMode::AllowList => "allow-list",
+            PrivacyMode::DenyList => "deny-list",
+        }
+    }
+}
+
+/// `[privacy]` of a tenant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    #[serde(default)]
+    pub mode: PrivacyMode,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// `[static_routes]` of a tenant.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoutesSection {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Remote domain → `host[:port]` targets, tried in turn, no DNS fallback.
+    #[serde(default)]
+    pub routes: BTreeMap<String, Vec<String>>,
+}
+
+/// `[tls]` of a tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTlsSection {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}

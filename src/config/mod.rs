@@ -1,0 +1,234 @@
+//! Configuration: `config/router.toml` for the node and `tenants/*.toml`, one per tenant,
+//! parsed into types (unknown keys refused) and checked as a whole. A configuration is
+//! either entirely valid or refused with one [`ConfigError`] per problem, naming the file,
+//! the key and the reason.
+
+mod domain;
+pub mod file;
+mod load;
+mod summary;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use domain::{domain_key, normalize_domain};
+pub use file::{PrivacyMode, SecurityMode};
+pub use load::load;
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The router file it was read from.
+    pub path: PathBuf,
+    pub node_name: String,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub federation: Federation,
+    /// Nameservers for remote lookups; empty = the system resolver.
+    pub dns_nameservers: Vec<SocketAddr>,
+    /// Bearer token of the admin API.
+    pub admin_token: Option<Secret>,
+    pub restart: Restart,
+    pub limits: Limits,
+    /// Tenants, sorted by name.
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// Listening sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub s2s: SocketAddr,
+    pub component: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// A certificate chain and its key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The node's TLS material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// `None`: a self-signed development certificate is made at start.
+    pub cert: Option<CertPaths>,
+    pub ca: Vec<PathBuf>,
+    pub crl: Vec<PathBuf>,
+}
+
+/// Server-to-server settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Federation {
+    pub security_mode: SecurityMode,
+    pub require_client_certs: bool,
+    pub sasl_external: bool,
+    /// `None`: a random secret is made at start (fine for a single node only).
+    pub dialback_secret: Option<Secret>,
+    pub idle_timeout: Duration,
+}
+
+/// When changes apply.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    pub delayed: bool,
+    /// The cron expression as written.
+    pub schedule_text: String,
+    pub schedule: cron::Schedule,
+}
+
+/// Per-connection bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_stanza_bytes: usize,
+    pub max_depth: usize,
+    pub handshake_timeout: Duration,
+    pub queue_bytes_per_connection: usize,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    pub name: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub secret: Secret,
+    /// Federation domains, normalized (see [`domain_key`]).
+    pub domains: Vec<String>,
+    /// Chat node aliases, normalized.
+    pub chat_node_aliases: Vec<String>,
+    pub privacy: Privacy,
+    pub static_routes: StaticRoutes,
+    pub tls: Option<CertPaths>,
+}
+
+impl TenantConfig {
+    /// Every domain and alias the tenant owns.
+    pub fn all_domains(&self) -> impl Iterator<Item = &str> {
+        self.domains
+            .iter()
+            .chain(&self.chat_node_aliases)
+            .map(String::as_str)
+    }
+}
+
+/// Whom a tenant federates with (evaluated by `routing::policy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Privacy {
+    pub mode: PrivacyMode,
+    pub allow: BTreeSet<String>,
+    pub deny: BTreeSet<String>,
+}
+
+/// A tenant's static routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticRoutes {
+    pub enabled: bool,
+    /// Remote domain (normalized) → targets, tried in turn.
+    pub routes: BTreeMap<String, Vec<RouteTarget>>,
+}
+
+impl StaticRoutes {
+    /// The targets for `domain` when static routing is on and has routes for it.
+    pub fn for_domain(&self, domain: &str) -> Option<&[RouteTarget]> {
+        if !self.enabled {
+            return None;
+        }
+        self.routes.get(domain).map(Vec::as_slice)
+    }
+}
+
+/// One static route target: an IP address or host name, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTarget {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for RouteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One problem in a configuration: which file, which key (dotted path), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Line of the problem, when the parser knows it.
+    pub line: Option<usize>,
+    /// Dotted key path (`federation.security_mode`, `static_routes.routes."a.example"`);
+    /// empty when the problem is the file itself.
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: None,
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! xfed: a multitenant XMPP federation router.
+//!
+//! # Layout
+//!
+//! Dependencies run upward only: a module uses those listed above it.
+//!
+//! - [`config`]: `router.toml` and `tenants/*.toml` parsed into checked types (used by all).
+//! - [`telemetry`]: logging set-up (used by all).
+//! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
+//!   coalescing [`xmpp::Outbox`] writer.
+//! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
+//!   and writes into outboxes, so it needs no protocol types.
+//! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
+//! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
+//! - [`node`]: assembles a running node and shuts it down gracefully.
+#![forbid(unsafe_code)]
+
+pub mod component;
+pub mod config;
+pub mod node;
+pub mod routing;
+pub mod telemetry;
+pub mod tenant;
+pub mod xmpp;

@@ -1,0 +1,285 @@
+//! Routing: which tenant owns a domain, whether privacy allows an exchange, and which link
+//! carries a stanza — decided on the sending connection's own thread from immutable
+//! snapshots, then queued straight into the target connection's [`Outbox`].
+//!
+//! Tenant actors own their state and publish a [`TenantView`] into their [`TenantSlot`]
+//! whenever it changes (a link comes or goes); routing only ever reads those snapshots.
+
+pub mod policy;
+mod select;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+
+use crate::config::{domain_key, TenantConfig};
+use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
+
+/// The delivery end of one connection: its id and its write queue.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub id: u64,
+    pub outbox: Outbox,
+}
+
+/// What a tenant looks like to routing at one instant.
+#[derive(Debug)]
+pub struct TenantView {
+    pub config: Arc<TenantConfig>,
+    /// Every domain and alias the tenant owns (normalized), for 'from' checks.
+    pub owned: HashSet<String>,
+    /// Links up, in the order they came up.
+    pub links: Vec<LinkHandle>,
+}
+
+impl TenantView {
+    pub fn new(config: Arc<TenantConfig>, links: Vec<LinkHandle>) -> Self {
+        let owned = config.all_domains().map(str::to_owned).collect();
+        Self {
+            config,
+            owned,
+            links,
+        }
+    }
+}
+
+/// A tenant as routing knows it: its published view and the way to tell its actor about
+/// links.
+pub struct TenantSlot {
+    pub name: String,
+    view: ArcSwap<TenantView>,
+    /// The tenant actor's inbox for link lifecycle events.
+    events: Recipient<LinkEvent>,
+}
+
+impl std::fmt::Debug for TenantSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSlot")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl TenantSlot {
+    pub fn new(view: TenantView, events: Recipient<LinkEvent>) -> Self {
+        Self {
+            name: view.config.name.clone(),
+            view: ArcSwap::from_pointee(view),
+            events,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn view(&self) -> Arc<TenantView> {
+        self.view.load_full()
+    }
+
+    /// Replaces the snapshot (the tenant actor's job).
+    pub fn publish(&self, view: TenantView) {
+        self.view.store(Arc::new(view));
+    }
+
+    /// Tells the tenant actor about a link.
+    pub fn notify(&self, event: LinkEvent) {
+        self.events.do_send(event);
+    }
+}
+
+/// A link's lifecycle, reported to its tenant actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum LinkEvent {
+    Up {
+        link: LinkHandle,
+        peer: SocketAddr,
+        control: Recipient<LinkControl>,
+    },
+    Down {
+        id: u64,
+    },
+}
+
+/// What a tenant actor (or the node) may tell a link to do.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum LinkControl {
+    /// Stop reading: take no new stanzas (the first step of a graceful shutdown).
+    StopReading,
+    /// Write what is queued, then close the stream, with a stream error if given.
+    Close(Option<StreamError>),
+}
+
+/// Where a stanza came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub tenant: Arc<TenantSlot>,
+    pub link: LinkHandle,
+}
+
+/// The node's routing table: every hosted domain and alias → its tenant.
+#[derive(Debug, Default)]
+pub struct Router {
+    domains: DashMap<String, Arc<TenantSlot>>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes routing send `slot`'s domains and aliases to it.
+    pub fn install(&self, slot: Arc<TenantSlot>) {
+        let view = slot.view();
+        for d in view.config.all_domains() {
+            self.domains.insert(d.to_owned(), slot.clone());
+        }
+    }
+
+    /// The tenant that owns `domain` (any case, Unicode or ASCII form).
+    pub fn tenant_of(&self, domain: &str) -> Option<Arc<TenantSlot>> {
+        self.domains
+            .get(domain_key(domain).as_ref())
+            .map(|e| e.value().clone())
+    }
+
+    /// Routes a stanza a link accepted: policy, then delivery, or back to the sender with
+    /// the error that says why not.
+    ///
+    /// `from_domain` is the normalized domain of the stanza's 'from', already checked to
+    /// belong to the origin's tenant.
+    pub fn route(&self, origin: &Origin, from_domain: &str, stanza: Stanza) {
+        let Some(to) = stanza.to.as_deref() else {
+            return self.bounce(
+                &stanza,
+                StanzaCondition::JidMalformed,
+                "no 'to'",
+                Some(origin),
+            );
+        };
+        let to_domain = match jid::Jid::new(to) {
+            Ok(jid) => domain_key(jid.domain().as_str()).into_owned(),
+            Err(e) => {
+                let text = format!("'to' is not a valid address: {e}");
+                return self.bounce(&stanza, StanzaCondition::JidMalformed, &text, Some(origin));
+            }
+        };
+        let sender = origin.tenant.view();
+        let target = self.tenant_of(&to_domain);
+        let same_tenant = target
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, &origin.tenant));
+        if !same_tenant
+            && !policy::permits(
+                &sender.config.privacy,
+                &sender.config.static_routes,
+                &to_domain,
+            )
+        {
+            tracing::info!(
+                tenant = %origin.tenant.name, to = %to_domain,
+                "refused by the sender's privacy settings"
+            );
+            let text = format!(
+                "tenant {} does not federate with {to_domain} (privacy mode {})",
+                origin.tenant.name,
+                sender.config.privacy.mode.as_str()
+            );
+            return self.bounce(&stanza, StanzaCondition::NotAllowed, &text, Some(origin));
+        }
+        let Some(target) = target else {
+            let text = format!("no route to {to_domain}: it is not hosted here and this node has no server-to-server federation");
+            return self.bounce(
+                &stanza,
+                StanzaCondition::RemoteServerNotFound,
+                &text,
+                Some(origin),
+            );
+        };
+        if !same_tenant {
+            let receiver = target.view();
+            if !policy::permits(
+                &receiver.config.privacy,
+                &receiver.config.static_routes,
+                from_domain,
+            ) {
+                tracing::info!(
+                    tenant = %target.name, from = %from_domain,
+                    "refused by the receiver's privacy settings"
+                );
+                let text = format!("{to_domain} does not accept stanzas from {}", from_domain);
+                return self.bounce(
+                    &stanza,
+                    StanzaCondition::PolicyViolation,
+                    &text,
+                    Some(origin),
+                );
+            }
+        }
+        self.deliver(&target, stanza, Some(origin));
+    }
+
+    /// Delivers stanzas that were queued on a link that closed: to another link of the
+    /// same tenant, or back to their senders.
+    pub fn reroute(&self, stanzas: Vec<Stanza>) {
+        for stanza in stanzas {
+            let target = stanza
+                .to
+                .as_deref()
+                .and_then(|to| jid::Jid::new(to).ok())
+                .and_then(|jid| self.tenant_of(jid.domain().as_str()));
+            match target {
+                Some(t) => self.deliver(&t, stanza, None),
+                None => tracing::debug!("undeliverable stanza dropped: no tenant for 'to'"),
+            }
+        }
+    }
+
+    /// Puts a stanza on one of `target`'s links, chosen per sender.
+    fn deliver(&self, target: &TenantSlot, mut stanza: Stanza, origin: Option<&Origin>) {
+        let view = target.view();
+        let sender = stanza.from.clone().unwrap_or_default();
+        for link in select::ranked(&view.links, &sender) {
+            match link.outbox.send(stanza) {
+                Ok(()) => return,
+                Err(SendError::Closed(s)) => stanza = *s,
+                Err(SendError::Full(s)) => {
+                    // Spilling onto another link would reorder this sender's stanzas.
+                    let text = format!("tenant {} is not reading fast enough", target.name);
+                    return self.bounce(&s, StanzaCondition::ResourceConstraint, &text, origin);
+                }
+            }
+        }
+        let text = format!("no link of tenant {} is connected", target.name);
+        self.bounce(&stanza, StanzaCondition::ServiceUnavailable, &text, origin);
+    }
+
+    /// Returns `stanza` to its sender with an error: on the link it came from when known,
+    /// else routed to its 'from'. Error stanzas are never answered (RFC 6120 §8.3.1).
+    fn bounce(
+        &self,
+        stanza: &Stanza,
+        condition: StanzaCondition,
+        text: &str,
+        origin: Option<&Origin>,
+    ) {
+        let Some(reply) = stanza.error_reply(condition, text) else {
+            tracing::debug!(%condition, "undeliverable error stanza dropped");
+            return;
+        };
+        tracing::debug!(%condition, to = ?reply.to, "stanza returned to its sender");
+        match origin {
+            Some(o) => {
+                if let Err(SendError::Closed(reply) | SendError::Full(reply)) =
+                    o.link.outbox.send(reply)
+                {
+                    self.reroute(vec![*reply]);
+                }
+            }
+            None => self.reroute(vec![reply]),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Logging: `tracing` to stderr, filtered by `XFED_LOG` (same syntax as `RUST_LOG`,
+//! default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Safe to call more than once (later calls do nothing).
+pub fn init() {
+    let filter = EnvFilter::try_from_env("XFED_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

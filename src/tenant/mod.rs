@@ -1,0 +1,135 @@
+//! One actor per tenant: owns the tenant's configuration and its component links, and
+//! publishes the tenant's routing snapshot whenever either changes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+
+use crate::config::TenantConfig;
+use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
+use crate::xmpp::StreamError;
+
+/// A tenant's router instance.
+pub struct TenantActor {
+    config: Arc<TenantConfig>,
+    /// Where routing reads this tenant from; we publish into it.
+    slot: Arc<TenantSlot>,
+    /// Links up, by id (ids grow, so this is also the order they came up).
+    links: BTreeMap<u64, LinkEntry>,
+}
+
+struct LinkEntry {
+    handle: LinkHandle,
+    peer: SocketAddr,
+    /// Tells the link to stop reading or to close.
+    control: Recipient<LinkControl>,
+}
+
+/// A link as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub queued_bytes: usize,
+}
+
+impl TenantActor {
+    /// Starts the actor on the current arbiter and returns it with its routing slot.
+    pub fn start(config: Arc<TenantConfig>) -> (actix::Addr<TenantActor>, Arc<TenantSlot>) {
+        let mut slot_out = None;
+        let addr = TenantActor::create(|ctx| {
+            let view = TenantView::new(config.clone(), Vec::new());
+            let slot = Arc::new(TenantSlot::new(view, ctx.address().recipient()));
+            slot_out = Some(slot.clone());
+            TenantActor {
+                config,
+                slot,
+                links: BTreeMap::new(),
+            }
+        });
+        // Invariant: `create` runs its closure before returning.
+        (addr, slot_out.expect("slot made in create"))
+    }
+
+    fn publish(&self) {
+        let links = self.links.values().map(|l| l.handle.clone()).collect();
+        self.slot
+            .publish(TenantView::new(self.config.clone(), links));
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<LinkEvent> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkEvent, _: &mut Context<Self>) {
+        match event {
+            LinkEvent::Up {
+                link,
+                peer,
+                control,
+            } => {
+                self.links.insert(
+                    link.id,
+                    LinkEntry {
+                        handle: link,
+                        peer,
+                        control,
+                    },
+                );
+            }
+            LinkEvent::Down { id } => {
+                self.links.remove(&id);
+            }
+        }
+        self.publish();
+    }
+}
+
+/// Lists the tenant's links.
+#[derive(Message)]
+#[rtype(result = "Vec<LinkInfo>")]
+pub struct ListLinks;
+
+impl Handler<ListLinks> for TenantActor {
+    type Result = Vec<LinkInfo>;
+
+    fn handle(&mut self, _: ListLinks, _: &mut Context<Self>) -> Vec<LinkInfo> {
+        self.links
+            .values()
+            .map(|l| LinkInfo {
+                id: l.handle.id,
+                peer: l.peer,
+                queued_bytes: l.handle.outbox.queued_bytes(),
+            })
+            .collect()
+    }
+}
+
+/// Tells every link of the tenant to do something; answers how many links were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ControlLinks(pub LinkControl);
+
+impl ControlLinks {
+    /// Close every link with `error`.
+    pub fn close(error: Option<StreamError>) -> Self {
+        ControlLinks(LinkControl::Close(error))
+    }
+}
+
+impl Handler<ControlLinks> for TenantActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: ControlLinks, _: &mut Context<Self>) -> usize {
+        for link in self.links.values() {
+            link.control.do_send(msg.0.clone());
+        }
+        self.links.len()
+    }
+}

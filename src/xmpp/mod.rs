@@ -1,0 +1,14 @@
+//! The wire layer: stream framing under RFC 6120's restricted XML, stanza routing
+//! attributes, the error vocabulary, and the coalescing writer. Knows nothing of tenants or
+//! routing.
+
+pub mod error;
+pub mod ns;
+pub mod outbox;
+pub mod reader;
+pub mod stanza;
+
+pub use error::{StanzaCondition, StreamCondition, StreamError};
+pub use outbox::{Outbox, SendError};
+pub use reader::{Frame, Limits, ReadError, StreamHeader, StreamReader};
+pub use stanza::{Kind, Stanza};

@@ -1,0 +1,594 @@
+//! Incremental reader of an XMPP stream: frames the byte stream into the stream header, each
+//! first-level element (a stanza, or a protocol element such as `<handshake/>`), and the
+//! stream's close, enforcing RFC 6120 §11's restricted XML and our size and depth limits.
+//!
+//! The reader never builds a tree. Each first-level element is cut out of the read buffer as
+//! one [`Bytes`] (zero-copy) with its routing attributes parsed, so it can be forwarded as
+//! received. quick-xml tokenizes; this module keeps the state across reads: how much of the
+//! current element has been checked, and the names of its open elements. Only input up to the
+//! last `>` is tokenized, so a token is never cut in half; bytes already checked are never
+//! scanned again, so reading is linear in the input whatever way a peer splits it.
+
+use bytes::BytesMut;
+use quick_xml::errors::{Error as XmlError, SyntaxError};
+use quick_xml::escape::EscapeError;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use tokio_util::codec::Decoder;
+
+use super::error::{StreamCondition as C, StreamError};
+use super::ns;
+use super::stanza::Stanza;
+
+/// Bounds on what one peer may make us hold in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest first-level element (stanza) in bytes, stream header included in its own count.
+    pub max_stanza_bytes: usize,
+    /// Deepest nesting inside one stanza (the stanza element itself is depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_stanza_bytes: 512 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// One unit read from the stream.
+#[derive(Debug)]
+pub enum Frame {
+    /// The opening `<stream:stream ...>` tag.
+    Open(StreamHeader),
+    /// A complete first-level child of the stream.
+    Stanza(Stanza),
+    /// The closing `</stream:stream>` tag.
+    Close,
+}
+
+/// The attributes of the peer's stream header, RFC 6120 §4.7.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamHeader {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub id: Option<String>,
+    pub version: Option<String>,
+    /// The default (content) namespace declared on the header, e.g. `jabber:component:accept`.
+    pub default_ns: Option<String>,
+    /// Prefixed namespace declarations other than the stream prefix (e.g. `db`).
+    pub prefixes: Vec<(String, String)>,
+}
+
+impl StreamHeader {
+    /// The namespace bound to `prefix` on the header, if any.
+    pub fn prefix_ns(&self, prefix: &str) -> Option<&str> {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, ns)| ns.as_str())
+    }
+}
+
+/// Why reading stopped: the peer broke the protocol, or the socket failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the stream header: only an XML declaration and whitespace may come.
+    Prolog,
+    /// Inside the stream: first-level elements and whitespace.
+    Open,
+    /// After `</stream:stream>`: everything further is ignored.
+    Closed,
+}
+
+/// A [`Decoder`] for one direction of an XMPP stream.
+#[derive(Debug)]
+pub struct StreamReader {
+    limits: Limits,
+    phase: Phase,
+    /// The qualified name of the stream element, to recognize its end tag.
+    stream_qname: Vec<u8>,
+    /// Bytes at the start of the buffer already tokenized and checked; the buffer always
+    /// starts at the current element (or at unread input between elements).
+    scan: usize,
+    /// Name ranges (in the buffer) of the open elements of the current stanza.
+    open: Vec<(usize, usize)>,
+    /// The current stanza's top element, parsed when its start tag was read.
+    top: Option<Stanza>,
+}
+
+enum Step {
+    NeedMore,
+    Header(StreamHeader, usize),
+    Stanza(usize),
+    Close,
+}
+
+impl StreamReader {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            phase: Phase::Prolog,
+            stream_qname: Vec::new(),
+            scan: 0,
+            open: Vec::new(),
+            top: None,
+        }
+    }
+
+    fn too_big(&self) -> StreamError {
+        StreamError::new(
+            C::PolicyViolation,
+            format!(
+                "stanza exceeds the limit of {} bytes",
+                self.limits.max_stanza_bytes
+            ),
+        )
+    }
+
+    /// Tokenizes `data[self.scan..]` (which ends at a `>`), consuming whole tokens, until an
+    /// element or the header completes or the data runs out.
+    fn step(&mut self, data: &[u8]) -> Result<Step, StreamError> {
+        let base = self.scan;
+        let mut rd = Reader::from_reader(&data[base..]);
+        rd.config_mut().check_end_names = false;
+        loop {
+            let start = base + rd.buffer_position() as usize;
+            let event = match rd.read_event() {
+                Ok(event) => event,
+                Err(e) => return classify(e, &data[start..], self.phase),
+            };
+            let end = base + rd.buffer_position() as usize;
+            match &event {
+                Event::Eof => return Ok(Step::NeedMore),
+                // Text running to the end of what we have may continue in the next read.
+                Event::Text(_) if end == data.len() => return Ok(Step::NeedMore),
+                _ => {}
+            }
+            check_chars(&data[start..end])?;
+            let step = match self.phase {
+                Phase::Prolog => self.prolog(event, data, start)?,
+                Phase::Open if self.open.is_empty() => self.between(event, data, start, end)?,
+                Phase::Open => self.inside(event, data, start, end)?,
+                Phase::Closed => return Ok(Step::NeedMore),
+            };
+            self.scan = end;
+            match step {
+                Some(Step::Header(h, _)) => return Ok(Step::Header(h, end)),
+                Some(Step::Stanza(_)) => {
+                    if end > self.limits.max_stanza_bytes {
+                        return Err(self.too_big());
+                    }
+                    return Ok(Step::Stanza(end));
+                }
+                Some(other) => return Ok(other),
+                None => {}
+            }
+        }
+    }
+
+    fn prolog(
+        &mut self,
+        event: Event<'_>,
+        data: &[u8],
+        start: usize,
+    ) -> Result<Option<Step>, StreamError> {
+        match event {
+            Event::Decl(decl) => {
+                if start != 0 {
+                    return Err(StreamError::new(
+                        C::NotWellFormed,
+                        "XML declaration not at the start",
+                    ));
+                }
+                if let Some(enc) = decl.encoding() {
+                    let enc = enc.map_err(nwf)?;
+                    if !enc.eq_ignore_ascii_case(b"utf-8") {
+                        return Err(StreamError::new(
+                            C::UnsupportedEncoding,
+                            format!("encoding {} is not UTF-8", String::from_utf8_lossy(&enc)),
+                        ));
+                    }
+                }
+                Ok(None)
+            }
+            Event::Start(e) => {
+                let header = self.header(&e)?;
+                let name = e.name();
+                let offset = name.as_ref().as_ptr() as usize - data.as_ptr() as usize;
+                self.stream_qname = data[offset..offset + name.as_ref().len()].to_vec();
+                self.phase = Phase::Open;
+                Ok(Some(Step::Header(header, 0)))
+            }
+            Event::Text(t) if is_space(&t) => Ok(None),
+            Event::Comment(_) | Event::DocType(_) | Event::PI(_) => Err(restricted(&event)),
+            _ => Err(StreamError::new(
+                C::NotWellFormed,
+                "expected a stream header (<stream:stream>)",
+            )),
+        }
+    }
+
+    fn header(&self, e: &BytesStart<'_>) -> Result<StreamHeader, StreamError> {
+        let name = e.name();
+        let prefix = name.prefix().map(|p| p.as_ref().to_vec());
+        if name.local_name().as_ref() != b"stream" {
+            return Err(StreamError::new(
+                C::InvalidNamespace,
+                "the root element must be <stream:stream>",
+            ));
+        }
+        let mut h = StreamHeader::default();
+        let mut stream_ns = None;
+        for attr in e.attributes().with_checks(true) {
+            let attr = attr.map_err(nwf)?;
+            let value = attr.unescape_value().map_err(escape_error)?.into_owned();
+            let key = attr.key.as_ref();
+            match key {
+                b"to" => h.to = Some(value),
+                b"from" => h.from = Some(value),
+                b"id" => h.id = Some(value),
+                b"version" => h.version = Some(value),
+                b"xmlns" if prefix.is_none() => stream_ns = Some(value),
+                b"xmlns" => h.default_ns = Some(value),
+                _ => {
+                    if let Some(p) = key.strip_prefix(b"xmlns:") {
+                        if Some(p) == prefix.as_deref() {
+                            stream_ns = Some(value);
+                        } else {
+                            h.prefixes
+                                .push((String::from_utf8_lossy(p).into_owned(), value));
+                        }
+                    }
+                }
+            }
+        }
+        match stream_ns {
+            None => Err(StreamError::new(
+                C::BadNamespacePrefix,
+                "the stream prefix is not declared",
+            )),
+            Some(n) if n != ns::STREAMS => Err(StreamError::new(
+                C::InvalidNamespace,
+                format!("stream namespace must be {}, not {n}", ns::STREAMS),
+            )),
+            Some(_) => Ok(h),
+        }
+    }
+
+    /// An event between first-level elements.
+    fn between(
+        &mut self,
+        event: Event<'_>,
+        data: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Result<Option<Step>, StreamError> {
+        match event {
+            Event::Start(e) => {
+                self.top = Some(Stanza::from_start(&e)?);
+                self.open.push(name_range(&e, data));
+                let _ = (start, end);
+                Ok(None)
+            }
+            Event::Empty(e) => {
+                self.top = Some(Stanza::from_start(&e)?);
+                Ok(Some(Step::Stanza(end)))
+            }
+            Event::End(e) if e.name().as_ref() == self.stream_qname.as_slice() => {
+                self.phase = Phase::Closed;
+                Ok(Some(Step::Close))
+            }
+            Event::End(_) => Err(StreamError::new(
+                C::NotWellFormed,
+                "end tag with no matching start tag",
+            )),
+            Event::Text(t) if is_space(&t) => Ok(None),
+            Event::Comment(_) | Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
+                Err(restricted(&event))
+            }
+            _ => Err(StreamError::new(
+                C::BadFormat,
+                "character data between stanzas",
+            )),
+        }
+    }
+
+    /// An event inside a first-level element.
+    fn inside(
+        &mut self,
+        event: Event<'_>,
+        data: &[u8],
+        _start: usize,
+        end: usize,
+    ) -> Result<Option<Step>, StreamError> {
+        match event {
+            Event::Start(e) => {
+                check_attrs(&e)?;
+                self.open.push(name_range(&e, data));
+                if self.open.len() > self.limits.max_depth {
+                    return Err(StreamError::new(
+                        C::PolicyViolation,
+                        format!(
+                            "elements nested deeper than {} levels",
+                            self.limits.max_depth
+                        ),
+                    ));
+                }
+                Ok(None)
+            }
+            Event::Empty(e) => {
+                check_attrs(&e)?;
+                Ok(None)
+            }
+            Event::End(e) => {
+                // Invariant: `inside` is only called while an element is open.
+                let (at, len) = self.open.pop().expect("an open element");
+                if e.name().as_ref() != &data[at..at + len] {
+                    return Err(StreamError::new(
+                        C::NotWellFormed,
+                        format!(
+                            "end tag </{}> does not match <{}>",
+                            String::from_utf8_lossy(e.name().as_ref()),
+                            String::from_utf8_lossy(&data[at..at + len])
+                        ),
+                    ));
+                }
+                Ok(self.open.is_empty().then_some(Step::Stanza(end)))
+            }
+            Event::GeneralRef(r) => {
+                check_ref(&r)?;
+                Ok(None)
+            }
+            Event::Text(_) | Event::CData(_) => Ok(None),
+            Event::Comment(_) | Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
+                Err(restricted(&event))
+            }
+            Event::Eof => Ok(None),
+        }
+    }
+}
+
+impl Decoder for StreamReader {
+    type Item = Frame;
+    type Error = ReadError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ReadError> {
+        if self.phase == Phase::Closed {
+            buf.clear();
+            return Ok(None);
+        }
+        if self.open.is_empty() {
+            // Whitespace between stanzas (keepalives) is consumed, never kept.
+            let ws = buf.iter().take_while(|b| is_space_byte(**b)).count();
+            let _ = buf.split_to(ws);
+            self.scan = 0;
+        }
+        if buf.len() <= self.scan {
+            return Ok(None);
+        }
+        if self.phase == Phase::Prolog && buf.len() >= 2 && (buf[0] == 0 || buf[1] == 0) {
+            return Err(StreamError::new(C::UnsupportedEncoding, "stream is not UTF-8").into());
+        }
+        let Some(last_gt) = memchr::memrchr(b'>', &buf[self.scan..]) else {
+            return self.need_more(buf);
+        };
+        let end = self.scan + last_gt + 1;
+        match self.step(&buf[..end])? {
+            Step::NeedMore => self.need_more(buf),
+            Step::Header(header, len) => {
+                let _ = buf.split_to(len);
+                self.scan = 0;
+                Ok(Some(Frame::Open(header)))
+            }
+            Step::Stanza(len) => {
+                let bytes = buf.split_to(len).freeze();
+                self.scan = 0;
+                // Invariant: `step` only reports a stanza after parsing its top element.
+                let mut stanza = self.top.take().expect("top element parsed");
+                stanza.bytes = bytes;
+                Ok(Some(Frame::Stanza(stanza)))
+            }
+            Step::Close => {
+                buf.clear();
+                Ok(Some(Frame::Close))
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ReadError> {
+        // A peer that hangs up mid-stanza loses that stanza: there is nothing to answer.
+        let frame = self.decode(buf)?;
+        if frame.is_none() {
+            buf.clear();
+        }
+        Ok(frame)
+    }
+}
+
+impl StreamReader {
+    fn need_more(&self, buf: &BytesMut) -> Result<Option<Frame>, ReadError> {
+        if buf.len() > self.limits.max_stanza_bytes {
+            return Err(self.too_big().into());
+        }
+        // Forbidden constructs are refused as soon as they start, not when they end.
+        let rest = &buf[self.scan..];
+        let rest = &rest[rest.iter().take_while(|b| is_space_byte(**b)).count()..];
+        if rest.starts_with(b"<!--") || rest.starts_with(b"<!DOCTYPE") {
+            return Err(
+                StreamError::new(C::RestrictedXml, "comments and DTDs are not allowed").into(),
+            );
+        }
+        if self.phase != Phase::Prolog && rest.starts_with(b"<?") {
+            return Err(StreamError::new(
+                C::RestrictedXml,
+                "processing instructions are not allowed",
+            )
+            .into());
+        }
+        Ok(None)
+    }
+}
+
+fn classify(e: XmlError, rest: &[u8], phase: Phase) -> Result<Step, StreamError> {
+    match e {
+        XmlError::Syntax(SyntaxError::UnclosedTag | SyntaxError::UnclosedCData) => {
+            Ok(Step::NeedMore)
+        }
+        XmlError::Syntax(SyntaxError::UnclosedPIOrXmlDecl) if phase == Phase::Prolog => {
+            Ok(Step::NeedMore)
+        }
+        XmlError::Syntax(
+            SyntaxError::UnclosedPIOrXmlDecl
+            | SyntaxError::UnclosedComment
+            | SyntaxError::UnclosedDoctype,
+        ) => Err(StreamError::new(
+            C::RestrictedXml,
+            "comments, processing instructions and DTDs are not allowed",
+        )),
+        XmlError::Syntax(SyntaxError::InvalidBangMarkup) => {
+            let after = rest.get(2..).unwrap_or_default();
+            if after.starts_with(b"-") || after.starts_with(b"D") {
+                Err(StreamError::new(
+                    C::RestrictedXml,
+                    "comments and DTDs are not allowed",
+                ))
+            } else if b"[CDATA[".starts_with(&after[..after.len().min(7)]) && after.len() < 7 {
+                Ok(Step::NeedMore)
+            } else {
+                Err(StreamError::new(
+                    C::NotWellFormed,
+                    "invalid markup after <!",
+                ))
+            }
+        }
+        XmlError::Escape(e) => Err(escape_error(XmlError::Escape(e))),
+        other => Err(nwf(other)),
+    }
+}
+
+fn restricted(event: &Event<'_>) -> StreamError {
+    let what = match event {
+        Event::Comment(_) => "comments are",
+        Event::DocType(_) => "DTDs are",
+        Event::Decl(_) => "an XML declaration inside the stream is",
+        _ => "processing instructions are",
+    };
+    StreamError::new(
+        C::RestrictedXml,
+        format!("{what} not allowed (RFC 6120 §11.1)"),
+    )
+}
+
+fn nwf(e: impl std::fmt::Display) -> StreamError {
+    StreamError::new(C::NotWellFormed, e.to_string())
+}
+
+/// An unknown entity is restricted XML; any other broken reference is not well-formed.
+pub(crate) fn escape_error(e: XmlError) -> StreamError {
+    match e {
+        XmlError::Escape(EscapeError::UnrecognizedEntity(_, name)) => StreamError::new(
+            C::RestrictedXml,
+            format!("entity &{name}; is not one of the five predefined entities"),
+        ),
+        other => nwf(other),
+    }
+}
+
+/// Checks the attributes of a nested element: well-formed, no duplicates, no unknown
+/// entities, no `<` in a value.
+fn check_attrs(e: &BytesStart<'_>) -> Result<(), StreamError> {
+    for attr in e.attributes().with_checks(true) {
+        let attr = attr.map_err(nwf)?;
+        if attr.value.contains(&b'<') {
+            return Err(StreamError::new(
+                C::NotWellFormed,
+                "'<' in an attribute value",
+            ));
+        }
+        if attr.value.contains(&b'&') {
+            attr.unescape_value().map_err(escape_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `&name;` reference in text: one of the five predefined entities, or a character
+/// reference to a character XML allows.
+fn check_ref(name: &[u8]) -> Result<(), StreamError> {
+    if let Some(num) = name.strip_prefix(b"#") {
+        let parsed = match num.strip_prefix(b"x") {
+            Some(hex) => std::str::from_utf8(hex)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok()),
+            None => std::str::from_utf8(num).ok().and_then(|s| s.parse().ok()),
+        };
+        return match parsed.and_then(char::from_u32) {
+            Some(c) if is_xml_char(c) => Ok(()),
+            _ => Err(StreamError::new(
+                C::NotWellFormed,
+                "character reference to a character XML does not allow",
+            )),
+        };
+    }
+    match name {
+        b"amp" | b"lt" | b"gt" | b"quot" | b"apos" => Ok(()),
+        _ => Err(StreamError::new(
+            C::RestrictedXml,
+            format!(
+                "entity &{}; is not one of the five predefined entities",
+                String::from_utf8_lossy(name)
+            ),
+        )),
+    }
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Every byte a peer sends is UTF-8 (RFC 6120 §11.6) and a character XML 1.0 allows.
+fn check_chars(bytes: &[u8]) -> Result<(), StreamError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| StreamError::new(C::UnsupportedEncoding, "stream is not valid UTF-8"))?;
+    if bytes
+        .iter()
+        .any(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        || text.contains(['\u{FFFE}', '\u{FFFF}'])
+    {
+        return Err(StreamError::new(
+            C::NotWellFormed,
+            "control character in the stream",
+        ));
+    }
+    Ok(())
+}
+
+fn is_space_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn is_space(text: &[u8]) -> bool {
+    text.iter().all(|b| is_space_byte(*b))
+}
+
+/// Where an element's qualified name lies in `data`.
+fn name_range(e: &BytesStart<'_>, data: &[u8]) -> (usize, usize) {
+    let name = e.name();
+    let name = name.as_ref();
+    (name.as_ptr() as usize - data.as_ptr() as usize, name.len())
+}
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod tests;

@@ -1,0 +1,200 @@
+//! A first-level element of a stream, held as the bytes received plus the attributes routing
+//! needs; and the few elements we write ourselves (headers, stream errors, error replies).
+
+use bytes::Bytes;
+use quick_xml::escape::{escape, unescape};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::error::{StanzaCondition, StreamCondition, StreamError};
+use super::ns;
+use super::reader::escape_error;
+
+/// The three stanza kinds of RFC 6120 §8, or another first-level element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    Presence,
+    Iq,
+    /// Any other element (`handshake`, `db:result`, `stream:error`, ...).
+    Other,
+}
+
+/// A first-level element as received: its exact bytes and its routing attributes, unescaped.
+#[derive(Debug, Clone)]
+pub struct Stanza {
+    /// The whole element, start tag to end tag, as the peer sent it.
+    pub bytes: Bytes,
+    /// The qualified name as written (`message`, `db:result`, `stream:error`).
+    pub name: String,
+    pub kind: Kind,
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub id: Option<String>,
+    pub type_: Option<String>,
+    /// A default namespace declared on the element itself, if any.
+    pub xmlns: Option<String>,
+}
+
+impl Stanza {
+    /// Parses the start tag of a first-level element. The bytes are filled in once the
+    /// element is complete.
+    pub(crate) fn from_start(e: &BytesStart<'_>) -> Result<Self, StreamError> {
+        let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+        let kind = match name.as_str() {
+            "message" => Kind::Message,
+            "presence" => Kind::Presence,
+            "iq" => Kind::Iq,
+            _ => Kind::Other,
+        };
+        let mut s = Stanza {
+            bytes: Bytes::new(),
+            name,
+            kind,
+            to: None,
+            from: None,
+            id: None,
+            type_: None,
+            xmlns: None,
+        };
+        for attr in e.attributes().with_checks(true) {
+            let attr =
+                attr.map_err(|e| StreamError::new(StreamCondition::NotWellFormed, e.to_string()))?;
+            if attr.value.contains(&b'<') {
+                return Err(StreamError::new(
+                    StreamCondition::NotWellFormed,
+                    "'<' in an attribute value",
+                ));
+            }
+            let slot = match attr.key.as_ref() {
+                b"to" => &mut s.to,
+                b"from" => &mut s.from,
+                b"id" => &mut s.id,
+                b"type" => &mut s.type_,
+                b"xmlns" => &mut s.xmlns,
+                _ => {
+                    if attr.value.contains(&b'&') {
+                        attr.unescape_value().map_err(escape_error)?;
+                    }
+                    continue;
+                }
+            };
+            *slot = Some(attr.unescape_value().map_err(escape_error)?.into_owned());
+        }
+        Ok(s)
+    }
+
+    /// Is this an error stanza? Errors are never answered with errors (RFC 6120 §8.3.1).
+    pub fn is_error(&self) -> bool {
+        self.type_.as_deref() == Some("error")
+    }
+
+    /// The character data directly inside the element (e.g. a handshake digest or a
+    /// dialback key), entities resolved. Not for the hot path.
+    pub fn text(&self) -> String {
+        let mut rd = Reader::from_reader(&self.bytes[..]);
+        let mut depth = 0usize;
+        let mut out = String::new();
+        loop {
+            match rd.read_event() {
+                Ok(Event::Start(_)) => depth += 1,
+                Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+                Ok(Event::Text(t)) if depth == 1 => {
+                    out.push_str(&String::from_utf8_lossy(&t));
+                }
+                Ok(Event::CData(t)) if depth == 1 => {
+                    out.push_str(&String::from_utf8_lossy(&t));
+                }
+                Ok(Event::GeneralRef(r)) if depth == 1 => {
+                    let entity = format!("&{};", String::from_utf8_lossy(&r));
+                    if let Ok(resolved) = unescape(&entity) {
+                        out.push_str(&resolved);
+                    }
+                }
+                Ok(Event::Eof) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The reply that returns this stanza to its sender with `condition` (RFC 6120 §8.3):
+    /// 'to' and 'from' swapped, same id, type 'error'. `None` for an error stanza, which is
+    /// never answered with an error.
+    pub fn error_reply(&self, condition: StanzaCondition, text: &str) -> Option<Stanza> {
+        if self.is_error() || self.kind == Kind::Other {
+            return None;
+        }
+        let mut out = String::with_capacity(256 + text.len());
+        out.push('<');
+        out.push_str(&self.name);
+        push_attr(&mut out, "from", self.to.as_deref());
+        push_attr(&mut out, "to", self.from.as_deref());
+        push_attr(&mut out, "id", self.id.as_deref());
+        out.push_str(" type='error'><error type='");
+        out.push_str(condition.error_type().as_str());
+        out.push_str("'><");
+        out.push_str(condition.as_str());
+        out.push_str(" xmlns='");
+        out.push_str(ns::XMPP_STANZAS);
+        out.push_str("'/>");
+        if !text.is_empty() {
+            out.push_str("<text xmlns='");
+            out.push_str(ns::XMPP_STANZAS);
+            out.push_str("'>");
+            out.push_str(&escape(text));
+            out.push_str("</text>");
+        }
+        out.push_str("</error></");
+        out.push_str(&self.name);
+        out.push('>');
+        Some(Stanza {
+            bytes: Bytes::from(out),
+            name: self.name.clone(),
+            kind: self.kind,
+            to: self.from.clone(),
+            from: self.to.clone(),
+            id: self.id.clone(),
+            type_: Some("error".to_owned()),
+            xmlns: None,
+        })
+    }
+}
+
+fn push_attr(out: &mut String, name: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        out.push(' ');
+        out.push_str(name);
+        out.push_str("='");
+        out.push_str(&escape(v));
+        out.push('\'');
+    }
+}
+
+/// Our stream header (RFC 6120 §4.7), with the given content namespace and attributes.
+pub fn stream_header(content_ns: &str, from: Option<&str>, to: Option<&str>, id: &str) -> String {
+    let mut out = String::with_capacity(200);
+    out.push_str("<?xml version='1.0'?><stream:stream xmlns:stream='");
+    out.push_str(ns::STREAMS);
+    out.push_str("' xmlns='");
+    out.push_str(content_ns);
+    out.push('\'');
+    push_attr(&mut out, "from", from);
+    push_attr(&mut out, "to", to);
+    push_attr(&mut out, "id", Some(id));
+    out.push('>');
+    out
+}
+
+/// A stream error followed by the stream's close (RFC 6120 §4.9.1).
+pub fn stream_error(err: &StreamError) -> String {
+    format!(
+        "<stream:error><{cond} xmlns='{ns}'/><text xmlns='{ns}'>{text}</text></stream:error></stream:stream>",
+        cond = err.condition.as_str(),
+        ns = ns::XMPP_STREAMS,
+        text = escape(&err.text),
+    )
+}
+
+/// The stream's close.
+pub const STREAM_CLOSE: &str = "</stream:stream>";
