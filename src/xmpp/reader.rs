@@ -141,7 +141,10 @@ impl StreamReader {
     fn step(&mut self, data: &[u8]) -> Result<Step, StreamError> {
         let base = self.scan;
         let mut rd = Reader::from_reader(&data[base..]);
+        // We match end tags against our own stack: a read resumes mid-stanza, where quick-xml
+        // has not seen the start tags.
         rd.config_mut().check_end_names = false;
+        rd.config_mut().allow_unmatched_ends = true;
         loop {
             let start = base + rd.buffer_position() as usize;
             let event = match rd.read_event() {
