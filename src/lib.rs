@@ -19,6 +19,8 @@ pub mod component;
 pub mod config;
 pub mod node;
 pub mod routing;
+pub mod s2s;
 pub mod telemetry;
 pub mod tenant;
+pub mod workers;
 pub mod xmpp;

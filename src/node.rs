@@ -9,9 +9,14 @@ use actix::{Addr, Arbiter};
 use tokio::net::TcpListener;
 
 use crate::component::ComponentService;
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::routing::{LinkControl, Router, TenantSlot};
+use crate::s2s::dialback::DialbackKey;
+use crate::s2s::federation::Federation;
+use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
+use crate::s2s::{inbound, S2sContext};
 use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor};
+use crate::workers::{accept_loop, Workers};
 use crate::xmpp::{StreamCondition, StreamError};
 
 /// How long a graceful shutdown waits for queued stanzas to be written.
@@ -26,16 +31,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot make the development certificate: {0}")]
-    DevCert(String),
-}
-
-/// The node's TLS identity, loaded or made at start.
-pub enum NodeCertificate {
-    /// From `[tls] cert` and `key`.
-    Configured,
-    /// Made at start because none is configured: PEM certificate and key.
-    SelfSigned { cert_pem: String, key_pem: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("DNS resolver: {0}")]
+    Dns(String),
 }
 
 /// A running node. Must be started inside an actix `System`.
@@ -45,9 +44,13 @@ pub struct Node {
     tenants: Vec<(Addr<TenantActor>, Arc<TenantSlot>)>,
     /// Threads that run connection actors, one per core.
     arbiters: Vec<Arbiter>,
-    /// The component accept loop; aborted to stop taking connections.
-    component_accept: tokio::task::JoinHandle<()>,
+    /// The accept loops; aborted to stop taking connections.
+    accepting: Vec<tokio::task::JoinHandle<()>>,
     component_addr: SocketAddr,
+    s2s_addr: SocketAddr,
+    s2s: Arc<S2sContext>,
+    /// Kept alive here: routing only holds it as its `Remote`.
+    _federation: Arc<Federation>,
     pub certificate: NodeCertificate,
 }
 
@@ -55,8 +58,11 @@ impl Node {
     /// Binds the listeners and starts the tenants.
     pub async fn start(config: Config) -> Result<Node, StartError> {
         let certificate = match &config.tls.cert {
-            Some(_) => NodeCertificate::Configured,
-            None => dev_certificate(&config)?,
+            Some(paths) => NodeCertificate::Configured {
+                cert: paths.cert.clone(),
+                key: paths.key.clone(),
+            },
+            None => dev_certificate(&config).map_err(StartError::Tls)?,
         };
         if config.federation.dialback_secret.is_none() {
             tracing::warn!("no [federation] dialback_secret_file: using a random secret; other nodes cannot verify this one's dialback keys");
@@ -71,26 +77,41 @@ impl Node {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
 
-        let listener = TcpListener::bind(config.listen.component)
-            .await
-            .map_err(|source| StartError::Bind {
-                what: "component links",
-                addr: config.listen.component,
-                source,
-            })?;
-        let component_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            what: "component links",
-            addr: config.listen.component,
-            source,
-        })?;
-        let service = ComponentService::new(
-            router.clone(),
-            config.limits,
-            arbiters.iter().map(|a| a.handle()).collect(),
+        let workers = Arc::new(Workers::new(&arbiters));
+
+        let secret = config
+            .federation
+            .dialback_secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(format!("{:032x}", rand::random::<u128>())));
+        let tls = TlsContext::new(&config, &certificate).map_err(StartError::Tls)?;
+        let s2s = Arc::new(
+            S2sContext::new(
+                &config,
+                Arc::downgrade(&router),
+                tls,
+                DialbackKey::new(&secret),
+                workers.clone(),
+            )
+            .map_err(StartError::Dns)?,
         );
-        let component_accept = actix_rt::spawn(service.serve(listener));
+        let federation = Federation::new(s2s.clone());
+        router.set_remote(federation.clone());
+
+        let (listener, component_addr) = bind("component links", config.listen.component).await?;
+        let service = ComponentService::new(router.clone(), config.limits);
+        let mut accepting = vec![actix_rt::spawn(service.serve(listener, workers.clone()))];
+        let (listener, s2s_addr) = bind("server-to-server", config.listen.s2s).await?;
+        let ctx = s2s.clone();
+        accepting.push(actix_rt::spawn(accept_loop(
+            listener,
+            workers,
+            "s2s",
+            move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
+        )));
         tracing::info!(
-            node = %config.node_name, component = %component_addr, tenants = tenants.len(),
+            node = %config.node_name, component = %component_addr, s2s = %s2s_addr,
+            security = config.federation.security_mode.as_str(), tenants = tenants.len(),
             "xfed node started"
         );
         Ok(Node {
@@ -98,10 +119,24 @@ impl Node {
             router,
             tenants,
             arbiters,
-            component_accept,
+            accepting,
             component_addr,
+            s2s_addr,
+            s2s,
+            _federation: federation,
             certificate,
         })
+    }
+
+    /// Where server-to-server streams connect (the bound address, useful with port 0).
+    pub fn s2s_addr(&self) -> SocketAddr {
+        self.s2s_addr
+    }
+
+    /// Live s2s streams: (outbound, inbound).
+    pub fn s2s_stream_counts(&self) -> (usize, usize) {
+        let out = self.s2s.streams.iter().filter(|e| e.outbound).count();
+        (out, self.s2s.streams.len() - out)
     }
 
     /// Where component links connect (the bound address, useful with port 0).
@@ -126,7 +161,9 @@ impl Node {
     /// been written.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
-        self.component_accept.abort();
+        for task in &self.accepting {
+            task.abort();
+        }
         for (t, _) in &self.tenants {
             let _ = t.send(ControlLinks(LinkControl::StopReading)).await;
         }
@@ -136,6 +173,11 @@ impl Node {
             StreamError::new(StreamCondition::SystemShutdown, "the node is shutting down");
         for (t, _) in &self.tenants {
             let _ = t.send(ControlLinks::close(Some(shutdown.clone()))).await;
+        }
+        for stream in self.s2s.streams.iter() {
+            stream
+                .control
+                .do_send(LinkControl::Close(Some(shutdown.clone())));
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
         for (_, slot) in &self.tenants {
@@ -152,21 +194,12 @@ impl Node {
     }
 }
 
-/// Makes a self-signed certificate for the node name and every tenant domain and alias.
-fn dev_certificate(config: &Config) -> Result<NodeCertificate, StartError> {
-    let mut names = vec![config.node_name.clone()];
-    for t in &config.tenants {
-        names.extend(t.all_domains().map(str::to_owned));
-    }
-    names.retain(|n| !n.is_empty());
-    let made = rcgen::generate_simple_self_signed(names.clone())
-        .map_err(|e| StartError::DevCert(e.to_string()))?;
-    tracing::warn!(
-        names = ?names,
-        "NO TLS CERTIFICATE CONFIGURED ([tls] cert/key): using a self-signed development certificate made at start. Remote servers will not trust it; configure a real certificate for production."
-    );
-    Ok(NodeCertificate::SelfSigned {
-        cert_pem: made.cert.pem(),
-        key_pem: made.key_pair.serialize_pem(),
-    })
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
 }

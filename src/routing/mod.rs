@@ -10,7 +10,7 @@ mod select;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix::{Message, Recipient};
 use arc_swap::ArcSwap;
@@ -120,15 +120,42 @@ pub struct Origin {
     pub link: LinkHandle,
 }
 
+/// The way out to domains no tenant here hosts: server-to-server federation.
+pub trait Remote: Send + Sync {
+    /// Sends `stanza` from the hosted domain `local` to the remote domain `remote`. What
+    /// cannot be delivered comes back to its sender through [`Router::bounce`].
+    fn send(&self, local: &str, remote: &str, stanza: Stanza);
+}
+
 /// The node's routing table: every hosted domain and alias → its tenant.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Router {
     domains: DashMap<String, Arc<TenantSlot>>,
+    /// Federation, once the node has started it.
+    remote: OnceLock<Arc<dyn Remote>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("domains", &self.domains.len())
+            .finish()
+    }
 }
 
 impl Router {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Routes domains nobody here hosts through `remote`.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Is `domain` a domain or alias of a tenant here?
+    pub fn is_hosted(&self, domain: &str) -> bool {
+        self.tenant_of(domain).is_some()
     }
 
     /// Makes routing send `slot`'s domains and aliases to it.
@@ -191,6 +218,9 @@ impl Router {
             return self.bounce(&stanza, StanzaCondition::NotAllowed, &text, Some(origin));
         }
         let Some(target) = target else {
+            if let Some(remote) = self.remote.get() {
+                return remote.send(from_domain, &to_domain, stanza);
+            }
             let text = format!("no route to {to_domain}: it is not hosted here and this node has no server-to-server federation");
             return self.bounce(
                 &stanza,
@@ -222,18 +252,45 @@ impl Router {
         self.deliver(&target, stanza, Some(origin));
     }
 
-    /// Delivers stanzas that were queued on a link that closed: to another link of the
-    /// same tenant, or back to their senders.
+    /// Routes a stanza that arrived over server-to-server from `remote` (authenticated on
+    /// its stream) to the hosted domain `local`: the receiving tenant's privacy settings
+    /// decide, then one of its links carries it.
+    pub fn route_inbound(&self, local: &str, remote: &str, stanza: Stanza) {
+        let Some(target) = self.tenant_of(local) else {
+            let text = format!("{local} is not hosted here");
+            return self.bounce(&stanza, StanzaCondition::ServiceUnavailable, &text, None);
+        };
+        let view = target.view();
+        if !policy::permits(&view.config.privacy, &view.config.static_routes, remote) {
+            tracing::info!(tenant = %target.name, from = %remote, "refused by the receiver's privacy settings");
+            let text = format!("{local} does not accept stanzas from {remote}");
+            return self.bounce(&stanza, StanzaCondition::PolicyViolation, &text, None);
+        }
+        self.deliver(&target, stanza, None);
+    }
+
+    /// Delivers stanzas whose connection closed before they were written: to another link
+    /// of the same tenant, over federation when their destination is remote, or back to
+    /// their senders.
     pub fn reroute(&self, stanzas: Vec<Stanza>) {
         for stanza in stanzas {
-            let target = stanza
-                .to
-                .as_deref()
-                .and_then(|to| jid::Jid::new(to).ok())
-                .and_then(|jid| self.tenant_of(jid.domain().as_str()));
-            match target {
-                Some(t) => self.deliver(&t, stanza, None),
-                None => tracing::debug!("undeliverable stanza dropped: no tenant for 'to'"),
+            let domain_of = |addr: Option<&str>| {
+                addr.and_then(|a| jid::Jid::new(a).ok())
+                    .map(|j| domain_key(j.domain().as_str()).into_owned())
+            };
+            let Some(to) = domain_of(stanza.to.as_deref()) else {
+                tracing::debug!("undeliverable stanza dropped: no valid 'to'");
+                continue;
+            };
+            if let Some(t) = self.tenant_of(&to) {
+                self.deliver(&t, stanza, None);
+                continue;
+            }
+            match (self.remote.get(), domain_of(stanza.from.as_deref())) {
+                (Some(remote), Some(from)) if self.is_hosted(&from) => {
+                    remote.send(&from, &to, stanza)
+                }
+                _ => tracing::debug!(%to, "undeliverable stanza dropped: no route"),
             }
         }
     }
@@ -259,7 +316,7 @@ impl Router {
 
     /// Returns `stanza` to its sender with an error: on the link it came from when known,
     /// else routed to its 'from'. Error stanzas are never answered (RFC 6120 §8.3.1).
-    fn bounce(
+    pub fn bounce(
         &self,
         stanza: &Stanza,
         condition: StanzaCondition,

@@ -7,7 +7,7 @@
 //! [`SendError::Full`] instead of growing our memory. When the connection dies, the stanzas
 //! still queued are handed back (`on_undelivered`) to be rerouted or bounced, never dropped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct Outbox {
     queued: Arc<AtomicUsize>,
     /// The bound on `queued`.
     limit: usize,
+    /// Stanzas written so far: tells idle connections from busy ones.
+    written: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -74,14 +76,26 @@ impl Outbox {
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
         let task = actix_rt::spawn(write_loop(
             writer,
             rx,
-            queued.clone(),
+            Counters {
+                queued: queued.clone(),
+                written: written.clone(),
+            },
             stall,
             on_undelivered,
         ));
-        (Outbox { tx, queued, limit }, task)
+        (
+            Outbox {
+                tx,
+                queued,
+                limit,
+                written,
+            },
+            task,
+        )
     }
 
     /// Queues a routed stanza.
@@ -121,24 +135,37 @@ impl Outbox {
     pub fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
+
+    /// Stanzas written since the connection opened.
+    pub fn stanzas_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+/// What the writer task reports back through shared counters.
+struct Counters {
+    queued: Arc<AtomicUsize>,
+    written: Arc<AtomicU64>,
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut rx: mpsc::UnboundedReceiver<Out>,
-    queued: Arc<AtomicUsize>,
+    counters: Counters,
     stall: Duration,
     on_undelivered: impl FnOnce(Vec<Stanza>),
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     while let Some(first) = rx.recv().await {
         let mut counted = 0;
+        let mut stanzas = 0;
         let mut closing = false;
         let mut next = Some(first);
         while let Some(out) = next.take() {
             match out {
                 Out::Stanza(s) => {
                     counted += s.bytes.len();
+                    stanzas += 1;
                     buf.extend_from_slice(&s.bytes);
                 }
                 Out::Raw(b) => buf.extend_from_slice(&b),
@@ -157,7 +184,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             writer.flush().await
         })
         .await;
-        queued.fetch_sub(counted, Ordering::AcqRel);
+        counters.queued.fetch_sub(counted, Ordering::AcqRel);
+        counters.written.fetch_add(stanzas, Ordering::Relaxed);
         buf.clear();
         if !matches!(written, Ok(Ok(()))) {
             tracing::debug!("write failed or stalled; closing the connection");
@@ -172,7 +200,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut undelivered = Vec::new();
     while let Ok(out) = rx.try_recv() {
         if let Out::Stanza(s) = out {
-            queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
+            counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
             undelivered.push(s);
         }
     }

@@ -2,6 +2,8 @@
 //! temporary folder, and a raw XEP-0114 client over a plain socket.
 #![allow(dead_code)]
 
+pub mod fed;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

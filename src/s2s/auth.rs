@@ -1,0 +1,73 @@
+//! The one place that decides whether a peer proven by a mechanism is trusted, given the
+//! TLS it runs under and the node's `[federation]` settings.
+
+use std::fmt;
+
+use super::io::TlsInfo;
+use super::tls::TlsContext;
+use crate::config::SecurityMode;
+
+/// How a domain pair was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// Server dialback, XEP-0220.
+    Dialback,
+    /// SASL EXTERNAL with a certificate, XEP-0178.
+    SaslExternal,
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mechanism::Dialback => "dialback",
+            Mechanism::SaslExternal => "SASL EXTERNAL",
+        })
+    }
+}
+
+/// The trust settings, from `[federation]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub security_mode: SecurityMode,
+    pub require_client_certs: bool,
+}
+
+impl Policy {
+    /// May a peer be trusted as `domain`, given the TLS under its stream? Rules:
+    ///
+    /// - `require_client_certs`: TLS, a chain that verifies against `[tls] ca` and passes the
+    ///   CRLs, and `domain` in the certificate's subject alternative names;
+    /// - otherwise, under `tls-required`: TLS and `domain` in the certificate's names (the
+    ///   chain may be self-signed: dialback proves the rest);
+    /// - otherwise (`tls-optional`, `no-tls`): dialback alone.
+    pub fn trusts(
+        &self,
+        tls: &TlsContext,
+        conn: Option<&TlsInfo>,
+        domain: &str,
+    ) -> Result<(), String> {
+        let needs_cert =
+            self.require_client_certs || self.security_mode == SecurityMode::TlsRequired;
+        if !needs_cert {
+            return Ok(());
+        }
+        let Some(conn) = conn else {
+            return Err("the stream is not encrypted".into());
+        };
+        let verdict = tls.judge(&conn.peer_chain, domain);
+        if conn.peer_chain.is_empty() {
+            return Err(format!("no certificate was presented for {domain}"));
+        }
+        if !verdict.names_domain {
+            return Err(format!(
+                "the certificate does not name {domain} in its subject alternative names"
+            ));
+        }
+        if self.require_client_certs {
+            verdict
+                .chain
+                .map_err(|e| format!("certificate for {domain} not trusted: {e}"))?;
+        }
+        Ok(())
+    }
+}

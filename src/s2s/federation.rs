@@ -1,0 +1,244 @@
+//! Routing's way to remote domains: one outbound stream per (local, remote) domain pair.
+//! Stanzas queue in order while the stream is set up and go out when it is authenticated; if
+//! it cannot be set up they return to their senders with the reason, and the failure is
+//! remembered for a few jittered seconds so a burst does not hammer a dead server.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use rand::Rng;
+
+use super::outbound::{self, DialError};
+use super::stream::{Role, S2sStream};
+use super::S2sContext;
+use crate::routing::Remote;
+use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
+
+/// The back-off after a failed attempt: this much, give or take a third.
+const BACKOFF: Duration = Duration::from_secs(6);
+
+/// The state of one (local, remote) pair.
+enum Pair {
+    /// No stream, no attempt under way.
+    Idle,
+    /// A stream is being set up; stanzas wait here in order.
+    Connecting {
+        queue: VecDeque<Stanza>,
+        /// Bytes in `queue`, bounded like a connection's queue.
+        bytes: usize,
+    },
+    /// Authenticated: stanzas go straight into the stream's outbox.
+    Ready { stream: u64, outbox: Outbox },
+    /// The last attempt failed; until then stanzas bounce at once with the same reason.
+    Failed {
+        until: Instant,
+        condition: StanzaCondition,
+        reason: String,
+    },
+}
+
+/// The node's outbound federation.
+pub struct Federation {
+    ctx: Arc<S2sContext>,
+    pairs: DashMap<(String, String), Arc<Mutex<Pair>>>,
+    /// Ourselves, for the tasks and streams we start.
+    me: Weak<Federation>,
+}
+
+impl Federation {
+    pub fn new(ctx: Arc<S2sContext>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Federation {
+            ctx,
+            pairs: DashMap::new(),
+            me: me.clone(),
+        })
+    }
+
+    pub fn context(&self) -> &Arc<S2sContext> {
+        &self.ctx
+    }
+
+    fn pair(&self, local: &str, remote: &str) -> Arc<Mutex<Pair>> {
+        self.pairs
+            .entry((local.to_owned(), remote.to_owned()))
+            .or_insert_with(|| Arc::new(Mutex::new(Pair::Idle)))
+            .clone()
+    }
+
+    /// Starts setting up the stream for a pair (on a worker).
+    fn dial(&self, local: &str, remote: &str) {
+        let me = self.me.clone();
+        let (local, remote) = (local.to_owned(), remote.to_owned());
+        self.ctx.workers.spawn(move || async move {
+            let Some(fed) = me.upgrade() else { return };
+            let result = fed.connect(&local, &remote).await;
+            match result {
+                Ok((stream, outbox)) => fed.ready(&local, &remote, stream, outbox),
+                Err(e) => fed.failed(&local, &remote, e.condition(), e.to_string()),
+            }
+        });
+    }
+
+    /// Resolves, connects, negotiates and authenticates; tries each target in turn.
+    async fn connect(&self, local: &str, remote: &str) -> Result<(u64, Outbox), DialError> {
+        let routes = self.ctx.static_routes(local, remote);
+        let targets = self
+            .ctx
+            .resolver
+            .targets(remote, routes.as_deref())
+            .await
+            .map_err(|e| DialError::Refused(e.to_string()))?;
+        let mut last = DialError::Refused(format!("no server found for {remote}"));
+        for target in &targets {
+            let attempt = async {
+                let mut dialed = outbound::open(&self.ctx, local, remote, target).await?;
+                outbound::authenticate(&self.ctx, &mut dialed, local, remote).await?;
+                Ok::<_, DialError>(dialed)
+            };
+            match attempt.await {
+                Ok(dialed) => {
+                    let tls = dialed.conn.tls.clone();
+                    let peer = dialed.conn.peer;
+                    let role = Role::Outbound {
+                        local: local.to_owned(),
+                        remote: remote.to_owned(),
+                        federation: self.me.clone(),
+                    };
+                    let (stream, outbox) =
+                        S2sStream::start(self.ctx.clone(), dialed.conn, role, tls.clone(), None);
+                    tracing::info!(
+                        %local, %remote, %peer, tls = tls.as_ref().map_or("none", |t| t.version.as_str()),
+                        mechanism = "dialback", "outbound s2s stream authenticated"
+                    );
+                    return Ok((stream, outbox));
+                }
+                Err(e) => {
+                    tracing::info!(%local, %remote, target = %format!("{}:{}", target.host, target.port), error = %e, "outbound s2s attempt failed");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn ready(&self, local: &str, remote: &str, stream: u64, outbox: Outbox) {
+        let pair = self.pair(local, remote);
+        let mut bounced = Vec::new();
+        {
+            let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = match std::mem::replace(&mut *state, Pair::Idle) {
+                Pair::Connecting { queue, .. } => queue,
+                _ => VecDeque::new(),
+            };
+            for stanza in queue {
+                if let Err(SendError::Full(s) | SendError::Closed(s)) = outbox.send(stanza) {
+                    bounced.push(*s);
+                }
+            }
+            *state = Pair::Ready { stream, outbox };
+        }
+        self.bounce_all(
+            bounced,
+            StanzaCondition::RemoteServerTimeout,
+            "the stream closed before the stanza was sent",
+        );
+    }
+
+    fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
+        tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
+        let pair = self.pair(local, remote);
+        let queue = {
+            let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+            let jitter = rand::rng().random_range(0.67..1.33);
+            match std::mem::replace(
+                &mut *state,
+                Pair::Failed {
+                    until: Instant::now() + BACKOFF.mul_f64(jitter),
+                    condition,
+                    reason: reason.clone(),
+                },
+            ) {
+                Pair::Connecting { queue, .. } => queue,
+                _ => VecDeque::new(),
+            }
+        };
+        self.bounce_all(queue.into_iter().collect(), condition, &reason);
+    }
+
+    /// A stream ended: the pair's next stanza opens a new one.
+    pub fn stream_closed(&self, local: &str, remote: &str, stream: u64) {
+        if let Some(pair) = self.pairs.get(&(local.to_owned(), remote.to_owned())) {
+            let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(&*state, Pair::Ready { stream: s, .. } if *s == stream) {
+                *state = Pair::Idle;
+            }
+        }
+    }
+
+    fn bounce_all(&self, stanzas: Vec<Stanza>, condition: StanzaCondition, reason: &str) {
+        let Some(router) = self.ctx.router.upgrade() else {
+            return;
+        };
+        for s in stanzas {
+            router.bounce(&s, condition, reason, None);
+        }
+    }
+}
+
+impl Remote for Federation {
+    fn send(&self, local: &str, remote: &str, stanza: Stanza) {
+        let pair = self.pair(local, remote);
+        let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+        let bounce = match &mut *state {
+            Pair::Ready { outbox, .. } => match outbox.send(stanza) {
+                Ok(()) => None,
+                Err(SendError::Closed(s)) => {
+                    // The stream is gone: this stanza starts the next one.
+                    *state = Pair::Connecting {
+                        bytes: s.bytes.len(),
+                        queue: VecDeque::from([*s]),
+                    };
+                    drop(state);
+                    return self.dial(local, remote);
+                }
+                Err(SendError::Full(s)) => Some((
+                    *s,
+                    StanzaCondition::ResourceConstraint,
+                    format!("the stream to {remote} is not keeping up"),
+                )),
+            },
+            Pair::Connecting { queue, bytes } => {
+                if *bytes + stanza.bytes.len() > self.ctx.limits.queue_bytes_per_connection {
+                    Some((
+                        stanza,
+                        StanzaCondition::ResourceConstraint,
+                        format!("too many stanzas waiting for the stream to {remote}"),
+                    ))
+                } else {
+                    *bytes += stanza.bytes.len();
+                    queue.push_back(stanza);
+                    None
+                }
+            }
+            Pair::Failed {
+                until,
+                condition,
+                reason,
+            } if Instant::now() < *until => Some((stanza, *condition, reason.clone())),
+            Pair::Failed { .. } | Pair::Idle => {
+                *state = Pair::Connecting {
+                    bytes: stanza.bytes.len(),
+                    queue: VecDeque::from([stanza]),
+                };
+                drop(state);
+                return self.dial(local, remote);
+            }
+        };
+        drop(state);
+        if let Some((s, condition, reason)) = bounce {
+            self.bounce_all(vec![s], condition, &reason);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Streams peers open to us: the stream header ('to' must be hosted), features, STARTTLS;
+//! then the established stream's actor takes over (dialback, verify, stanzas).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quick_xml::escape::escape;
+use tokio::net::TcpStream;
+
+use super::features::{self, TLS_NS};
+use super::io::{IoError, XmlConn};
+use super::outbound::tune;
+use super::stream::{Role, S2sStream};
+use super::S2sContext;
+use crate::config::{domain_key, SecurityMode};
+use crate::xmpp::stanza::stream_error;
+use crate::xmpp::{ns, Frame, ReadError, Stanza, StreamCondition as C, StreamError};
+
+/// Negotiates a new inbound connection, then starts its stream actor on this worker.
+pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
+    tune(&tcp, ctx.dead_peer_timeout);
+    let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
+    let mut header_sent = false;
+    let result = tokio::time::timeout(
+        ctx.negotiate_timeout,
+        negotiate(&ctx, &mut conn, &mut header_sent),
+    )
+    .await;
+    let error = match result {
+        Ok(Ok(Some(done))) => {
+            let tls = conn.tls.clone();
+            S2sStream::start(
+                ctx.clone(),
+                conn,
+                Role::inbound(done.stream_id),
+                tls,
+                Some(done.first),
+            );
+            return;
+        }
+        Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,
+        Ok(Err(e)) => e,
+        Err(_) => StreamError::new(
+            C::ConnectionTimeout,
+            format!(
+                "stream not negotiated within {}s",
+                ctx.negotiate_timeout.as_secs()
+            ),
+        ),
+    };
+    tracing::info!(%peer, condition = %error.condition, reason = %error.text, "inbound s2s stream refused");
+    let mut tail = String::new();
+    if !header_sent {
+        tail.push_str(&header(None, None, &new_id()));
+    }
+    tail.push_str(&stream_error(&error));
+    conn.close_with(&tail).await;
+}
+
+/// What negotiation hands to the stream actor.
+struct Negotiated {
+    /// Our id for the stream: dialback keys from the peer cover it.
+    stream_id: String,
+    /// The first element after negotiation.
+    first: Stanza,
+}
+
+async fn negotiate(
+    ctx: &S2sContext,
+    conn: &mut XmlConn,
+    header_sent: &mut bool,
+) -> Result<Option<Negotiated>, StreamError> {
+    let mode = ctx.policy.security_mode;
+    let router = ctx
+        .router
+        .upgrade()
+        .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))?;
+    loop {
+        let h = match next(conn).await? {
+            Some(Frame::Open(h)) => h,
+            Some(_) => {
+                return Err(StreamError::new(
+                    C::NotWellFormed,
+                    "expected a stream header",
+                ))
+            }
+            None => return Ok(None),
+        };
+        if h.default_ns.as_deref() != Some(ns::SERVER) {
+            return Err(StreamError::new(
+                C::InvalidNamespace,
+                format!("this port speaks {} (server-to-server)", ns::SERVER),
+            ));
+        }
+        let to =
+            h.to.as_deref()
+                .and_then(|t| {
+                    jid::DomainPart::new(t)
+                        .ok()
+                        .map(|d| domain_key(d.as_str()).into_owned())
+                })
+                .filter(|d| router.is_hosted(d))
+                .ok_or_else(|| {
+                    StreamError::new(
+                        C::HostUnknown,
+                        format!(
+                            "{:?} is not a domain hosted here",
+                            h.to.as_deref().unwrap_or("")
+                        ),
+                    )
+                })?;
+        let id = new_id();
+        let peer_from = h
+            .from
+            .as_deref()
+            .filter(|f| jid::DomainPart::new(f).is_ok());
+        conn.send(&header(Some(&to), peer_from, &id))
+            .await
+            .map_err(io_error)?;
+        *header_sent = true;
+        if h.version.as_deref() == Some("1.0") {
+            let offer = features::offer(
+                conn.tls.is_some(),
+                mode != SecurityMode::NoTls,
+                mode == SecurityMode::TlsRequired,
+            );
+            conn.send(&offer).await.map_err(io_error)?;
+        }
+        let first = match next(conn).await? {
+            Some(Frame::Stanza(s)) => s,
+            Some(Frame::Open(_)) => {
+                return Err(StreamError::new(C::NotWellFormed, "second stream header"))
+            }
+            Some(Frame::Close) | None => return Ok(None),
+        };
+        if first.name == "starttls" && first.xmlns.as_deref() == Some(TLS_NS) {
+            if conn.tls.is_some() || mode == SecurityMode::NoTls {
+                let _ = conn.send(&format!("<failure xmlns='{TLS_NS}'/>")).await;
+                return Ok(None);
+            }
+            conn.send(&format!("<proceed xmlns='{TLS_NS}'/>"))
+                .await
+                .map_err(io_error)?;
+            conn.tls_accept(ctx.tls.server.clone(), ctx.negotiate_timeout)
+                .await
+                .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
+            *header_sent = false;
+            continue;
+        }
+        if mode == SecurityMode::TlsRequired && conn.tls.is_none() {
+            return Err(StreamError::new(
+                C::PolicyViolation,
+                "TLS is required: <starttls/> must come first",
+            ));
+        }
+        return Ok(Some(Negotiated {
+            stream_id: id,
+            first,
+        }));
+    }
+}
+
+async fn next(conn: &mut XmlConn) -> Result<Option<Frame>, StreamError> {
+    match conn.next().await {
+        Ok(f) => Ok(Some(f)),
+        Err(IoError::Read(ReadError::Stream(e))) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+fn io_error(e: IoError) -> StreamError {
+    StreamError::new(C::UndefinedCondition, e.to_string())
+}
+
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Our header answering a peer's stream.
+fn header(from: Option<&str>, to: Option<&str>, id: &str) -> String {
+    let mut h = format!(
+        "<?xml version='1.0'?><stream:stream xmlns:stream='{}' xmlns='{}' xmlns:db='{}' id='{id}' version='1.0'",
+        ns::STREAMS,
+        ns::SERVER,
+        ns::DIALBACK
+    );
+    for (name, value) in [("from", from), ("to", to)] {
+        if let Some(v) = value {
+            h.push_str(&format!(" {name}='{}'", escape(v)));
+        }
+    }
+    h.push('>');
+    h
+}

@@ -1,0 +1,197 @@
+//! The byte stream under an s2s connection while it is being negotiated: plain TCP that may
+//! become TLS (STARTTLS, or direct TLS per XEP-0368), read as XMPP frames and written
+//! directly. Once negotiated it is split into a framed reader and an [`Outbox`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio_util::codec::{Decoder, FramedRead};
+
+use crate::xmpp::{Frame, Limits, Outbox, ReadError, Stanza, StreamReader};
+
+/// Any byte stream a connection may run on.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// What TLS a stream runs under, as operators see it.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// e.g. "TLSv1_3".
+    pub version: String,
+    /// e.g. "TLS13_AES_256_GCM_SHA384".
+    pub cipher: String,
+    /// The peer's certificate chain, end entity first (empty when none was shown).
+    pub peer_chain: Vec<CertificateDer<'static>>,
+}
+
+impl TlsInfo {
+    fn from_common(c: &rustls::CommonState) -> Self {
+        TlsInfo {
+            version: c
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            cipher: c
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            peer_chain: c
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A connection being negotiated.
+pub struct XmlConn {
+    io: Box<dyn Io>,
+    reader: StreamReader,
+    buf: BytesMut,
+    limits: Limits,
+    pub peer: SocketAddr,
+    pub tls: Option<TlsInfo>,
+}
+
+/// Why a negotiation step failed at the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("write failed: {0}")]
+    Write(std::io::Error),
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("the peer closed the connection")]
+    Closed,
+}
+
+impl XmlConn {
+    pub fn new(io: Box<dyn Io>, peer: SocketAddr, limits: Limits) -> Self {
+        Self {
+            io,
+            reader: StreamReader::new(limits),
+            buf: BytesMut::with_capacity(8 * 1024),
+            limits,
+            peer,
+            tls: None,
+        }
+    }
+
+    pub async fn send(&mut self, data: &str) -> Result<(), IoError> {
+        self.io
+            .write_all(data.as_bytes())
+            .await
+            .map_err(IoError::Write)?;
+        self.io.flush().await.map_err(IoError::Write)
+    }
+
+    /// The next frame; `Err(Closed)` at end of stream.
+    pub async fn next(&mut self) -> Result<Frame, IoError> {
+        loop {
+            if let Some(frame) = self.reader.decode(&mut self.buf)? {
+                return Ok(frame);
+            }
+            let n = self
+                .io
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| IoError::Read(e.into()))?;
+            if n == 0 {
+                return Err(IoError::Closed);
+            }
+        }
+    }
+
+    /// The next first-level element; a stream close or a second header is an error here.
+    pub async fn next_stanza(&mut self) -> Result<Stanza, IoError> {
+        match self.next().await? {
+            Frame::Stanza(s) => Ok(s),
+            Frame::Close => Err(IoError::Closed),
+            Frame::Open(_) => Err(IoError::Read(
+                crate::xmpp::StreamError::new(
+                    crate::xmpp::StreamCondition::NotWellFormed,
+                    "unexpected stream header",
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Starts a new stream on the same transport (after TLS), forgetting the old one.
+    fn restart(&mut self) {
+        self.reader = StreamReader::new(self.limits);
+        self.buf.clear();
+    }
+
+    /// Upgrades to TLS as the initiating side.
+    pub async fn tls_connect(
+        &mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+        timeout: Duration,
+    ) -> Result<(), IoError> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| IoError::Tls(std::io::Error::other(e)))?;
+        let io = std::mem::replace(&mut self.io, placeholder());
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = tokio::time::timeout(timeout, connector.connect(name, io))
+            .await
+            .map_err(|_| IoError::Tls(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(IoError::Tls)?;
+        self.tls = Some(TlsInfo::from_common(tls.get_ref().1));
+        self.io = Box::new(tls);
+        self.restart();
+        Ok(())
+    }
+
+    /// Upgrades to TLS as the receiving side.
+    pub async fn tls_accept(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        timeout: Duration,
+    ) -> Result<(), IoError> {
+        let io = std::mem::replace(&mut self.io, placeholder());
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let tls = tokio::time::timeout(timeout, acceptor.accept(io))
+            .await
+            .map_err(|_| IoError::Tls(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(IoError::Tls)?;
+        self.tls = Some(TlsInfo::from_common(tls.get_ref().1));
+        self.io = Box::new(tls);
+        self.restart();
+        Ok(())
+    }
+
+    /// Splits the negotiated connection into a framed reader (keeping what was already read)
+    /// and an outbox.
+    pub fn into_parts(
+        self,
+        queue_limit: usize,
+        stall: Duration,
+        on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
+    ) -> (FramedRead<ReadHalf<Box<dyn Io>>, StreamReader>, Outbox) {
+        let (rd, wr) = tokio::io::split(self.io);
+        let mut framed = FramedRead::new(rd, self.reader);
+        *framed.read_buffer_mut() = self.buf;
+        let (outbox, _writer) = Outbox::spawn(wr, queue_limit, stall, on_undelivered);
+        (framed, outbox)
+    }
+
+    /// Sends `tail` (a stream error or close) and shuts the connection down, bounded in time.
+    pub async fn close_with(mut self, tail: &str) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = self.io.write_all(tail.as_bytes()).await;
+            let _ = self.io.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// Stands in for the transport while it is moved into a TLS wrapper.
+fn placeholder() -> Box<dyn Io> {
+    Box::new(tokio::io::duplex(1).0)
+}

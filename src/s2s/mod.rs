@@ -1,0 +1,115 @@
+//! Server-to-server federation (RFC 6120, XEP-0220 dialback with XEP-0185 keys, STARTTLS and
+//! XEP-0368 direct TLS, DNS SRV and static routes).
+//!
+//! - [`federation::Federation`] is routing's way out: one outbound stream per (local,
+//!   remote) domain pair, stanzas queued while it is set up, bounced when it cannot be;
+//! - [`outbound`] opens streams (originating and receiving-server verify roles);
+//! - [`inbound`] negotiates streams peers open (receiving and authoritative roles);
+//! - [`stream::S2sStream`] is the actor of an established stream, either direction;
+//! - [`auth`] decides, in one place, whether a proven peer is trusted.
+
+pub mod auth;
+pub mod dialback;
+pub mod features;
+pub mod federation;
+pub mod inbound;
+pub mod io;
+pub mod outbound;
+pub mod resolve;
+pub mod stream;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use actix::Recipient;
+use dashmap::DashMap;
+
+use crate::config::{Config, RouteTarget};
+use crate::routing::{LinkControl, Router};
+use crate::workers::Workers;
+use crate::xmpp::Limits;
+
+/// How long one write may wait for a peer that does not read, and the TCP user timeout: a
+/// dead peer is noticed within this.
+pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything s2s connections share.
+pub struct S2sContext {
+    /// Where inbound stanzas go; weak because the router holds the federation.
+    pub router: Weak<Router>,
+    pub policy: auth::Policy,
+    pub dialback: dialback::DialbackKey,
+    pub tls: tls::TlsContext,
+    pub resolver: resolve::Resolver,
+    pub workers: Arc<Workers>,
+    pub limits: crate::config::Limits,
+    /// Streams close after this long without a stanza.
+    pub idle_timeout: Duration,
+    /// Bound on stream set-up (connect to authenticated).
+    pub negotiate_timeout: Duration,
+    pub dead_peer_timeout: Duration,
+    /// Live s2s streams, both directions.
+    pub streams: DashMap<u64, StreamEntry>,
+    next_id: AtomicU64,
+}
+
+/// A live s2s stream as the node keeps track of it.
+pub struct StreamEntry {
+    pub peer: SocketAddr,
+    pub outbound: bool,
+    /// Tells the stream to close.
+    pub control: Recipient<LinkControl>,
+}
+
+impl S2sContext {
+    pub fn new(
+        config: &Config,
+        router: Weak<Router>,
+        tls: tls::TlsContext,
+        dialback: dialback::DialbackKey,
+        workers: Arc<Workers>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            router,
+            policy: auth::Policy {
+                security_mode: config.federation.security_mode,
+                require_client_certs: config.federation.require_client_certs,
+            },
+            dialback,
+            tls,
+            resolver: resolve::Resolver::new(&config.dns_nameservers)?,
+            workers,
+            limits: config.limits,
+            idle_timeout: config.federation.idle_timeout,
+            negotiate_timeout: config.limits.handshake_timeout,
+            dead_peer_timeout: DEAD_PEER_TIMEOUT,
+            streams: DashMap::new(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn reader_limits(&self) -> Limits {
+        Limits {
+            max_stanza_bytes: self.limits.max_stanza_bytes,
+            max_depth: self.limits.max_depth,
+        }
+    }
+
+    /// The static routes the tenant owning `local` has for `remote`, if any.
+    pub fn static_routes(&self, local: &str, remote: &str) -> Option<Vec<RouteTarget>> {
+        let router = self.router.upgrade()?;
+        let tenant = router.tenant_of(local)?;
+        let view = tenant.view();
+        view.config
+            .static_routes
+            .for_domain(remote)
+            .map(<[RouteTarget]>::to_vec)
+    }
+}

@@ -1,0 +1,282 @@
+//! Streams we open: to deliver (originating server, XEP-0220 §2.1) or to ask a remote
+//! authoritative server whether a key is valid (receiving server, XEP-0220 §2.3).
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::features::{Features, TLS_NS};
+use super::io::{IoError, XmlConn};
+use super::resolve::Target;
+use super::S2sContext;
+use crate::config::SecurityMode;
+use crate::xmpp::{ns, Frame, Stanza, StanzaCondition};
+
+/// How long a TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A stream opened, secured as configured, and judged; not yet authenticated.
+pub struct Dialed {
+    pub conn: XmlConn,
+    /// The id the receiving server gave the (last) stream: the dialback key covers it.
+    pub stream_id: String,
+}
+
+/// Why a stream to a remote server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    #[error("{0} did not answer in time")]
+    Timeout(String),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl DialError {
+    /// The stanza error its stanzas are returned with (RFC 6120 §8.3.3.16-17).
+    pub fn condition(&self) -> StanzaCondition {
+        match self {
+            DialError::Timeout(_) => StanzaCondition::RemoteServerTimeout,
+            _ => StanzaCondition::RemoteServerNotFound,
+        }
+    }
+}
+
+/// Our stream header towards a remote server.
+pub fn header(from: &str, to: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns:stream='{}' xmlns='{}' xmlns:db='{}' from='{from}' to='{to}' version='1.0'>",
+        ns::STREAMS,
+        ns::SERVER,
+        ns::DIALBACK
+    )
+}
+
+/// Is `s` the dialback element `name` (`result` or `verify`)?
+pub fn is_dialback(s: &Stanza, name: &str) -> bool {
+    s.name.strip_prefix("db:") == Some(name)
+        || (s.name == name && s.xmlns.as_deref() == Some(ns::DIALBACK))
+}
+
+/// Sets what every s2s socket needs: no Nagle delay, and a dead peer noticed in seconds
+/// (TCP_USER_TIMEOUT) rather than after the 15 minutes of default TCP retries.
+pub fn tune(tcp: &TcpStream, dead_after: Duration) {
+    let _ = tcp.set_nodelay(true);
+    let sock = socket2::SockRef::from(tcp);
+    let _ = sock.set_tcp_user_timeout(Some(dead_after));
+}
+
+/// Connects to `target` for the pair (`local`, `remote`) and negotiates TLS as the security
+/// mode asks; the remote's certificate is judged before anything is sent in its name.
+pub async fn open(
+    ctx: &S2sContext,
+    local: &str,
+    remote: &str,
+    target: &Target,
+) -> Result<Dialed, DialError> {
+    let where_ = format!("{}:{}", target.host, target.port);
+    let addrs = ctx
+        .resolver
+        .addresses(&target.host)
+        .await
+        .map_err(|e| DialError::Connect(where_.clone(), e))?;
+    let mut last = String::from("no address");
+    let mut tcp = None;
+    for ip in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, target.port))).await {
+            Ok(Ok(s)) => {
+                tcp = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "connect timed out".into(),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| DialError::Connect(where_.clone(), last))?;
+    tune(&tcp, ctx.dead_peer_timeout);
+    let peer = tcp
+        .peer_addr()
+        .map_err(|e| DialError::Connect(where_.clone(), e.to_string()))?;
+    let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
+    let stream_id = tokio::time::timeout(
+        ctx.negotiate_timeout,
+        negotiate(ctx, &mut conn, local, remote, target.direct_tls),
+    )
+    .await
+    .map_err(|_| DialError::Timeout(where_))??;
+    Ok(Dialed { conn, stream_id })
+}
+
+async fn negotiate(
+    ctx: &S2sContext,
+    conn: &mut XmlConn,
+    local: &str,
+    remote: &str,
+    direct_tls: bool,
+) -> Result<String, DialError> {
+    let mode = ctx.policy.security_mode;
+    if direct_tls {
+        if mode == SecurityMode::NoTls {
+            return Err(DialError::Refused(
+                "the target is direct TLS only, and security_mode is no-tls".into(),
+            ));
+        }
+        conn.tls_connect(ctx.tls.client.clone(), remote, ctx.negotiate_timeout)
+            .await?;
+    }
+    loop {
+        conn.send(&header(local, remote)).await?;
+        let h = match conn.next().await? {
+            Frame::Open(h) => h,
+            _ => return Err(DialError::Refused("the peer sent no stream header".into())),
+        };
+        if h.default_ns.as_deref() != Some(ns::SERVER) {
+            return Err(DialError::Refused(format!(
+                "the peer's stream is not {} but {:?}",
+                ns::SERVER,
+                h.default_ns
+            )));
+        }
+        let id =
+            h.id.ok_or_else(|| DialError::Refused("the peer's stream header has no id".into()))?;
+        let features = if h.version.as_deref() == Some("1.0") {
+            let s = conn.next_stanza().await?;
+            if s.name.ends_with(":error") {
+                return Err(DialError::Refused(format!(
+                    "stream error from {remote}: {}",
+                    s.text()
+                )));
+            }
+            Features::parse(&s)
+        } else {
+            Features::default()
+        };
+        if conn.tls.is_none() {
+            if features.starttls && mode != SecurityMode::NoTls {
+                conn.send(&format!("<starttls xmlns='{TLS_NS}'/>")).await?;
+                let answer = conn.next_stanza().await?;
+                if answer.name != "proceed" {
+                    return Err(DialError::Refused(format!("{remote} refused STARTTLS")));
+                }
+                conn.tls_connect(ctx.tls.client.clone(), remote, ctx.negotiate_timeout)
+                    .await?;
+                continue;
+            }
+            if mode == SecurityMode::TlsRequired {
+                return Err(DialError::Refused(format!(
+                    "{remote} does not offer STARTTLS, and security_mode is tls-required"
+                )));
+            }
+            if features.starttls_required {
+                return Err(DialError::Refused(format!(
+                    "{remote} requires TLS, and security_mode is no-tls"
+                )));
+            }
+        }
+        ctx.policy
+            .trusts(&ctx.tls, conn.tls.as_ref(), remote)
+            .map_err(|e| DialError::Refused(format!("{remote} not trusted: {e}")))?;
+        return Ok(id);
+    }
+}
+
+/// Dialback as the originating server: send our key for (`local`, `remote`) and wait for the
+/// receiving server's verdict.
+pub async fn authenticate(
+    ctx: &S2sContext,
+    dialed: &mut Dialed,
+    local: &str,
+    remote: &str,
+) -> Result<(), DialError> {
+    let key = ctx.dialback.generate(remote, local, &dialed.stream_id);
+    dialed
+        .conn
+        .send(&format!(
+            "<db:result from='{local}' to='{remote}'>{key}</db:result>"
+        ))
+        .await?;
+    let wait = async {
+        loop {
+            let s = dialed.conn.next_stanza().await?;
+            if s.name.ends_with(":error") {
+                return Err(DialError::Refused(format!(
+                    "stream error from {remote}: {}",
+                    s.text()
+                )));
+            }
+            if !is_dialback(&s, "result")
+                || s.from.as_deref() != Some(remote)
+                || s.to.as_deref() != Some(local)
+            {
+                continue;
+            }
+            return match s.type_.as_deref() {
+                Some("valid") => Ok(()),
+                Some("invalid") => Err(DialError::Refused(format!(
+                    "{remote} did not accept our dialback key"
+                ))),
+                _ => Err(DialError::Refused(format!(
+                    "{remote} answered dialback with an error: {}",
+                    s.text()
+                ))),
+            };
+        }
+    };
+    tokio::time::timeout(ctx.negotiate_timeout, wait)
+        .await
+        .map_err(|_| DialError::Timeout(format!("dialback with {remote}")))?
+}
+
+/// The receiving server's question to `remote`'s authoritative server (XEP-0220 §2.3): is
+/// `key` the one it issued for the stream `stream_id` to us (`local`)?
+pub async fn verify(
+    ctx: &S2sContext,
+    local: &str,
+    remote: &str,
+    targets: &[Target],
+    stream_id: &str,
+    key: &str,
+) -> Result<bool, DialError> {
+    let mut last = DialError::Refused(format!("no server found for {remote}"));
+    for target in targets {
+        let mut dialed = match open(ctx, local, remote, target).await {
+            Ok(d) => d,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        dialed
+            .conn
+            .send(&format!(
+                "<db:verify from='{local}' to='{remote}' id='{stream_id}'>{key}</db:verify>"
+            ))
+            .await?;
+        let answer = async {
+            loop {
+                let s = dialed.conn.next_stanza().await?;
+                if is_dialback(&s, "verify") && s.id.as_deref() == Some(stream_id) {
+                    return Ok::<bool, DialError>(s.type_.as_deref() == Some("valid"));
+                }
+                if s.name.ends_with(":error") {
+                    return Err(DialError::Refused(format!(
+                        "stream error from {remote}: {}",
+                        s.text()
+                    )));
+                }
+            }
+        };
+        let result = tokio::time::timeout(ctx.negotiate_timeout, answer)
+            .await
+            .map_err(|_| DialError::Timeout(format!("verify with {remote}")))?;
+        dialed
+            .conn
+            .close_with(crate::xmpp::stanza::STREAM_CLOSE)
+            .await;
+        return result;
+    }
+    Err(last)
+}

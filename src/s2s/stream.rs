@@ -1,0 +1,463 @@
+//! The actor of an established s2s stream, either direction: reads frames, closes after
+//! `idle_timeout_secs` without a stanza, and on inbound streams plays the receiving role
+//! (dialback results, verified with the authoritative server), the authoritative role
+//! (dialback verify requests), and routes stanzas of authenticated domain pairs.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle,
+    StreamHandler, WrapFuture,
+};
+use bytes::Bytes;
+use quick_xml::escape::escape;
+
+use super::auth::Mechanism;
+use super::federation::Federation;
+use super::io::{TlsInfo, XmlConn};
+use super::outbound::{self, is_dialback};
+use super::S2sContext;
+use super::StreamEntry;
+use crate::config::domain_key;
+use crate::routing::LinkControl;
+use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
+use crate::xmpp::{ns, Frame, Kind, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
+
+/// What the stream is for.
+pub enum Role {
+    /// We opened it to deliver stanzas from `local` to `remote`.
+    Outbound {
+        local: String,
+        remote: String,
+        /// Told when the stream ends, so the next stanza opens a new one.
+        federation: Weak<Federation>,
+    },
+    /// The peer opened it.
+    Inbound {
+        /// Our id for it: the dialback keys the peer sends cover it.
+        stream_id: String,
+        /// (local, remote) pairs authenticated on this stream.
+        authed: HashSet<(String, String)>,
+        /// Pairs whose key is being verified with the authoritative server.
+        pending: HashSet<(String, String)>,
+    },
+}
+
+impl Role {
+    pub fn inbound(stream_id: String) -> Self {
+        Role::Inbound {
+            stream_id,
+            authed: HashSet::new(),
+            pending: HashSet::new(),
+        }
+    }
+}
+
+/// An established s2s stream.
+pub struct S2sStream {
+    id: u64,
+    ctx: Arc<S2sContext>,
+    peer: SocketAddr,
+    outbox: Outbox,
+    tls: Option<TlsInfo>,
+    role: Role,
+    /// The read side, cancelled on a graceful shutdown.
+    reading: Option<SpawnHandle>,
+    /// When a stanza last went either way, and the outbox count seen then.
+    last_traffic: Instant,
+    written_seen: u64,
+}
+
+impl S2sStream {
+    /// Starts the actor on the current worker. Returns the stream's id and outbox.
+    pub fn start(
+        ctx: Arc<S2sContext>,
+        conn: XmlConn,
+        role: Role,
+        tls: Option<TlsInfo>,
+        first: Option<Stanza>,
+    ) -> (u64, Outbox) {
+        let peer = conn.peer;
+        let undelivered_ctx = ctx.clone();
+        let (reader, outbox) = conn.into_parts(
+            ctx.limits.queue_bytes_per_connection,
+            ctx.dead_peer_timeout,
+            move |stanzas| {
+                if let Some(router) = undelivered_ctx.router.upgrade() {
+                    router.reroute(stanzas);
+                }
+            },
+        );
+        let id = ctx.next_id();
+        let out = outbox.clone();
+        S2sStream::create(move |actx| {
+            let reading = actx.add_stream(reader);
+            if let Some(first) = first {
+                actx.notify(First(first));
+            }
+            S2sStream {
+                id,
+                ctx,
+                peer,
+                outbox,
+                tls,
+                role,
+                reading: Some(reading),
+                last_traffic: Instant::now(),
+                written_seen: 0,
+            }
+        });
+        (id, out)
+    }
+
+    fn send(&self, xml: String) {
+        self.outbox.send_raw(Bytes::from(xml));
+    }
+
+    fn fail(&mut self, e: StreamError, ctx: &mut Context<Self>) {
+        tracing::info!(peer = %self.peer, stream = self.id, condition = %e.condition, reason = %e.text, "s2s stream closed with a stream error");
+        self.outbox.close(Bytes::from(stream_error(&e)));
+        ctx.stop();
+    }
+
+    /// An element on an inbound stream.
+    fn inbound(&mut self, s: Stanza, ctx: &mut Context<Self>) -> Result<(), StreamError> {
+        if is_dialback(&s, "result") {
+            return self.dialback_result(s, ctx);
+        }
+        if is_dialback(&s, "verify") {
+            return self.dialback_verify(s);
+        }
+        if s.kind == Kind::Other {
+            return Err(StreamError::new(
+                C::UnsupportedStanzaType,
+                format!("<{}> is not a stanza this stream accepts", s.name),
+            ));
+        }
+        if let Some(x) = s.xmlns.as_deref().filter(|x| *x != ns::SERVER) {
+            return Err(StreamError::new(
+                C::InvalidNamespace,
+                format!("stanza namespace {x}"),
+            ));
+        }
+        let (Some(from), Some(to)) = (addr_domain(s.from.as_deref()), addr_domain(s.to.as_deref()))
+        else {
+            return Err(StreamError::new(
+                C::ImproperAddressing,
+                "a stanza between servers needs valid 'from' and 'to' addresses",
+            ));
+        };
+        let Role::Inbound { authed, .. } = &self.role else {
+            return Ok(());
+        };
+        if authed.is_empty() {
+            return Err(StreamError::new(
+                C::NotAuthorized,
+                "no domain is authenticated on this stream yet",
+            ));
+        }
+        let router = self.router()?;
+        if !router.is_hosted(&to) {
+            return Err(StreamError::new(
+                C::HostUnknown,
+                format!("{to} is not hosted here"),
+            ));
+        }
+        if !authed.contains(&(to.clone(), from.clone())) {
+            return Err(StreamError::new(
+                C::InvalidFrom,
+                format!("{from} is not authenticated for {to} on this stream"),
+            ));
+        }
+        self.last_traffic = Instant::now();
+        router.route_inbound(&to, &from, s);
+        Ok(())
+    }
+
+    /// XEP-0220 §2.1.2: the originating server claims (`from`) towards our `to`.
+    fn dialback_result(&mut self, s: Stanza, ctx: &mut Context<Self>) -> Result<(), StreamError> {
+        if s.type_.is_some() {
+            // A verdict we never asked for on this stream authenticates nothing.
+            tracing::debug!(peer = %self.peer, "unsolicited dialback result ignored");
+            return Ok(());
+        }
+        let (Some(remote), Some(local)) = (domain(s.from.as_deref()), domain(s.to.as_deref()))
+        else {
+            return Err(StreamError::new(
+                C::ImproperAddressing,
+                "dialback needs 'from' and 'to' domains",
+            ));
+        };
+        if !self.router()?.is_hosted(&local) {
+            return Err(StreamError::new(
+                C::HostUnknown,
+                format!("{local} is not hosted here"),
+            ));
+        }
+        if let Err(reason) = self
+            .ctx
+            .policy
+            .trusts(&self.ctx.tls, self.tls.as_ref(), &remote)
+        {
+            tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
+            self.send(db_result_error(&local, &remote, "not-authorized", &reason));
+            return Ok(());
+        }
+        let Role::Inbound {
+            stream_id,
+            authed,
+            pending,
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let pair = (local.clone(), remote.clone());
+        if authed.contains(&pair) {
+            self.send(format!(
+                "<db:result from='{local}' to='{remote}' type='valid'/>"
+            ));
+            return Ok(());
+        }
+        if !pending.insert(pair) {
+            return Ok(());
+        }
+        let key = s.text();
+        let sid = stream_id.clone();
+        let c = self.ctx.clone();
+        let (l, r) = (local.clone(), remote.clone());
+        let check = async move {
+            let routes = c.static_routes(&l, &r);
+            let targets = c
+                .resolver
+                .targets(&r, routes.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            outbound::verify(&c, &l, &r, &targets, &sid, &key)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(
+            check
+                .into_actor(self)
+                .map(move |result, act, _| act.verified(local, remote, result)),
+        );
+        Ok(())
+    }
+
+    fn verified(&mut self, local: String, remote: String, result: Result<bool, String>) {
+        let Role::Inbound {
+            authed, pending, ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        let pair = (local.clone(), remote.clone());
+        pending.remove(&pair);
+        match result {
+            Ok(true) => {
+                authed.insert(pair);
+                tracing::info!(peer = %self.peer, %local, %remote, mechanism = %Mechanism::Dialback, "inbound s2s pair authenticated");
+                self.send(format!(
+                    "<db:result from='{local}' to='{remote}' type='valid'/>"
+                ));
+            }
+            Ok(false) => {
+                tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
+                self.send(format!(
+                    "<db:result from='{local}' to='{remote}' type='invalid'/>"
+                ));
+            }
+            Err(reason) => {
+                tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
+                self.send(db_result_error(
+                    &local,
+                    &remote,
+                    "remote-server-not-found",
+                    &reason,
+                ));
+            }
+        }
+    }
+
+    /// XEP-0220 §2.3.2: a receiving server asks us, the authoritative server, about a key.
+    fn dialback_verify(&mut self, s: Stanza) -> Result<(), StreamError> {
+        if s.type_.is_some() {
+            tracing::debug!(peer = %self.peer, "unsolicited dialback verify answer ignored");
+            return Ok(());
+        }
+        let (Some(receiving), Some(ours), Some(id)) = (
+            domain(s.from.as_deref()),
+            domain(s.to.as_deref()),
+            s.id.as_deref(),
+        ) else {
+            return Err(StreamError::new(
+                C::ImproperAddressing,
+                "dialback verify needs 'from', 'to' and 'id'",
+            ));
+        };
+        let valid = self.router()?.is_hosted(&ours)
+            && self.ctx.dialback.verify(&receiving, &ours, id, &s.text());
+        self.send(format!(
+            "<db:verify from='{ours}' to='{receiving}' id='{}' type='{}'/>",
+            escape(id),
+            if valid { "valid" } else { "invalid" }
+        ));
+        Ok(())
+    }
+
+    fn router(&self) -> Result<Arc<crate::routing::Router>, StreamError> {
+        self.ctx
+            .router
+            .upgrade()
+            .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))
+    }
+
+    /// Closes the stream when no stanza went either way for `idle_timeout`.
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        let written = self.outbox.stanzas_written();
+        if written != self.written_seen {
+            self.written_seen = written;
+            self.last_traffic = Instant::now();
+        }
+        if self.last_traffic.elapsed() >= self.ctx.idle_timeout {
+            tracing::info!(peer = %self.peer, stream = self.id, "s2s stream idle: closing");
+            self.outbox
+                .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+            ctx.stop();
+        }
+    }
+}
+
+/// A dialback result of type error (XEP-0220 §2.4).
+fn db_result_error(local: &str, remote: &str, condition: &str, text: &str) -> String {
+    format!(
+        "<db:result from='{local}' to='{remote}' type='error'><error type='cancel'><{condition} xmlns='{}'/><text xmlns='{}'>{}</text></error></db:result>",
+        ns::XMPP_STANZAS,
+        ns::XMPP_STANZAS,
+        escape(text)
+    )
+}
+
+/// A domain name from a peer, in our canonical form.
+fn domain(raw: Option<&str>) -> Option<String> {
+    let part = jid::DomainPart::new(raw?).ok()?;
+    Some(domain_key(part.as_str()).into_owned())
+}
+
+/// The domain of an address from a peer.
+fn addr_domain(raw: Option<&str>) -> Option<String> {
+    let jid = jid::Jid::new(raw?).ok()?;
+    Some(domain_key(jid.domain().as_str()).into_owned())
+}
+
+/// The first element, read during negotiation.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct First(Stanza);
+
+impl Actor for S2sStream {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let outbound = matches!(self.role, Role::Outbound { .. });
+        self.ctx.streams.insert(
+            self.id,
+            StreamEntry {
+                peer: self.peer,
+                outbound,
+                control: ctx.address().recipient(),
+            },
+        );
+        let every =
+            (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.ctx.streams.remove(&self.id);
+        self.outbox.close(Bytes::new());
+        if let Role::Outbound {
+            local,
+            remote,
+            federation,
+        } = &self.role
+        {
+            if let Some(f) = federation.upgrade() {
+                f.stream_closed(local, remote, self.id);
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
+    fn handle(&mut self, item: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
+        let result = match item {
+            Ok(Frame::Stanza(s)) if s.name.ends_with(":error") => {
+                tracing::info!(peer = %self.peer, stream = self.id, error = %s.text(), "peer sent a stream error");
+                self.outbox
+                    .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+                return ctx.stop();
+            }
+            Ok(Frame::Close) => {
+                self.outbox
+                    .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+                return ctx.stop();
+            }
+            Ok(Frame::Stanza(s)) => match self.role {
+                Role::Inbound { .. } => self.inbound(s, ctx),
+                Role::Outbound { .. } => {
+                    tracing::debug!(peer = %self.peer, name = %s.name, "element on an outbound stream ignored");
+                    Ok(())
+                }
+            },
+            Ok(Frame::Open(_)) => Err(StreamError::new(C::NotWellFormed, "second stream header")),
+            Err(ReadError::Stream(e)) => Err(e),
+            Err(ReadError::Io(_)) => return ctx.stop(),
+        };
+        if let Err(e) = result {
+            self.fail(e, ctx);
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.reading.is_some() {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<First> for S2sStream {
+    type Result = ();
+
+    fn handle(&mut self, msg: First, ctx: &mut Context<Self>) {
+        if let Err(e) = self.inbound(msg.0, ctx) {
+            self.fail(e, ctx);
+        }
+    }
+}
+
+impl Handler<LinkControl> for S2sStream {
+    type Result = ();
+
+    fn handle(&mut self, msg: LinkControl, ctx: &mut Context<Self>) {
+        match msg {
+            LinkControl::StopReading => {
+                if let Some(h) = self.reading.take() {
+                    ctx.cancel_future(h);
+                }
+            }
+            LinkControl::Close(Some(e)) => {
+                self.outbox.close(Bytes::from(stream_error(&e)));
+                ctx.stop();
+            }
+            LinkControl::Close(None) => {
+                self.outbox
+                    .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! TLS for server-to-server streams.
+//!
+//! The TLS handshake accepts whatever certificate the peer shows; what it is worth is decided
+//! afterwards, at the XMPP layer, by [`TlsContext::judge`]: does the chain verify against the
+//! trusted CAs and pass the CRLs, and does it name the domain the peer claims? An inbound peer
+//! presents its *server* certificate as a TLS client certificate, so chains are verified for
+//! what they are — a server's identity (serverAuth) — not refused for lacking clientAuth.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use webpki::{CertRevocationList, KeyUsage, OwnedCertRevocationList, RevocationOptionsBuilder};
+
+use crate::config::Config;
+
+/// Where Debian keeps the system's trusted CAs, used when `[tls] ca` is empty.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// TLS configurations and the trust material to judge peers by.
+pub struct TlsContext {
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    crls: Vec<CertRevocationList<'static>>,
+}
+
+/// What a peer's certificate proves about one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `Ok` when the chain verifies against the trusted CAs and no CRL revokes it.
+    pub chain: Result<(), String>,
+    /// The certificate's subject alternative names cover the domain.
+    pub names_domain: bool,
+}
+
+impl TlsContext {
+    pub fn new(config: &Config, node_cert: &NodeCertificate) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (chain, key) = node_cert.load()?;
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(Arc::new(AnyCert(provider.clone())))
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(|e| format!("node certificate: {e}"))?;
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("node certificate: {e}"))?;
+
+        let mut ca_files: Vec<&Path> = config.tls.ca.iter().map(|p| p.as_path()).collect();
+        if ca_files.is_empty() && Path::new(SYSTEM_CA_BUNDLE).exists() {
+            ca_files.push(Path::new(SYSTEM_CA_BUNDLE));
+        }
+        let mut anchors = Vec::new();
+        for file in ca_files {
+            for der in CertificateDer::pem_file_iter(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+            {
+                let der = der.map_err(|e| format!("{}: {e}", file.display()))?;
+                if let Ok(anchor) = webpki::anchor_from_trusted_cert(&der) {
+                    anchors.push(anchor.to_owned());
+                }
+            }
+        }
+        let mut crls = Vec::new();
+        for file in &config.tls.crl {
+            crls.extend(load_crls(file)?);
+        }
+        Ok(Self {
+            server: Arc::new(server),
+            client: Arc::new(client),
+            anchors,
+            crls,
+        })
+    }
+
+    /// Judges `chain` (end entity first) for `domain`.
+    pub fn judge(&self, chain: &[CertificateDer<'_>], domain: &str) -> Verdict {
+        let Some(first) = chain.first() else {
+            return Verdict {
+                chain: Err("no certificate presented".into()),
+                names_domain: false,
+            };
+        };
+        let ee = match webpki::EndEntityCert::try_from(first) {
+            Ok(ee) => ee,
+            Err(e) => {
+                return Verdict {
+                    chain: Err(format!("unparsable certificate: {e:?}")),
+                    names_domain: false,
+                }
+            }
+        };
+        let names_domain = ServerName::try_from(domain)
+            .map(|name| ee.verify_is_valid_for_subject_name(&name).is_ok())
+            .unwrap_or(false);
+        let crl_refs: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
+        let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+            b.with_depth(webpki::RevocationCheckDepth::Chain)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .build()
+        });
+        let chain_result = if self.anchors.is_empty() {
+            Err("no trusted CAs configured ([tls] ca)".to_owned())
+        } else {
+            ee.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &chain[1..],
+                UnixTime::now(),
+                KeyUsage::server_auth(),
+                revocation,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+        };
+        Verdict {
+            chain: chain_result,
+            names_domain,
+        }
+    }
+}
+
+fn describe(e: &webpki::Error) -> String {
+    match e {
+        webpki::Error::CertRevoked => "certificate revoked by a configured CRL".into(),
+        webpki::Error::UnknownIssuer => "issuer is not a trusted CA".into(),
+        webpki::Error::CertExpired { .. } => "certificate expired".into(),
+        webpki::Error::CertNotValidYet { .. } => "certificate not valid yet".into(),
+        other => format!("chain does not verify: {other:?}"),
+    }
+}
+
+fn load_crls(file: &Path) -> Result<Vec<CertRevocationList<'static>>, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .map(|r| r.map(|d| d.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", file.display()))?
+    } else {
+        vec![bytes]
+    };
+    ders.iter()
+        .map(|der| {
+            OwnedCertRevocationList::from_der(der)
+                .map(CertRevocationList::Owned)
+                .map_err(|e| format!("{}: not a CRL: {e:?}", file.display()))
+        })
+        .collect()
+}
+
+impl NodeCertificate {
+    /// The certificate chain and key to present.
+    pub fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+        match self {
+            NodeCertificate::Configured { cert, key } => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                Ok((chain, key))
+            }
+            NodeCertificate::SelfSigned { cert_pem, key_pem } => {
+                let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+                Ok((chain, key))
+            }
+        }
+    }
+}
+
+/// The node's TLS identity, loaded or made at start.
+pub enum NodeCertificate {
+    /// From `[tls] cert` and `key`.
+    Configured {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
+    /// Made at start because none is configured: PEM certificate and key.
+    SelfSigned { cert_pem: String, key_pem: String },
+}
+
+/// Makes a self-signed certificate for the node name and every tenant domain and alias.
+pub fn dev_certificate(config: &Config) -> Result<NodeCertificate, String> {
+    let mut names = vec![config.node_name.clone()];
+    for t in &config.tenants {
+        names.extend(t.all_domains().map(str::to_owned));
+    }
+    names.retain(|n| !n.is_empty());
+    let made = rcgen::generate_simple_self_signed(names.clone())
+        .map_err(|e| format!("cannot make the development certificate: {e}"))?;
+    tracing::warn!(
+        names = ?names,
+        "NO TLS CERTIFICATE CONFIGURED ([tls] cert/key): using a self-signed development certificate made at start. Remote servers will not trust it; configure a real certificate for production."
+    );
+    Ok(NodeCertificate::SelfSigned {
+        cert_pem: made.cert.pem(),
+        key_pem: made.key_pair.serialize_pem(),
+    })
+}
+
+/// Accepts any certificate during the handshake (signatures are still checked); the XMPP layer
+/// judges it afterwards.
+#[derive(Debug)]
+struct AnyCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for AnyCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,164 @@
+//! Two-node federation harness: node configurations on fixed free loopback ports with
+//! static routes pointing at each other, certificates made with rcgen.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A test CA and certificates it signs, written as PEM files.
+pub struct Pki {
+    pub dir: PathBuf,
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    /// Serial numbers handed out, to revoke by.
+    next_serial: std::cell::Cell<u64>,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "xfed test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            ca_key,
+            next_serial: std::cell::Cell::new(100),
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A leaf for `names`, signed by the CA; returns (cert, key) paths and its serial.
+    pub fn leaf(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf, u64) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let serial = self.next_serial.get();
+        self.next_serial.set(serial + 1);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        let (c, k) = self.write(file, &cert.pem(), &key.serialize_pem());
+        (c, k, serial)
+    }
+
+    /// A self-signed leaf for `names`.
+    pub fn self_signed(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let made = rcgen::generate_simple_self_signed(
+            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        self.write(file, &made.cert.pem(), &made.key_pair.serialize_pem())
+    }
+
+    /// A CRL revoking `serials`; returns its path.
+    pub fn crl(&self, file: &str, serials: &[u64]) -> PathBuf {
+        let now = rcgen::date_time_ymd(2025, 1, 1);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.ca, &self.ca_key).unwrap();
+        let path = self.dir.join(format!("{file}.crl.pem"));
+        std::fs::write(&path, crl.pem().unwrap()).unwrap();
+        path
+    }
+
+    fn write(&self, file: &str, cert: &str, key: &str) -> (PathBuf, PathBuf) {
+        let c = self.dir.join(format!("{file}.pem"));
+        let k = self.dir.join(format!("{file}.key"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        (c, k)
+    }
+}
+
+/// One node of a federation test.
+pub struct NodeSpec<'a> {
+    /// Folder for this node's files.
+    pub dir: &'a Path,
+    pub s2s_port: u16,
+    pub tenant: &'a str,
+    pub domain: &'a str,
+    pub secret: &'a str,
+    /// The other node's domain and s2s port.
+    pub peer_domain: &'a str,
+    pub peer_port: u16,
+    /// `[federation]` lines (security_mode, require_client_certs...).
+    pub federation: &'a str,
+    /// `[tls]` lines (cert, key, ca, crl).
+    pub tls: &'a str,
+    /// The dialback secret.
+    pub dialback: &'a str,
+}
+
+/// Writes the node's router.toml and tenant file; returns the router.toml path.
+pub fn write_node(spec: &NodeSpec<'_>) -> PathBuf {
+    std::fs::create_dir_all(spec.dir.join("tenants")).unwrap();
+    std::fs::write(spec.dir.join("dialback.secret"), spec.dialback).unwrap();
+    let router = format!(
+        "tenants_dir = \"tenants\"\n\
+         [node]\nname = \"{tenant}-node\"\n\
+         [listen]\ns2s = \"127.0.0.1:{port}\"\ncomponent = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [tls]\n{tls}\n\
+         [federation]\ndialback_secret_file = \"dialback.secret\"\n{federation}\n\
+         [limits]\nhandshake_timeout_secs = 10\n",
+        tenant = spec.tenant,
+        port = spec.s2s_port,
+        tls = spec.tls,
+        federation = spec.federation,
+    );
+    let path = spec.dir.join("router.toml");
+    std::fs::write(&path, router).unwrap();
+    let tenant = format!(
+        "name = \"{tenant}\"\nsecret = \"{secret}\"\ndomains = [\"{domain}\"]\n\
+         [privacy]\nmode = \"allow-list\"\nallow = [\"{peer}\"]\n\
+         [static_routes]\nenabled = true\nroutes = {{ \"{peer}\" = [\"127.0.0.1:{peer_port}\"] }}\n",
+        tenant = spec.tenant,
+        secret = spec.secret,
+        domain = spec.domain,
+        peer = spec.peer_domain,
+        peer_port = spec.peer_port,
+    );
+    std::fs::write(
+        spec.dir
+            .join("tenants")
+            .join(format!("{}.toml", spec.tenant)),
+        tenant,
+    )
+    .unwrap();
+    path
+}

@@ -1,0 +1,86 @@
+//! xfed federating with xfed over real sockets: two nodes, each with a tenant whose
+//! component talks to the other's, STARTTLS and dialback both ways, static routes.
+
+mod common;
+
+use std::path::Path;
+
+use common::fed::*;
+use common::*;
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    a: xfed::node::Node,
+    b: xfed::node::Node,
+}
+
+/// Starts node A (tenant acme, acme.example) and node B (tenant globex, globex.example),
+/// each routing statically to the other, with the given `[federation]` and `[tls]` lines.
+async fn two_nodes(fed_a: &str, tls_a: &str, fed_b: &str, tls_b: &str) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let spec = |sub: &'static str| dir.path().join(sub);
+    let a_dir = spec("a");
+    let b_dir = spec("b");
+    let a = write_node(&NodeSpec {
+        dir: &a_dir,
+        s2s_port: pa,
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port: pb,
+        federation: fed_a,
+        tls: tls_a,
+        dialback: "shared-dialback-secret",
+    });
+    let b = write_node(&NodeSpec {
+        dir: &b_dir,
+        s2s_port: pb,
+        tenant: "globex",
+        domain: "globex.example",
+        secret: "globex-secret",
+        peer_domain: "acme.example",
+        peer_port: pa,
+        federation: fed_b,
+        tls: tls_b,
+        dialback: "shared-dialback-secret",
+    });
+    let a = start_at(&a).await;
+    let b = start_at(&b).await;
+    Pair { _dir: dir, a, b }
+}
+
+async fn start_at(router: &Path) -> xfed::node::Node {
+    let cfg = xfed::config::load(router).unwrap_or_else(|e| panic!("{e}"));
+    xfed::node::Node::start(cfg).await.expect("node starts")
+}
+
+#[actix_rt::test]
+async fn message_and_reply_cross_two_nodes_over_tls_and_dialback() {
+    let p = two_nodes(
+        "security_mode = \"tls-required\"\nrequire_client_certs = false",
+        "",
+        "security_mode = \"tls-required\"\nrequire_client_certs = false",
+        "",
+    )
+    .await;
+    let mut acme = component(p.a.component_addr(), "acme.example", "acme-secret").await;
+    let mut globex = component(p.b.component_addr(), "globex.example", "globex-secret").await;
+    wait_links(&p.b, "globex", 1).await;
+
+    acme.send("<message from='alice@acme.example/r' to='bob@globex.example' id='m1'><body>over s2s</body></message>").await;
+    globex.expect("<body>over s2s</body>").await;
+    globex.send("<message from='bob@globex.example' to='alice@acme.example/r' id='m2'><body>reply</body></message>").await;
+    acme.expect("<body>reply</body>").await;
+
+    let (out_a, in_a) = p.a.s2s_stream_counts();
+    let (out_b, in_b) = p.b.s2s_stream_counts();
+    assert_eq!((out_a, out_b), (1, 1), "one outbound stream each way");
+    assert!(
+        in_a >= 1 && in_b >= 1,
+        "inbound streams: a {in_a}, b {in_b}"
+    );
+    p.a.shutdown().await;
+    p.b.shutdown().await;
+}
