@@ -32,9 +32,14 @@ use crate::routing::{LinkControl, Router};
 use crate::workers::Workers;
 use crate::xmpp::Limits;
 
-/// How long one write may wait for a peer that does not read, and the TCP user timeout: a
-/// dead peer is noticed within this.
-pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long unacknowledged data may wait (TCP_USER_TIMEOUT, and a write stalled on a peer
+/// that does not read). With [`KEEPALIVE`] there is always such data on a quiet stream, so a
+/// dead peer is noticed within `KEEPALIVE + DEAD_PEER_TIMEOUT` = 30 s, not the 15 minutes
+/// default TCP retries take.
+pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A quiet stream gets a whitespace keepalive (RFC 6120 §4.6.1) this often.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Everything s2s connections share.
 pub struct S2sContext {

@@ -69,6 +69,8 @@ pub struct S2sStream {
     /// When a stanza last went either way, and the outbox count seen then.
     last_traffic: Instant,
     written_seen: u64,
+    /// Stanzas written as of the last keepalive tick.
+    keepalive_seen: u64,
 }
 
 impl S2sStream {
@@ -108,6 +110,7 @@ impl S2sStream {
                 reading: Some(reading),
                 last_traffic: Instant::now(),
                 written_seen: 0,
+                keepalive_seen: 0,
             }
         });
         (id, out)
@@ -374,6 +377,14 @@ impl Actor for S2sStream {
         let every =
             (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+        ctx.run_interval(super::KEEPALIVE, |act, _| {
+            // Something unacknowledged on the wire lets TCP_USER_TIMEOUT notice a dead peer.
+            let written = act.outbox.stanzas_written();
+            if written == act.keepalive_seen {
+                act.outbox.send_raw(Bytes::from_static(b" "));
+            }
+            act.keepalive_seen = written;
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
