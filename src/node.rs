@@ -14,7 +14,7 @@ use crate::routing::{LinkControl, Router, TenantSlot};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
-use crate::s2s::{inbound, S2sContext};
+use crate::s2s::{inbound, AuthedPair, S2sContext};
 use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::{StreamCondition, StreamError};
@@ -35,6 +35,17 @@ pub enum StartError {
     Tls(String),
     #[error("DNS resolver: {0}")]
     Dns(String),
+}
+
+/// One live s2s stream.
+#[derive(Debug, Clone)]
+pub struct S2sStreamInfo {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub outbound: bool,
+    /// TLS version and cipher suite.
+    pub tls: Option<(String, String)>,
+    pub pairs: Vec<AuthedPair>,
 }
 
 /// A running node. Must be started inside an actix `System`.
@@ -137,6 +148,21 @@ impl Node {
     pub fn s2s_stream_counts(&self) -> (usize, usize) {
         let out = self.s2s.streams.iter().filter(|e| e.outbound).count();
         (out, self.s2s.streams.len() - out)
+    }
+
+    /// Live s2s streams as operators see them.
+    pub fn s2s_streams(&self) -> Vec<S2sStreamInfo> {
+        self.s2s
+            .streams
+            .iter()
+            .map(|e| S2sStreamInfo {
+                id: *e.key(),
+                peer: e.peer,
+                outbound: e.outbound,
+                tls: e.tls.clone(),
+                pairs: e.pairs.clone(),
+            })
+            .collect()
     }
 
     /// Where component links connect (the bound address, useful with port 0).

@@ -84,3 +84,64 @@ async fn message_and_reply_cross_two_nodes_over_tls_and_dialback() {
     p.a.shutdown().await;
     p.b.shutdown().await;
 }
+
+/// The mechanism of the outbound stream a node holds.
+fn outbound_mechanism(node: &xfed::node::Node) -> Option<xfed::s2s::auth::Mechanism> {
+    node.s2s_streams()
+        .into_iter()
+        .find(|s| s.outbound)
+        .and_then(|s| s.pairs.first().map(|p| p.mechanism))
+}
+
+/// Both nodes with certificates from a CA the other trusts: SASL EXTERNAL (XEP-0178)
+/// authenticates, no dialback; with it switched off, dialback does.
+#[actix_rt::test]
+async fn trusted_certificates_authenticate_with_sasl_external_else_dialback() {
+    use xfed::s2s::auth::Mechanism;
+    for (sasl, expected) in [
+        (true, Mechanism::SaslExternal),
+        (false, Mechanism::Dialback),
+    ] {
+        let certs = tempfile::tempdir().unwrap();
+        let pki = Pki::new(certs.path());
+        let (a_cert, a_key, _) = pki.leaf("a", &["acme.example"]);
+        let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
+        let ca = pki.ca_path();
+        let tls = |c: &Path, k: &Path| {
+            format!(
+                "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
+                c.display(),
+                k.display(),
+                ca.display()
+            )
+        };
+        let fed = format!(
+            "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = {sasl}"
+        );
+        let p = two_nodes(&fed, &tls(&a_cert, &a_key), &fed, &tls(&b_cert, &b_key)).await;
+        let mut acme = component(p.a.component_addr(), "acme.example", "acme-secret").await;
+        let mut globex = component(p.b.component_addr(), "globex.example", "globex-secret").await;
+        wait_links(&p.b, "globex", 1).await;
+        acme.send(
+            "<message from='a@acme.example' to='b@globex.example' id='1'><body>x</body></message>",
+        )
+        .await;
+        globex.expect("<body>x</body>").await;
+        globex.send("<message from='b@globex.example' to='a@acme.example' id='2'><body>y</body></message>").await;
+        acme.expect("<body>y</body>").await;
+        assert_eq!(
+            outbound_mechanism(&p.a),
+            Some(expected),
+            "sasl_external = {sasl}"
+        );
+        assert_eq!(
+            outbound_mechanism(&p.b),
+            Some(expected),
+            "sasl_external = {sasl}"
+        );
+        let tls_in_use = p.a.s2s_streams().into_iter().all(|s| s.tls.is_some());
+        assert!(tls_in_use, "every stream runs TLS");
+        p.a.shutdown().await;
+        p.b.shutdown().await;
+    }
+}

@@ -71,3 +71,29 @@ impl Policy {
         Ok(())
     }
 }
+
+impl Policy {
+    /// SASL EXTERNAL (XEP-0178): the certificate alone proves `domain`, so its chain must
+    /// verify against the trusted CAs and pass the CRLs, and name `domain` — whatever
+    /// `require_client_certs` says.
+    pub fn certificate_proves(
+        &self,
+        tls: &TlsContext,
+        conn: Option<&TlsInfo>,
+        domain: &str,
+    ) -> Result<(), String> {
+        let Some(conn) = conn else {
+            return Err("the stream is not encrypted".into());
+        };
+        let verdict = tls.judge(&conn.peer_chain, domain);
+        verdict
+            .chain
+            .map_err(|e| format!("certificate not trusted: {e}"))?;
+        if !verdict.names_domain {
+            return Err(format!(
+                "the certificate does not name {domain} in its subject alternative names"
+            ));
+        }
+        Ok(())
+    }
+}

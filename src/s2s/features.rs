@@ -9,6 +9,8 @@ use crate::xmpp::Stanza;
 pub const TLS_NS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 /// Dialback stream feature, XEP-0220 §2.4.
 pub const DIALBACK_FEATURE_NS: &str = "urn:xmpp:features:dialback";
+/// SASL, RFC 6120 §6.
+pub const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 
 /// The features we act on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub struct Features {
     pub starttls: bool,
     pub starttls_required: bool,
     pub dialback: bool,
+    /// SASL EXTERNAL (XEP-0178) is among the offered mechanisms.
+    pub sasl_external: bool,
 }
 
 impl Features {
@@ -24,6 +28,8 @@ impl Features {
         let mut rd = Reader::from_reader(&features.bytes[..]);
         let mut depth = 0usize;
         let mut in_starttls = false;
+        let mut in_mechanisms = false;
+        let mut in_mechanism = false;
         loop {
             let (e, empty) = match rd.read_event() {
                 Ok(Event::Start(e)) => (e, false),
@@ -32,6 +38,14 @@ impl Features {
                     depth = depth.saturating_sub(1);
                     if depth < 2 {
                         in_starttls = false;
+                        in_mechanisms = false;
+                    }
+                    in_mechanism = false;
+                    continue;
+                }
+                Ok(Event::Text(t)) if in_mechanism => {
+                    if &*t == b"EXTERNAL" {
+                        f.sasl_external = true;
                     }
                     continue;
                 }
@@ -54,10 +68,15 @@ impl Features {
                     (b"dialback", Some(ns)) if ns == DIALBACK_FEATURE_NS.as_bytes() => {
                         f.dialback = true
                     }
+                    (b"mechanisms", Some(ns)) if ns == SASL_NS.as_bytes() => {
+                        in_mechanisms = !empty;
+                    }
                     _ => {}
                 }
             } else if level == 3 && in_starttls && local == b"required" {
                 f.starttls_required = true;
+            } else if level == 3 && in_mechanisms && local == b"mechanism" {
+                in_mechanism = !empty;
             }
             if !empty {
                 depth += 1;
@@ -69,7 +88,7 @@ impl Features {
 
 /// Our features for a stream: STARTTLS unless the stream already runs TLS or the mode forbids
 /// it, and dialback.
-pub fn offer(tls_done: bool, offer_tls: bool, tls_required: bool) -> String {
+pub fn offer(tls_done: bool, offer_tls: bool, tls_required: bool, sasl_external: bool) -> String {
     let mut out = String::from("<stream:features>");
     if !tls_done && offer_tls {
         out.push_str("<starttls xmlns='");
@@ -79,6 +98,11 @@ pub fn offer(tls_done: bool, offer_tls: bool, tls_required: bool) -> String {
         } else {
             "'/>"
         });
+    }
+    if sasl_external {
+        out.push_str("<mechanisms xmlns='");
+        out.push_str(SASL_NS);
+        out.push_str("'><mechanism>EXTERNAL</mechanism></mechanisms>");
     }
     out.push_str("<dialback xmlns='");
     out.push_str(DIALBACK_FEATURE_NS);
@@ -115,24 +139,42 @@ mod tests {
             Features {
                 starttls: true,
                 starttls_required: true,
-                dialback: true
+                dialback: true,
+                sasl_external: false,
             }
         );
     }
 
     #[test]
     fn our_offer_parses_back() {
-        for (done, offer_tls, req) in [
-            (false, true, true),
-            (false, true, false),
-            (true, true, true),
-            (false, false, false),
+        for (done, offer_tls, req, ext) in [
+            (false, true, true, false),
+            (false, true, false, false),
+            (true, true, true, true),
+            (false, false, false, false),
+            (true, false, false, true),
         ] {
-            let f = Features::parse(&stanza(&offer(done, offer_tls, req)));
+            let f = Features::parse(&stanza(&offer(done, offer_tls, req, ext)));
             assert_eq!(f.starttls, !done && offer_tls);
             assert_eq!(f.starttls_required, !done && offer_tls && req);
+            assert_eq!(f.sasl_external, ext);
             assert!(f.dialback);
         }
+    }
+
+    #[test]
+    fn sasl_external_among_other_mechanisms() {
+        let f = Features::parse(&stanza(
+            "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+             <mechanism>SCRAM-SHA-1</mechanism><mechanism>EXTERNAL</mechanism></mechanisms>\
+             </stream:features>",
+        ));
+        assert!(f.sasl_external);
+        let f = Features::parse(&stanza(
+            "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+             <mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+        ));
+        assert!(!f.sasl_external);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use rand::Rng;
 
+use super::auth::Mechanism;
 use super::outbound::{self, DialError};
 use super::stream::{Role, S2sStream};
 use super::S2sContext;
@@ -94,23 +95,28 @@ impl Federation {
         for target in &targets {
             let attempt = async {
                 let mut dialed = outbound::open(&self.ctx, local, remote, target).await?;
-                outbound::authenticate(&self.ctx, &mut dialed, local, remote).await?;
+                if dialed.mechanism.is_none() {
+                    outbound::authenticate(&self.ctx, &mut dialed, local, remote).await?;
+                    dialed.mechanism = Some(Mechanism::Dialback);
+                }
                 Ok::<_, DialError>(dialed)
             };
             match attempt.await {
                 Ok(dialed) => {
                     let tls = dialed.conn.tls.clone();
                     let peer = dialed.conn.peer;
+                    let mechanism = dialed.mechanism.unwrap_or(Mechanism::Dialback);
                     let role = Role::Outbound {
                         local: local.to_owned(),
                         remote: remote.to_owned(),
+                        mechanism,
                         federation: self.me.clone(),
                     };
                     let (stream, outbox) =
                         S2sStream::start(self.ctx.clone(), dialed.conn, role, tls.clone(), None);
                     tracing::info!(
                         %local, %remote, %peer, tls = tls.as_ref().map_or("none", |t| t.version.as_str()),
-                        mechanism = "dialback", "outbound s2s stream authenticated"
+                        %mechanism, "outbound s2s stream authenticated"
                     );
                     return Ok((stream, outbox));
                 }

@@ -1,13 +1,16 @@
-//! Streams peers open to us: the stream header ('to' must be hosted), features, STARTTLS;
-//! then the established stream's actor takes over (dialback, verify, stanzas).
+//! Streams peers open to us: the stream header ('to' must be hosted), features, STARTTLS,
+//! SASL EXTERNAL; then the established stream's actor takes over (dialback, verify,
+//! stanzas).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use base64::Engine;
 use quick_xml::escape::escape;
 use tokio::net::TcpStream;
 
-use super::features::{self, TLS_NS};
+use super::auth::Mechanism;
+use super::features::{self, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
 use super::outbound::tune;
 use super::stream::{Role, S2sStream};
@@ -29,13 +32,11 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
     let error = match result {
         Ok(Ok(Some(done))) => {
             let tls = conn.tls.clone();
-            S2sStream::start(
-                ctx.clone(),
-                conn,
-                Role::inbound(done.stream_id),
-                tls,
-                Some(done.first),
-            );
+            let mut role = Role::inbound(done.stream_id);
+            if let (Some(pair), Role::Inbound { authed, .. }) = (done.sasl, &mut role) {
+                authed.insert(pair);
+            }
+            S2sStream::start(ctx.clone(), conn, role, tls, done.first);
             return;
         }
         Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,
@@ -61,8 +62,10 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
 struct Negotiated {
     /// Our id for the stream: dialback keys from the peer cover it.
     stream_id: String,
-    /// The first element after negotiation.
-    first: Stanza,
+    /// The first element after negotiation (none after SASL: the peer may stay quiet).
+    first: Option<Stanza>,
+    /// The (local, remote) pair SASL EXTERNAL authenticated, if it did.
+    sasl: Option<(String, String)>,
 }
 
 async fn negotiate(
@@ -75,7 +78,8 @@ async fn negotiate(
         .router
         .upgrade()
         .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))?;
-    loop {
+    let mut sasl = None;
+    'stream: loop {
         let h = match next(conn).await? {
             Some(Frame::Open(h)) => h,
             Some(_) => {
@@ -94,19 +98,14 @@ async fn negotiate(
         }
         let to =
             h.to.as_deref()
-                .and_then(|t| {
-                    jid::DomainPart::new(t)
-                        .ok()
-                        .map(|d| domain_key(d.as_str()).into_owned())
-                })
+                .and_then(|t| jid::DomainPart::new(t).ok())
+                .map(|d| domain_key(d.as_str()).into_owned())
                 .filter(|d| router.is_hosted(d))
                 .ok_or_else(|| {
+                    let to = h.to.as_deref().unwrap_or("");
                     StreamError::new(
                         C::HostUnknown,
-                        format!(
-                            "{:?} is not a domain hosted here",
-                            h.to.as_deref().unwrap_or("")
-                        ),
+                        format!("{to:?} is not a domain hosted here"),
                     )
                 })?;
         let id = new_id();
@@ -119,45 +118,120 @@ async fn negotiate(
             .map_err(io_error)?;
         *header_sent = true;
         if h.version.as_deref() == Some("1.0") {
+            let offer_sasl = ctx.sasl_external
+                && sasl.is_none()
+                && conn
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| ctx.tls.judge(&t.peer_chain, "").chain.is_ok());
             let offer = features::offer(
                 conn.tls.is_some(),
                 mode != SecurityMode::NoTls,
                 mode == SecurityMode::TlsRequired,
+                offer_sasl,
             );
             conn.send(&offer).await.map_err(io_error)?;
         }
-        let first = match next(conn).await? {
-            Some(Frame::Stanza(s)) => s,
-            Some(Frame::Open(_)) => {
-                return Err(StreamError::new(C::NotWellFormed, "second stream header"))
-            }
-            Some(Frame::Close) | None => return Ok(None),
-        };
-        if first.name == "starttls" && first.xmlns.as_deref() == Some(TLS_NS) {
-            if conn.tls.is_some() || mode == SecurityMode::NoTls {
-                let _ = conn.send(&format!("<failure xmlns='{TLS_NS}'/>")).await;
-                return Ok(None);
-            }
-            conn.send(&format!("<proceed xmlns='{TLS_NS}'/>"))
-                .await
-                .map_err(io_error)?;
-            conn.tls_accept(ctx.tls.server.clone(), ctx.negotiate_timeout)
-                .await
-                .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
-            *header_sent = false;
-            continue;
+        if sasl.is_some() {
+            return Ok(Some(Negotiated {
+                stream_id: id,
+                first: None,
+                sasl,
+            }));
         }
-        if mode == SecurityMode::TlsRequired && conn.tls.is_none() {
-            return Err(StreamError::new(
-                C::PolicyViolation,
-                "TLS is required: <starttls/> must come first",
-            ));
+        loop {
+            let first = match next(conn).await? {
+                Some(Frame::Stanza(s)) => s,
+                Some(Frame::Open(_)) => {
+                    return Err(StreamError::new(C::NotWellFormed, "second stream header"))
+                }
+                Some(Frame::Close) | None => return Ok(None),
+            };
+            if first.name == "starttls" && first.xmlns.as_deref() == Some(TLS_NS) {
+                if conn.tls.is_some() || mode == SecurityMode::NoTls {
+                    let _ = conn.send(&format!("<failure xmlns='{TLS_NS}'/>")).await;
+                    return Ok(None);
+                }
+                conn.send(&format!("<proceed xmlns='{TLS_NS}'/>"))
+                    .await
+                    .map_err(io_error)?;
+                conn.tls_accept(ctx.tls.server.clone(), ctx.negotiate_timeout)
+                    .await
+                    .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
+                *header_sent = false;
+                continue 'stream;
+            }
+            if mode == SecurityMode::TlsRequired && conn.tls.is_none() {
+                return Err(StreamError::new(
+                    C::PolicyViolation,
+                    "TLS is required: <starttls/> must come first",
+                ));
+            }
+            if first.name == "auth" && first.xmlns.as_deref() == Some(SASL_NS) {
+                match sasl_external(ctx, conn, &first, &to, h.from.as_deref()) {
+                    Ok(pair) => {
+                        conn.send(&format!("<success xmlns='{SASL_NS}'/>"))
+                            .await
+                            .map_err(io_error)?;
+                        tracing::info!(peer = %conn.peer, local = %pair.0, remote = %pair.1, mechanism = %Mechanism::SaslExternal, "inbound s2s pair authenticated");
+                        conn.restart();
+                        *header_sent = false;
+                        sasl = Some(pair);
+                        continue 'stream;
+                    }
+                    Err(reason) => {
+                        tracing::info!(peer = %conn.peer, %reason, "SASL EXTERNAL refused");
+                        conn.send(&format!(
+                            "<failure xmlns='{SASL_NS}'><not-authorized/><text>{}</text></failure>",
+                            escape(&reason)
+                        ))
+                        .await
+                        .map_err(io_error)?;
+                        continue;
+                    }
+                }
+            }
+            return Ok(Some(Negotiated {
+                stream_id: id,
+                first: Some(first),
+                sasl: None,
+            }));
         }
-        return Ok(Some(Negotiated {
-            stream_id: id,
-            first,
-        }));
     }
+}
+
+/// Checks a SASL EXTERNAL `<auth/>` (XEP-0178 §3): the authorization identity (or, when it
+/// is empty, the stream's 'from') must be proven by the certificate. Returns (local, remote).
+fn sasl_external(
+    ctx: &S2sContext,
+    conn: &XmlConn,
+    auth: &Stanza,
+    local: &str,
+    header_from: Option<&str>,
+) -> Result<(String, String), String> {
+    if !ctx.sasl_external {
+        return Err("SASL EXTERNAL is not enabled here".into());
+    }
+    if auth.attr("mechanism").as_deref() != Some("EXTERNAL") {
+        return Err("only the EXTERNAL mechanism is offered".into());
+    }
+    let text = auth.text();
+    let text = text.trim();
+    let claimed = if text.is_empty() || text == "=" {
+        header_from.unwrap_or_default().to_owned()
+    } else {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| "the authorization identity is not base64".to_owned())?;
+        String::from_utf8(bytes)
+            .map_err(|_| "the authorization identity is not UTF-8".to_owned())?
+    };
+    let remote = jid::DomainPart::new(&claimed)
+        .map(|d| domain_key(d.as_str()).into_owned())
+        .map_err(|_| format!("{claimed:?} is not a domain"))?;
+    ctx.policy
+        .certificate_proves(&ctx.tls, conn.tls.as_ref(), &remote)?;
+    Ok((local.to_owned(), remote))
 }
 
 async fn next(conn: &mut XmlConn) -> Result<Option<Frame>, StreamError> {

@@ -121,8 +121,8 @@ impl XmlConn {
         }
     }
 
-    /// Starts a new stream on the same transport (after TLS), forgetting the old one.
-    fn restart(&mut self) {
+    /// Starts a new stream on the same transport (after TLS or SASL), forgetting the old one.
+    pub fn restart(&mut self) {
         self.reader = StreamReader::new(self.limits);
         self.buf.clear();
     }

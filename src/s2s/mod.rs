@@ -46,6 +46,8 @@ pub struct S2sContext {
     /// Where inbound stanzas go; weak because the router holds the federation.
     pub router: Weak<Router>,
     pub policy: auth::Policy,
+    /// Offer and use SASL EXTERNAL when certificates allow.
+    pub sasl_external: bool,
     pub dialback: dialback::DialbackKey,
     pub tls: tls::TlsContext,
     pub resolver: resolve::Resolver,
@@ -65,8 +67,20 @@ pub struct S2sContext {
 pub struct StreamEntry {
     pub peer: SocketAddr,
     pub outbound: bool,
+    /// TLS version and cipher suite, when the stream runs TLS.
+    pub tls: Option<(String, String)>,
+    /// Domain pairs authenticated on the stream, and how.
+    pub pairs: Vec<AuthedPair>,
     /// Tells the stream to close.
     pub control: Recipient<LinkControl>,
+}
+
+/// A (local, remote) domain pair authenticated on a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthedPair {
+    pub local: String,
+    pub remote: String,
+    pub mechanism: auth::Mechanism,
 }
 
 impl S2sContext {
@@ -83,6 +97,7 @@ impl S2sContext {
                 security_mode: config.federation.security_mode,
                 require_client_certs: config.federation.require_client_certs,
             },
+            sasl_external: config.federation.sasl_external,
             dialback,
             tls,
             resolver: resolve::Resolver::new(&config.dns_nameservers)?,

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::features::{Features, TLS_NS};
+use base64::Engine;
+
+use super::auth::Mechanism;
+use super::features::{Features, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
 use super::resolve::Target;
 use super::S2sContext;
@@ -20,6 +23,8 @@ pub struct Dialed {
     pub conn: XmlConn,
     /// The id the receiving server gave the (last) stream: the dialback key covers it.
     pub stream_id: String,
+    /// Set when SASL EXTERNAL already authenticated the pair (no dialback needed).
+    pub mechanism: Option<Mechanism>,
 }
 
 /// Why a stream to a remote server could not be set up.
@@ -101,13 +106,17 @@ pub async fn open(
         .peer_addr()
         .map_err(|e| DialError::Connect(where_.clone(), e.to_string()))?;
     let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
-    let stream_id = tokio::time::timeout(
+    let (stream_id, mechanism) = tokio::time::timeout(
         ctx.negotiate_timeout,
         negotiate(ctx, &mut conn, local, remote, target.direct_tls),
     )
     .await
     .map_err(|_| DialError::Timeout(where_))??;
-    Ok(Dialed { conn, stream_id })
+    Ok(Dialed {
+        conn,
+        stream_id,
+        mechanism,
+    })
 }
 
 async fn negotiate(
@@ -116,7 +125,7 @@ async fn negotiate(
     local: &str,
     remote: &str,
     direct_tls: bool,
-) -> Result<String, DialError> {
+) -> Result<(String, Option<Mechanism>), DialError> {
     let mode = ctx.policy.security_mode;
     if direct_tls {
         if mode == SecurityMode::NoTls {
@@ -179,8 +188,42 @@ async fn negotiate(
         ctx.policy
             .trusts(&ctx.tls, conn.tls.as_ref(), remote)
             .map_err(|e| DialError::Refused(format!("{remote} not trusted: {e}")))?;
-        return Ok(id);
+        if ctx.sasl_external && conn.tls.is_some() && features.sasl_external {
+            if let Some(id) = sasl_external(conn, local, remote).await? {
+                return Ok((id, Some(Mechanism::SaslExternal)));
+            }
+        }
+        return Ok((id, None));
     }
+}
+
+/// SASL EXTERNAL as the initiating server (XEP-0178 §3): on success the stream restarts and
+/// its new id is returned; on failure, `None` and dialback is next.
+async fn sasl_external(
+    conn: &mut XmlConn,
+    local: &str,
+    remote: &str,
+) -> Result<Option<String>, DialError> {
+    let authzid = base64::engine::general_purpose::STANDARD.encode(local);
+    conn.send(&format!(
+        "<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{authzid}</auth>"
+    ))
+    .await?;
+    let answer = conn.next_stanza().await?;
+    if answer.name != "success" {
+        tracing::info!(%local, %remote, "SASL EXTERNAL refused; trying dialback");
+        return Ok(None);
+    }
+    conn.restart();
+    conn.send(&header(local, remote)).await?;
+    let h = match conn.next().await? {
+        Frame::Open(h) => h,
+        _ => return Err(DialError::Refused("no stream header after SASL".into())),
+    };
+    if h.version.as_deref() == Some("1.0") {
+        conn.next_stanza().await?;
+    }
+    Ok(Some(h.id.unwrap_or_default()))
 }
 
 /// Dialback as the originating server: send our key for (`local`, `remote`) and wait for the

@@ -19,8 +19,7 @@ use super::auth::Mechanism;
 use super::federation::Federation;
 use super::io::{TlsInfo, XmlConn};
 use super::outbound::{self, is_dialback};
-use super::S2sContext;
-use super::StreamEntry;
+use super::{AuthedPair, S2sContext, StreamEntry};
 use crate::config::domain_key;
 use crate::routing::LinkControl;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
@@ -32,6 +31,7 @@ pub enum Role {
     Outbound {
         local: String,
         remote: String,
+        mechanism: Mechanism,
         /// Told when the stream ends, so the next stanza opens a new one.
         federation: Weak<Federation>,
     },
@@ -100,7 +100,7 @@ impl S2sStream {
             if let Some(first) = first {
                 actx.notify(First(first));
             }
-            S2sStream {
+            let stream = S2sStream {
                 id,
                 ctx,
                 peer,
@@ -111,9 +111,56 @@ impl S2sStream {
                 last_traffic: Instant::now(),
                 written_seen: 0,
                 keepalive_seen: 0,
-            }
+            };
+            // Registered before `create` returns, so the stream is visible at once.
+            stream.register(actx.address().recipient());
+            stream
         });
         (id, out)
+    }
+
+    /// Puts the stream in the node's registry (what operators and shutdown see).
+    fn register(&self, control: actix::Recipient<LinkControl>) {
+        let (outbound, pairs) = match &self.role {
+            Role::Outbound {
+                local,
+                remote,
+                mechanism,
+                ..
+            } => (
+                true,
+                vec![AuthedPair {
+                    local: local.clone(),
+                    remote: remote.clone(),
+                    mechanism: *mechanism,
+                }],
+            ),
+            // Pairs present at start came through SASL EXTERNAL during negotiation.
+            Role::Inbound { authed, .. } => (
+                false,
+                authed
+                    .iter()
+                    .map(|(l, r)| AuthedPair {
+                        local: l.clone(),
+                        remote: r.clone(),
+                        mechanism: Mechanism::SaslExternal,
+                    })
+                    .collect(),
+            ),
+        };
+        self.ctx.streams.insert(
+            self.id,
+            StreamEntry {
+                peer: self.peer,
+                outbound,
+                tls: self
+                    .tls
+                    .as_ref()
+                    .map(|t| (t.version.clone(), t.cipher.clone())),
+                pairs,
+                control,
+            },
+        );
     }
 
     fn send(&self, xml: String) {
@@ -262,6 +309,13 @@ impl S2sStream {
         match result {
             Ok(true) => {
                 authed.insert(pair);
+                if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
+                    entry.pairs.push(AuthedPair {
+                        local: local.clone(),
+                        remote: remote.clone(),
+                        mechanism: Mechanism::Dialback,
+                    });
+                }
                 tracing::info!(peer = %self.peer, %local, %remote, mechanism = %Mechanism::Dialback, "inbound s2s pair authenticated");
                 self.send(format!(
                     "<db:result from='{local}' to='{remote}' type='valid'/>"
@@ -365,15 +419,6 @@ impl Actor for S2sStream {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let outbound = matches!(self.role, Role::Outbound { .. });
-        self.ctx.streams.insert(
-            self.id,
-            StreamEntry {
-                peer: self.peer,
-                outbound,
-                control: ctx.address().recipient(),
-            },
-        );
         let every =
             (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
@@ -394,6 +439,7 @@ impl Actor for S2sStream {
             local,
             remote,
             federation,
+            ..
         } = &self.role
         {
             if let Some(f) = federation.upgrade() {

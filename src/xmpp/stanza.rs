@@ -118,6 +118,19 @@ impl Stanza {
         out
     }
 
+    /// The value of attribute `name` on the element itself, unescaped. Not for the hot path.
+    pub fn attr(&self, name: &str) -> Option<String> {
+        let mut rd = Reader::from_reader(&self.bytes[..]);
+        match rd.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => e
+                .attributes()
+                .flatten()
+                .find(|a| a.key.as_ref() == name.as_bytes())
+                .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned())),
+            _ => None,
+        }
+    }
+
     /// The reply that returns this stanza to its sender with `condition` (RFC 6120 §8.3):
     /// 'to' and 'from' swapped, same id, type 'error'. `None` for an error stanza, which is
     /// never answered with an error.
