@@ -145,3 +145,80 @@ async fn trusted_certificates_authenticate_with_sasl_external_else_dialback() {
         p.b.shutdown().await;
     }
 }
+
+/// Node A has no certificate of its own (a self-signed development one), but its tenant acme
+/// has a CA-signed one. B trusts only that CA and requires valid certificates: federation
+/// works only if A presents acme's certificate on its outbound stream and, chosen by SNI, on
+/// the stream B opens to it.
+#[actix_rt::test]
+async fn tenant_certificate_is_presented_outbound_and_chosen_by_sni_inbound() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path());
+    let (acme_cert, acme_key, _) = pki.leaf("acme", &["acme.example"]);
+    let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
+    let ca = pki.ca_path();
+    let fed =
+        "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
+    let tls_a = format!("ca = [\"{}\"]", ca.display());
+    let tls_b = format!(
+        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
+        b_cert.display(),
+        b_key.display(),
+        ca.display()
+    );
+    // Written before the nodes start: two_nodes writes the files, so add the tenant's [tls]
+    // through a node directory we control.
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let a_router = write_node(&NodeSpec {
+        dir: &a_dir,
+        s2s_port: pa,
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port: pb,
+        federation: fed,
+        tls: &tls_a,
+        dialback: "shared",
+    });
+    let tenant_file = a_dir.join("tenants/acme.toml");
+    let mut text = std::fs::read_to_string(&tenant_file).unwrap();
+    text.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        acme_cert.display(),
+        acme_key.display()
+    ));
+    std::fs::write(&tenant_file, text).unwrap();
+    let b_router = write_node(&NodeSpec {
+        dir: &b_dir,
+        s2s_port: pb,
+        tenant: "globex",
+        domain: "globex.example",
+        secret: "globex-secret",
+        peer_domain: "acme.example",
+        peer_port: pa,
+        federation: fed,
+        tls: &tls_b,
+        dialback: "shared",
+    });
+    let a = start_at(&a_router).await;
+    let b = start_at(&b_router).await;
+    let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
+    let mut globex = component(b.component_addr(), "globex.example", "globex-secret").await;
+    wait_links(&b, "globex", 1).await;
+    acme.send(
+        "<message from='a@acme.example' to='b@globex.example' id='1'><body>x</body></message>",
+    )
+    .await;
+    globex.expect("<body>x</body>").await;
+    globex
+        .send(
+            "<message from='b@globex.example' to='a@acme.example' id='2'><body>y</body></message>",
+        )
+        .await;
+    acme.expect("<body>y</body>").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

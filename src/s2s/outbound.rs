@@ -133,7 +133,7 @@ async fn negotiate(
                 "the target is direct TLS only, and security_mode is no-tls".into(),
             ));
         }
-        conn.tls_connect(ctx.tls.client.clone(), remote, ctx.negotiate_timeout)
+        conn.tls_connect(ctx.tls.client_for(local), remote, ctx.negotiate_timeout)
             .await?;
     }
     loop {
@@ -170,7 +170,7 @@ async fn negotiate(
                 if answer.name != "proceed" {
                     return Err(DialError::Refused(format!("{remote} refused STARTTLS")));
                 }
-                conn.tls_connect(ctx.tls.client.clone(), remote, ctx.negotiate_timeout)
+                conn.tls_connect(ctx.tls.client_for(local), remote, ctx.negotiate_timeout)
                     .await?;
                 continue;
             }

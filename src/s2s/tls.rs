@@ -6,6 +6,7 @@
 //! presents its *server* certificate as a TLS client certificate, so chains are verified for
 //! what they are — a server's identity (serverAuth) — not refused for lacking clientAuth.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,8 +27,12 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// TLS configurations and the trust material to judge peers by.
 pub struct TlsContext {
+    /// Presents, by SNI, a tenant's own certificate for its domains, else the node's.
     pub server: Arc<rustls::ServerConfig>,
-    pub client: Arc<rustls::ClientConfig>,
+    /// Presents the node's certificate.
+    client: Arc<rustls::ClientConfig>,
+    /// Present a tenant's own certificate on streams from its domains.
+    tenant_clients: HashMap<String, Arc<rustls::ClientConfig>>,
     anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     crls: Vec<CertRevocationList<'static>>,
 }
@@ -44,20 +49,53 @@ pub struct Verdict {
 impl TlsContext {
     pub fn new(config: &Config, node_cert: &NodeCertificate) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certified = |chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>| {
+            rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        };
         let (chain, key) = node_cert.load()?;
+        let node = certified(chain, key).map_err(|e| format!("node certificate: {e}"))?;
+        let mut by_domain = HashMap::new();
+        let mut tenant_keys = Vec::new();
+        for t in &config.tenants {
+            let Some(paths) = &t.tls else { continue };
+            let own = NodeCertificate::Configured {
+                cert: paths.cert.clone(),
+                key: paths.key.clone(),
+            };
+            let (chain, key) = own.load()?;
+            let ck = certified(chain, key).map_err(|e| format!("tenant {}: {e}", t.name))?;
+            for d in t.all_domains() {
+                by_domain.insert(d.to_owned(), ck.clone());
+            }
+            tenant_keys.push((t.all_domains().map(str::to_owned).collect::<Vec<_>>(), ck));
+        }
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(Arc::new(AnyCert(provider.clone())))
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(|e| format!("node certificate: {e}"))?;
-        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| format!("node certificate: {e}"))?;
+            .with_cert_resolver(Arc::new(BySni {
+                by_domain,
+                default: node.clone(),
+            }));
+        let client_with = |ck: Arc<rustls::sign::CertifiedKey>| -> Result<_, String> {
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert(provider.clone())))
+                .with_client_cert_resolver(Arc::new(Fixed(ck)));
+            Ok(Arc::new(config))
+        };
+        let client = client_with(node)?;
+        let mut tenant_clients = HashMap::new();
+        for (domains, ck) in tenant_keys {
+            let config = client_with(ck)?;
+            for d in domains {
+                tenant_clients.insert(d, config.clone());
+            }
+        }
 
         let mut ca_files: Vec<&Path> = config.tls.ca.iter().map(|p| p.as_path()).collect();
         if ca_files.is_empty() && Path::new(SYSTEM_CA_BUNDLE).exists() {
@@ -80,10 +118,20 @@ impl TlsContext {
         }
         Ok(Self {
             server: Arc::new(server),
-            client: Arc::new(client),
+            client,
+            tenant_clients,
             anchors,
             crls,
         })
+    }
+
+    /// The client configuration for streams from the hosted domain `local`: its tenant's own
+    /// certificate when it has one, else the node's.
+    pub fn client_for(&self, local: &str) -> Arc<rustls::ClientConfig> {
+        self.tenant_clients
+            .get(local)
+            .cloned()
+            .unwrap_or_else(|| self.client.clone())
     }
 
     /// Judges `chain` (end entity first) for `domain`.
@@ -215,6 +263,43 @@ pub fn dev_certificate(config: &Config) -> Result<NodeCertificate, String> {
         cert_pem: made.cert.pem(),
         key_pem: made.key_pair.serialize_pem(),
     })
+}
+
+/// Picks the server certificate by SNI: a tenant's own for its domains, else the node's.
+#[derive(Debug)]
+struct BySni {
+    by_domain: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    default: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let by_name = hello
+            .server_name()
+            .and_then(|n| self.by_domain.get(&n.to_ascii_lowercase()));
+        Some(by_name.unwrap_or(&self.default).clone())
+    }
+}
+
+/// Always presents the same client certificate.
+#[derive(Debug)]
+struct Fixed(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Fixed {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// Accepts any certificate during the handshake (signatures are still checked); the XMPP layer
