@@ -223,6 +223,7 @@ impl StreamReader {
     }
 
     fn header(&self, e: &BytesStart<'_>) -> Result<StreamHeader, StreamError> {
+        check_names(e)?;
         let name = e.name();
         let prefix = name.prefix().map(|p| p.as_ref().to_vec());
         if name.local_name().as_ref() != b"stream" {
@@ -279,12 +280,14 @@ impl StreamReader {
     ) -> Result<Option<Step>, StreamError> {
         match event {
             Event::Start(e) => {
+                check_names(&e)?;
                 self.top = Some(Stanza::from_start(&e)?);
                 self.open.push(name_range(&e, data));
                 let _ = (start, end);
                 Ok(None)
             }
             Event::Empty(e) => {
+                check_names(&e)?;
                 self.top = Some(Stanza::from_start(&e)?);
                 Ok(Some(Step::Stanza(end)))
             }
@@ -511,6 +514,7 @@ pub(crate) fn escape_error(e: XmlError) -> StreamError {
 /// Checks the attributes of a nested element: well-formed, no duplicates, no unknown
 /// entities, no `<` in a value.
 fn check_attrs(e: &BytesStart<'_>) -> Result<(), StreamError> {
+    check_names(e)?;
     for attr in e.attributes().with_checks(true) {
         let attr = attr.map_err(nwf)?;
         if attr.value.contains(&b'<') {
@@ -524,6 +528,36 @@ fn check_attrs(e: &BytesStart<'_>) -> Result<(), StreamError> {
         }
     }
     Ok(())
+}
+
+/// Element and attribute names must be XML names (XML 1.0 §2.3); quick-xml does not check.
+/// ASCII is checked exactly; any non-ASCII character is accepted as a name character.
+fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
+    let bad = |name: &[u8]| {
+        StreamError::new(
+            C::NotWellFormed,
+            format!("{:?} is not an XML name", String::from_utf8_lossy(name)),
+        )
+    };
+    let name = e.name();
+    if !is_xml_name(name.as_ref()) {
+        return Err(bad(name.as_ref()));
+    }
+    for attr in e.attributes().with_checks(false).flatten() {
+        if !is_xml_name(attr.key.as_ref()) {
+            return Err(bad(attr.key.as_ref()));
+        }
+    }
+    Ok(())
+}
+
+fn is_xml_name(name: &[u8]) -> bool {
+    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
+    let rest = |b: u8| start(b) || b.is_ascii_digit() || b == b'-' || b == b'.';
+    match name.split_first() {
+        Some((first, tail)) => start(*first) && tail.iter().all(|b| rest(*b)),
+        None => false,
+    }
 }
 
 /// Checks a `&name;` reference in text: one of the five predefined entities, or a character

@@ -1,0 +1,298 @@
+//! Bad input on the component port, over raw sockets: each gets the exact RFC 6120 stream
+//! error after our stream header, then the close — and the node keeps serving everyone else.
+
+mod common;
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use common::*;
+
+/// Limits small enough to hit quickly.
+const LIMITS: &str = "max_stanza_bytes = 20000\nmax_depth = 8\nhandshake_timeout_secs = 1";
+
+/// Sends `input` on a fresh connection and returns everything until the node closes it.
+async fn answer_to(input: &[u8]) -> String {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut c = Raw::connect(node.component_addr()).await;
+    c.send(input).await;
+    let all = c.read_to_close().await;
+    node.shutdown().await;
+    all
+}
+
+/// Asserts the stream error `condition`, after a stream header, then the close.
+fn assert_stream_error(all: &str, condition: &str) {
+    assert!(
+        all.contains("<stream:stream"),
+        "no stream header before the error: {all}"
+    );
+    assert_eq!(
+        stream_error_condition(all).as_deref(),
+        Some(condition),
+        "answer: {all}"
+    );
+    assert!(
+        all.ends_with("</stream:stream>"),
+        "stream not closed: {all}"
+    );
+}
+
+/// After a completed handshake as acme, sends `input`; returns everything to the close.
+async fn answer_after_handshake(input: &[u8]) -> String {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut c = component(node.component_addr(), "acme.example", "acme-secret").await;
+    c.send(input).await;
+    let all = c.read_to_close().await;
+    node.shutdown().await;
+    format!("<stream:stream (after handshake)>{all}")
+}
+
+fn header(domain: &str) -> String {
+    component_header(domain)
+}
+
+#[actix_rt::test]
+async fn garbage_is_not_well_formed() {
+    assert_stream_error(&answer_to(b"<<>>hello").await, "not-well-formed");
+}
+
+#[actix_rt::test]
+async fn dtd_is_restricted_xml() {
+    let input = "<?xml version='1.0'?><!DOCTYPE lol [<!ENTITY lol 'lol'>]><stream:stream>";
+    assert_stream_error(&answer_to(input.as_bytes()).await, "restricted-xml");
+}
+
+#[actix_rt::test]
+async fn comment_is_restricted_xml() {
+    let input = format!("{}<!-- hello -->", header("acme.example"));
+    assert_stream_error(&answer_to(input.as_bytes()).await, "restricted-xml");
+}
+
+#[actix_rt::test]
+async fn processing_instruction_is_restricted_xml() {
+    let input = format!("{}<?evil data?>", header("acme.example"));
+    assert_stream_error(&answer_to(input.as_bytes()).await, "restricted-xml");
+}
+
+#[actix_rt::test]
+async fn latin1_is_unsupported_encoding() {
+    let mut input = header("acme.example").into_bytes();
+    input.extend_from_slice(b"<handshake>caf\xe9</handshake>");
+    assert_stream_error(&answer_to(&input).await, "unsupported-encoding");
+}
+
+#[actix_rt::test]
+async fn declared_other_encoding_is_unsupported_encoding() {
+    let input = format!(
+        "<?xml version='1.0' encoding='ISO-8859-1'?>{}",
+        header("acme.example")
+    );
+    assert_stream_error(&answer_to(input.as_bytes()).await, "unsupported-encoding");
+}
+
+#[actix_rt::test]
+async fn client_namespace_is_invalid_namespace() {
+    let input = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='acme.example'>";
+    assert_stream_error(&answer_to(input.as_bytes()).await, "invalid-namespace");
+}
+
+#[actix_rt::test]
+async fn wrong_stream_namespace_is_invalid_namespace() {
+    let input = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='urn:wrong' to='acme.example'>";
+    assert_stream_error(&answer_to(input.as_bytes()).await, "invalid-namespace");
+}
+
+#[actix_rt::test]
+async fn unknown_domain_is_host_unknown() {
+    let input = header("nobody.example");
+    assert_stream_error(&answer_to(input.as_bytes()).await, "host-unknown");
+    let no_to = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>";
+    assert_stream_error(&answer_to(no_to.as_bytes()).await, "host-unknown");
+}
+
+#[actix_rt::test]
+async fn wrong_handshake_is_not_authorized() {
+    let input = format!("{}<handshake>0000</handshake>", header("acme.example"));
+    assert_stream_error(&answer_to(input.as_bytes()).await, "not-authorized");
+}
+
+#[actix_rt::test]
+async fn another_tenants_secret_is_not_authorized() {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut c = Raw::connect(node.component_addr()).await;
+    c.send(header("acme.example")).await;
+    c.read_until(|r| r.contains(" id='") && r.ends_with('>'))
+        .await;
+    let id = stream_id(&c.received);
+    let digest = xfed::component::digest(&id, "globex-secret");
+    c.send(format!("<handshake>{digest}</handshake>")).await;
+    assert_stream_error(&c.read_to_close().await, "not-authorized");
+    node.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn stanza_before_handshake_is_not_authorized() {
+    let input = format!(
+        "{}<message from='a@acme.example' to='b@globex.example'/>",
+        header("acme.example")
+    );
+    assert_stream_error(&answer_to(input.as_bytes()).await, "not-authorized");
+}
+
+#[actix_rt::test]
+async fn silent_connection_times_out() {
+    assert_stream_error(&answer_to(b"").await, "connection-timeout");
+    let header_only = header("acme.example");
+    assert_stream_error(
+        &answer_to(header_only.as_bytes()).await,
+        "connection-timeout",
+    );
+}
+
+#[actix_rt::test]
+async fn foreign_from_is_invalid_from() {
+    let all =
+        answer_after_handshake(b"<message from='x@globex.example' to='y@globex.example'/>").await;
+    assert_stream_error(&all, "invalid-from");
+}
+
+#[actix_rt::test]
+async fn missing_addresses_are_improper_addressing() {
+    let all = answer_after_handshake(b"<message to='y@globex.example'/>").await;
+    assert_stream_error(&all, "improper-addressing");
+    let all = answer_after_handshake(b"<message from='a@acme.example'/>").await;
+    assert_stream_error(&all, "improper-addressing");
+}
+
+#[actix_rt::test]
+async fn unknown_element_is_unsupported_stanza_type() {
+    let all = answer_after_handshake(b"<foo/>").await;
+    assert_stream_error(&all, "unsupported-stanza-type");
+}
+
+#[actix_rt::test]
+async fn client_namespace_stanza_is_invalid_namespace() {
+    let all = answer_after_handshake(
+        b"<message xmlns='jabber:client' from='a@acme.example' to='b@globex.example'/>",
+    )
+    .await;
+    assert_stream_error(&all, "invalid-namespace");
+}
+
+#[actix_rt::test]
+async fn entity_reference_is_restricted_xml() {
+    let all = answer_after_handshake(
+        b"<message from='a@acme.example' to='b@globex.example'><body>&xxe;</body></message>",
+    )
+    .await;
+    assert_stream_error(&all, "restricted-xml");
+}
+
+#[actix_rt::test]
+async fn deep_nesting_is_policy_violation() {
+    let mut input = String::from("<message from='a@acme.example' to='b@globex.example'>");
+    input.push_str(&"<x>".repeat(20));
+    let all = answer_after_handshake(input.as_bytes()).await;
+    assert_stream_error(&all, "policy-violation");
+}
+
+#[actix_rt::test]
+async fn oversized_stanza_in_one_write_is_policy_violation() {
+    let body = "x".repeat(30_000);
+    let input = format!(
+        "<message from='a@acme.example' to='b@globex.example'><body>{body}</body></message>"
+    );
+    let all = answer_after_handshake(input.as_bytes()).await;
+    assert_stream_error(&all, "policy-violation");
+}
+
+/// 5 MB of a stanza that never ends, in 1 KiB writes: the node answers policy-violation and
+/// closes once past its 20,000-byte limit, long before the 5 MB are sent.
+#[actix_rt::test]
+async fn endless_stanza_is_cut_off_early() {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut c = component(node.component_addr(), "acme.example", "acme-secret").await;
+    c.send("<message from='a@acme.example' to='b@globex.example'><body>")
+        .await;
+    let chunk = vec![b'x'; 1024];
+    let mut sent = 0usize;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sent < 5 * 1024 * 1024 && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), c.stream.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            _ => break,
+        }
+    }
+    let all = c.read_to_close().await;
+    assert_eq!(
+        stream_error_condition(&all).as_deref(),
+        Some("policy-violation"),
+        "{all}"
+    );
+    assert!(
+        sent < 1024 * 1024,
+        "the node read {sent} bytes before refusing"
+    );
+    node.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn malformed_to_is_returned_with_jid_malformed_and_the_link_stays() {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut c = component(node.component_addr(), "acme.example", "acme-secret").await;
+    c.send("<message from='a@acme.example' to='a@b@c' id='bad'/>")
+        .await;
+    c.expect("</message>").await;
+    assert!(
+        c.received.contains("id='bad' type='error'"),
+        "{}",
+        c.received
+    );
+    assert!(c.received.contains("<jid-malformed "), "{}", c.received);
+    // Still up: a normal stanza to a tenant without links gets its own answer.
+    c.clear();
+    c.send("<message from='a@acme.example' to='b@globex.example' id='next'/>")
+        .await;
+    c.expect("</message>").await;
+    assert!(
+        c.received.contains("id='next' type='error'"),
+        "{}",
+        c.received
+    );
+    node.shutdown().await;
+}
+
+/// One tenant's link is killed for bad input; another tenant's link keeps working, and the
+/// attacked tenant can connect again.
+#[actix_rt::test]
+async fn bad_input_on_one_link_leaves_the_others_serving() {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let addr = node.component_addr();
+    let mut good = component(addr, "acme.example", "acme-secret").await;
+    let mut globex = component(addr, "globex.example", "globex-secret").await;
+    let mut bad = component(addr, "acme.example", "acme-secret").await;
+    wait_links(&node, "acme", 2).await;
+    bad.send("<message><!-- no --></message>").await;
+    let all = bad.read_to_close().await;
+    assert_eq!(
+        stream_error_condition(&all).as_deref(),
+        Some("restricted-xml")
+    );
+    wait_links(&node, "acme", 1).await;
+
+    globex.send("<message from='g@globex.example' to='a@acme.example' id='1'><body>still here</body></message>").await;
+    good.expect("<body>still here</body>").await;
+    let mut again = component(addr, "acme.example", "acme-secret").await;
+    wait_links(&node, "acme", 2).await;
+    again.send("<message from='a@acme.example' to='g@globex.example' id='2'><body>back</body></message>").await;
+    globex.expect("<body>back</body>").await;
+    node.shutdown().await;
+}
