@@ -424,9 +424,12 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         }
         ConfigError {
             file: path.to_path_buf(),
-            line: inner
-                .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1)),
+            line: inner.span().map(|span| {
+                1 + text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+            }),
             key,
             reason: message,
         }

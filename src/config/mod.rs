@@ -231,4 +231,6 @@ impl fmt::Display for ConfigErrors {
 }
 
 #[cfg(test)]
+mod load_tests;
+#[cfg(test)]
 mod tests;
