@@ -430,6 +430,13 @@ impl StreamReader {
         // Forbidden constructs are refused as soon as they start, not when they end.
         let rest = &buf[self.scan..];
         let rest = &rest[rest.iter().take_while(|b| is_space_byte(**b)).count()..];
+        if self.open.is_empty() && rest.first().is_some_and(|b| *b != b'<') {
+            let (condition, what) = match self.phase {
+                Phase::Prolog => (C::NotWellFormed, "text before the stream header"),
+                _ => (C::BadFormat, "character data between stanzas"),
+            };
+            return Err(StreamError::new(condition, what).into());
+        }
         if rest.starts_with(b"<!--") || rest.starts_with(b"<!DOCTYPE") {
             return Err(
                 StreamError::new(C::RestrictedXml, "comments and DTDs are not allowed").into(),
@@ -626,6 +633,9 @@ fn name_range(e: &BytesStart<'_>, data: &[u8]) -> (usize, usize) {
     (name.as_ptr() as usize - data.as_ptr() as usize, name.len())
 }
 
+#[cfg(test)]
+#[path = "reader_cases.rs"]
+mod cases;
 #[cfg(test)]
 #[path = "reader_tests.rs"]
 mod tests;

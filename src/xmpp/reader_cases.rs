@@ -1,0 +1,275 @@
+//! The stream reader on byte sequences, fed the way a socket would: whole, one byte at a
+//! time, and split at every position.
+
+use bytes::BytesMut;
+
+use super::*;
+use crate::xmpp::error::StreamCondition;
+use crate::xmpp::Kind;
+
+/// What a frame looks like for comparison: header 'to', stanza bytes, or close.
+fn show(frame: &Frame) -> String {
+    match frame {
+        Frame::Open(h) => format!("open to={:?} ns={:?}", h.to, h.default_ns),
+        Frame::Stanza(s) => format!("stanza {}", String::from_utf8_lossy(&s.bytes)),
+        Frame::Close => "close".into(),
+    }
+}
+
+/// Feeds `chunks` in order; returns the frames, or the first error's condition.
+fn feed(chunks: &[&[u8]], limits: Limits) -> Result<Vec<String>, StreamCondition> {
+    let mut r = StreamReader::new(limits);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match r.decode(&mut buf) {
+                Ok(Some(f)) => frames.push(show(&f)),
+                Ok(None) => break,
+                Err(ReadError::Stream(e)) => return Err(e.condition),
+                Err(ReadError::Io(e)) => panic!("{e}"),
+            }
+        }
+    }
+    Ok(frames)
+}
+
+fn whole(input: &str) -> Result<Vec<String>, StreamCondition> {
+    feed(&[input.as_bytes()], Limits::default())
+}
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+    xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='acme.example'>";
+
+/// A stream with the awkward parts: CDATA, entities, '>' in attribute values and text,
+/// nested elements, whitespace keepalives, an empty-element stanza.
+fn awkward_stream() -> String {
+    format!(
+        "{HEADER} \n<message from='a@acme.example' to='o&apos;hara@b.example' id='1'>\
+         <body>1 &gt; 0 &amp;&amp; &#x41;&#66; &lt;ok&gt; x > y</body>\
+         <x a='p>q' b=\"&quot;\"><![CDATA[<not-a-tag/> ]] >]]></x></message>  \
+         <presence from='a@acme.example' to='b@b.example'/>\n\
+         <iq type='get' id='2' from='a@acme.example' to='b.example'><q xmlns='urn:x'><y/></q></iq>\
+         </stream:stream>"
+    )
+}
+
+#[test]
+fn frames_a_stream_and_keeps_stanza_bytes_exactly() {
+    let input = awkward_stream();
+    let frames = whole(&input).unwrap();
+    assert_eq!(frames.len(), 5, "{frames:#?}");
+    assert_eq!(
+        frames[0],
+        "open to=Some(\"acme.example\") ns=Some(\"jabber:component:accept\")"
+    );
+    let first_stanza =
+        &input[input.find("<message").unwrap()..input.find("</message>").unwrap() + 10];
+    assert_eq!(frames[1], format!("stanza {first_stanza}"));
+    assert_eq!(
+        frames[2],
+        "stanza <presence from='a@acme.example' to='b@b.example'/>"
+    );
+    assert!(frames[3].starts_with("stanza <iq ") && frames[3].ends_with("</iq>"));
+    assert_eq!(frames[4], "close");
+}
+
+#[test]
+fn routing_attributes_are_unescaped() {
+    let mut r = StreamReader::new(Limits::default());
+    let mut buf = BytesMut::from(awkward_stream().as_bytes());
+    let _header = r.decode(&mut buf).unwrap();
+    match r.decode(&mut buf).unwrap() {
+        Some(Frame::Stanza(s)) => {
+            assert_eq!(s.to.as_deref(), Some("o'hara@b.example"));
+            assert_eq!(s.from.as_deref(), Some("a@acme.example"));
+            assert_eq!(s.id.as_deref(), Some("1"));
+            assert_eq!(s.kind, Kind::Message);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn header_namespaces_are_read() {
+    let mut r = StreamReader::new(Limits::default());
+    let mut buf = BytesMut::from(HEADER.as_bytes());
+    match r.decode(&mut buf).unwrap() {
+        Some(Frame::Open(h)) => {
+            assert_eq!(h.to.as_deref(), Some("acme.example"));
+            assert_eq!(h.prefix_ns("db"), Some("jabber:server:dialback"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The property that matters most: framing does not depend on how TCP splits the bytes.
+#[test]
+fn same_frames_whatever_the_split() {
+    let input = awkward_stream();
+    let bytes = input.as_bytes();
+    let expected = whole(&input).unwrap();
+    let one_by_one: Vec<&[u8]> = bytes.chunks(1).collect();
+    assert_eq!(feed(&one_by_one, Limits::default()).unwrap(), expected);
+    for at in 1..bytes.len() {
+        let (a, b) = bytes.split_at(at);
+        assert_eq!(
+            feed(&[a, b], Limits::default()).unwrap(),
+            expected,
+            "split at {at}"
+        );
+    }
+    for (a, b) in [(7, 13), (100, 101), (250, 300)] {
+        let chunks = [&bytes[..a], &bytes[a..b], &bytes[b..]];
+        assert_eq!(feed(&chunks, Limits::default()).unwrap(), expected);
+    }
+}
+
+#[test]
+fn hostile_input_conditions_rfc6120_4_9_3() {
+    use StreamCondition::*;
+    let after_header = |s: &str| format!("{HEADER}{s}");
+    let cases: Vec<(String, StreamCondition)> = vec![
+        (after_header("<a></b>"), NotWellFormed),
+        (after_header("<message><a b='<'/></message>"), NotWellFormed),
+        (after_header("<message a='1' a='2'/>"), NotWellFormed),
+        (
+            after_header("<message><b>&amp</b></message>"),
+            NotWellFormed,
+        ),
+        (
+            after_header("<message><b>\u{1}</b></message>"),
+            NotWellFormed,
+        ),
+        (
+            after_header("<message><b>&#0;</b></message>"),
+            NotWellFormed,
+        ),
+        (after_header("<!-- c -->"), RestrictedXml),
+        (after_header("<message><!-- c --></message>"), RestrictedXml),
+        (after_header("<?pi x?>"), RestrictedXml),
+        (
+            after_header("<message><b>&lol;</b></message>"),
+            RestrictedXml,
+        ),
+        (
+            after_header("<message><b x='&lol;'/></message>"),
+            RestrictedXml,
+        ),
+        ("<!DOCTYPE x><stream:stream>".into(), RestrictedXml),
+        (after_header("hello"), BadFormat),
+        (
+            "<stream:stream xmlns:stream='urn:nope'>".into(),
+            InvalidNamespace,
+        ),
+        (
+            "<stream:stream xmlns='jabber:component:accept'>".into(),
+            BadNamespacePrefix,
+        ),
+        (
+            "<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream>".into(),
+            UnsupportedEncoding,
+        ),
+    ];
+    for (input, condition) in cases {
+        assert_eq!(whole(&input), Err(condition), "{input}");
+    }
+}
+
+#[test]
+fn invalid_utf8_and_utf16_are_unsupported_encoding() {
+    let mut latin1 = HEADER.as_bytes().to_vec();
+    latin1.extend_from_slice(b"<message><body>caf\xe9</body></message>");
+    assert_eq!(
+        feed(&[&latin1], Limits::default()),
+        Err(StreamCondition::UnsupportedEncoding)
+    );
+    let utf16: Vec<u8> = "<stream:stream>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(
+        feed(&[&utf16], Limits::default()),
+        Err(StreamCondition::UnsupportedEncoding)
+    );
+}
+
+/// A comment is refused as soon as it starts, not when (or if) it ends.
+#[test]
+fn unfinished_comment_is_refused_at_once() {
+    let input = format!("{HEADER}<!-- this never ends");
+    assert_eq!(whole(&input), Err(StreamCondition::RestrictedXml));
+}
+
+#[test]
+fn oversized_stanza_is_refused_whole_or_in_pieces_and_the_buffer_stays_bounded() {
+    let limits = Limits {
+        max_stanza_bytes: 10_000,
+        max_depth: 8,
+    };
+    let big = format!(
+        "{HEADER}<message><body>{}</body></message>",
+        "x".repeat(20_000)
+    );
+    assert_eq!(
+        feed(&[big.as_bytes()], limits),
+        Err(StreamCondition::PolicyViolation)
+    );
+
+    let mut r = StreamReader::new(limits);
+    let mut buf = BytesMut::from(HEADER.as_bytes());
+    r.decode(&mut buf).unwrap();
+    buf.extend_from_slice(b"<message><body>");
+    let chunk = [b'x'; 512];
+    let mut refused = false;
+    for _ in 0..100 {
+        buf.extend_from_slice(&chunk);
+        match r.decode(&mut buf) {
+            Ok(_) => assert!(buf.len() <= limits.max_stanza_bytes + chunk.len()),
+            Err(ReadError::Stream(e)) => {
+                assert_eq!(e.condition, StreamCondition::PolicyViolation);
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused, "never refused");
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_a_policy_violation() {
+    let limits = Limits {
+        max_stanza_bytes: 10_000,
+        max_depth: 4,
+    };
+    let ok = format!("{HEADER}<message><a><b><c/></b></a></message>");
+    assert!(feed(&[ok.as_bytes()], limits).is_ok());
+    let deep = format!("{HEADER}<message><a><b><c><d>");
+    assert_eq!(
+        feed(&[deep.as_bytes()], limits),
+        Err(StreamCondition::PolicyViolation)
+    );
+}
+
+#[test]
+fn keepalives_do_not_grow_the_buffer() {
+    let mut r = StreamReader::new(Limits::default());
+    let mut buf = BytesMut::from(HEADER.as_bytes());
+    r.decode(&mut buf).unwrap();
+    for _ in 0..100_000 {
+        buf.extend_from_slice(b" ");
+        assert!(r.decode(&mut buf).unwrap().is_none());
+        assert!(buf.is_empty());
+    }
+}
+
+#[test]
+fn input_after_the_close_is_ignored() {
+    let input = format!("{HEADER}</stream:stream><garbage");
+    assert_eq!(
+        whole(&input).unwrap().last().map(String::as_str),
+        Some("close")
+    );
+}
