@@ -10,7 +10,9 @@
 //!   coalescing [`xmpp::Outbox`] writer.
 //! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
 //!   and writes into outboxes, so it needs no protocol types.
+//! - [`workers`]: one connection arbiter per core, and the accept loop that feeds them.
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
+//! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
 //! - [`node`]: assembles a running node and shuts it down gracefully.
 #![forbid(unsafe_code)]
