@@ -1,6 +1,8 @@
 //! Logging: `tracing` to stderr, filtered by `XFED_LOG` (same syntax as `RUST_LOG`,
 //! default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
@@ -9,5 +11,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: log files and journals get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Interop scenarios: an xfed node (tenant acme, domain acme.test) federating with a real
+Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A records.
+
+  --scenario dns      xfed finds Prosody by SRV; TLS required; dialback both ways
+  --scenario static   xfed reaches Prosody by a static route; DNS has no record for it
+  --scenario sasl     both trust one CA: SASL EXTERNAL where Prosody offers it, else dialback
+
+Prints the parties' checks and "N passed, M failed" last; exit 0 only when all passed.
+Must run as root (network namespaces).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from world import World  # noqa: E402
+
+PROSODY_IP, XFED_IP = "127.0.0.2", "127.0.0.3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def xfed_config(w, scenario, cert, key, ca):
+    tenants = w.path("tenants")
+    os.makedirs(tenants, exist_ok=True)
+    with open(w.path("dialback.secret"), "w") as f:
+        f.write("interop-dialback-secret\n")
+    federation = 'security_mode = "tls-required"\n'
+    if scenario == "sasl":
+        federation += "require_client_certs = true\nsasl_external = true\n"
+        tls_ca = f'ca = ["{ca}"]'
+    else:
+        federation += "require_client_certs = false\n"
+        tls_ca = ""
+    with open(w.path("router.toml"), "w") as f:
+        f.write(f'''tenants_dir = "tenants"
+[node]
+name = "interop"
+[listen]
+s2s = "{XFED_IP}:5269"
+component = "{XFED_IP}:7400"
+admin = "{XFED_IP}:7480"
+[tls]
+cert = "{cert}"
+key = "{key}"
+{tls_ca}
+[federation]
+dialback_secret_file = "dialback.secret"
+{federation}
+[dns]
+nameservers = ["127.0.0.53:53"]
+[limits]
+handshake_timeout_secs = 15
+''')
+    routes = ""
+    if scenario == "static":
+        routes = f'[static_routes]\nenabled = true\nroutes = {{ "peer.test" = ["{PROSODY_IP}:5269"] }}\n'
+    with open(os.path.join(tenants, "acme.toml"), "w") as f:
+        f.write(f'''name = "acme"
+secret = "acme-component-secret"
+domains = ["acme.test"]
+[privacy]
+mode = "allow-list"
+allow = ["peer.test"]
+{routes}''')
+    return w.path("router.toml")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--xfed", required=True, help="path to the xfed binary")
+    p.add_argument("--scenario", choices=["dns", "static", "sasl"], default="dns")
+    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--keep", action="store_true")
+    a = p.parse_args()
+    code = 1
+    with World(keep=a.keep) as w:
+        w.address(PROSODY_IP)
+        w.address(XFED_IP)
+        srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
+        hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
+        if a.scenario != "static":
+            srv.append(("_xmpp-server._tcp.peer.test", "prosody.test", 5269))
+        w.dns(srv=srv, hosts=hosts)
+        signed = a.scenario == "sasl"
+        p_cert, p_key = w.cert("peer", ["peer.test"], signed=signed)
+        x_cert, x_key = w.cert("acme", ["acme.test"], signed=signed)
+        ca = w.ca() if signed else None
+        w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key,
+                  cafile=ca)
+        cfg = xfed_config(w, a.scenario, x_cert, x_key, ca)
+        w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
+        w.wait_listening(XFED_IP, 7400)
+        out = w.run([sys.executable, os.path.join(HERE, "parties.py"),
+                     "--component-jid", "acme.test", "--component-secret", "acme-component-secret",
+                     "--component-host", XFED_IP, "--component-port", "7400",
+                     "--user-jid", "alice@peer.test", "--user-password", "alice-password",
+                     "--user-host", PROSODY_IP, "--count", str(a.count), "--timeout", "60"],
+                    timeout=120)
+        lines = out.stdout.splitlines()
+        summary = lines[-1] if lines and lines[-1].endswith(" failed") else "0 passed, 1 failed"
+        for line in lines[:-1]:
+            print(line)
+        passed, failed = (int(summary.split()[0]), int(summary.split()[2]))
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            for name in ("xfed", "prosody-peer.test"):
+                print(f"--- {name} log (tail) ---\n{w.tail(name, 60)}", file=sys.stderr)
+        # Which mechanism authenticated each direction, from xfed's log.
+        want = "SASL EXTERNAL" if a.scenario == "sasl" else "dialback"
+        log = open(w.path("xfed.log")).read().splitlines()
+        for direction in ("outbound", "inbound"):
+            hits = [l for l in log if f"{direction} s2s" in l and "authenticated" in l]
+            ok = bool(hits) and all(f"mechanism={want}" in l for l in hits)
+            seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
+            print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
+            passed, failed = passed + ok, failed + (not ok)
+        print(f"{passed} passed, {failed} failed")
+        if failed:
+            out = subprocess.CompletedProcess(out.args, 1)
+        code = out.returncode
+        if code != 0:
+            w.keep = True
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+//! Interop with real Prosody (Debian's package) inside a network namespace the test creates,
+//! with dnsmasq serving the SRV and A records: a slixmpp component of an xfed tenant and a
+//! slixmpp user on Prosody exchange messages both ways, an iq and a presence.
+//!
+//! Needs root (network namespaces), prosody, dnsmasq, openssl and slixmpp: `./scripts/test`
+//! installs them. The scenarios live in `tests/interop/netns/`.
+
+use std::process::Command;
+
+fn scenario(name: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/netns/scenario.py"
+    );
+    let out = Command::new("timeout")
+        .args([
+            "180",
+            "python3",
+            script,
+            "--xfed",
+            env!("CARGO_BIN_EXE_xfed"),
+            "--scenario",
+            name,
+        ])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scenario {name} failed:\n{stdout}\n{stderr}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert_eq!(summary, "7 passed, 0 failed", "{stdout}");
+}
+
+/// Prosody found by DNS SRV; TLS required; dialback both ways (Prosody's certificate is
+/// self-signed, so certificates cannot authenticate).
+#[test]
+fn prosody_by_srv_with_tls_and_dialback() {
+    scenario("dns");
+}
+
+/// Prosody reached through the tenant's static route; DNS has no record for it.
+#[test]
+fn prosody_by_static_route() {
+    scenario("static");
+}
+
+/// Both sides trust one CA: SASL EXTERNAL both ways, client certificates required by xfed.
+#[test]
+fn prosody_with_sasl_external() {
+    scenario("sasl");
+}
