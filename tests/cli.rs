@@ -32,7 +32,10 @@ fn check_config_summarizes_a_good_configuration() {
     assert!(out.contains("configuration OK"), "{out}");
     assert!(out.contains("tenants: 2"), "{out}");
     assert!(out.contains("domains: acme.example, acme.net"), "{out}");
-    assert!(out.contains("chat node aliases: conference.acme.example"), "{out}");
+    assert!(
+        out.contains("chat node aliases: conference.acme.example"),
+        "{out}"
+    );
     assert!(out.contains("component 127.0.0.1:7400"), "{out}");
 }
 
@@ -42,14 +45,19 @@ fn check_config_lists_every_problem_and_exits_2() {
     assert_eq!(code, 2, "{out}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(
-        lines.iter().any(|l| l.contains("router.toml: restart.schedule: ")),
+        lines
+            .iter()
+            .any(|l| l.contains("router.toml: restart.schedule: ")),
         "{err}"
     );
     assert!(
         lines.iter().any(|l| l.contains("acme.toml: domains[0]: ")),
         "{err}"
     );
-    assert!(lines.iter().any(|l| l.contains("globex.toml: secret: ")), "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains("globex.toml: secret: ")),
+        "{err}"
+    );
 }
 
 #[test]
