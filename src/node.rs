@@ -182,9 +182,10 @@ impl Node {
         addr.send(ListLinks).await.unwrap_or_default()
     }
 
-    /// Graceful shutdown: stop accepting, stop reading on every link so nothing new is
-    /// accepted, then close every stream with `system-shutdown` after what is queued has
-    /// been written.
+    /// Graceful shutdown: stop accepting; stop reading on component links so tenants send
+    /// nothing new; close s2s streams gracefully (our closing tag, then what peers still had
+    /// in flight is read and delivered until their own close); then close component links
+    /// with `system-shutdown` once what is queued for them has been written.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         for task in &self.accepting {
@@ -195,17 +196,18 @@ impl Node {
         }
         // Let stanzas already read finish routing into their outboxes.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        for stream in self.s2s.streams.iter() {
+            stream.control.do_send(LinkControl::Close(None));
+        }
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while !self.s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let shutdown =
             StreamError::new(StreamCondition::SystemShutdown, "the node is shutting down");
         for (t, _) in &self.tenants {
             let _ = t.send(ControlLinks::close(Some(shutdown.clone()))).await;
         }
-        for stream in self.s2s.streams.iter() {
-            stream
-                .control
-                .do_send(LinkControl::Close(Some(shutdown.clone())));
-        }
-        let deadline = tokio::time::Instant::now() + DRAIN;
         for (_, slot) in &self.tenants {
             while !slot.view().links.is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::Stream;
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::Decoder;
 
 use crate::xmpp::{Frame, Limits, Outbox, ReadError, Stanza, StreamReader};
 
@@ -166,19 +167,20 @@ impl XmlConn {
         Ok(())
     }
 
-    /// Splits the negotiated connection into a framed reader (keeping what was already read)
-    /// and an outbox.
+    /// Splits the negotiated connection into a stream of frames (starting with what was
+    /// already read: a peer may pipeline stanzas right after negotiation) and an outbox.
     pub fn into_parts(
         self,
         queue_limit: usize,
         stall: Duration,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
-    ) -> (FramedRead<ReadHalf<Box<dyn Io>>, StreamReader>, Outbox) {
+    ) -> (
+        impl Stream<Item = Result<Frame, ReadError>> + 'static,
+        Outbox,
+    ) {
         let (rd, wr) = tokio::io::split(self.io);
-        let mut framed = FramedRead::new(rd, self.reader);
-        *framed.read_buffer_mut() = self.buf;
         let (outbox, _writer) = Outbox::spawn(wr, queue_limit, stall, on_undelivered);
-        (framed, outbox)
+        (frames(rd, self.reader, self.buf), outbox)
     }
 
     /// Sends `tail` (a stream error or close) and shuts the connection down, bounded in time.
@@ -189,6 +191,29 @@ impl XmlConn {
         })
         .await;
     }
+}
+
+/// Frames read from `rd`, decoding what `buf` already holds before reading more.
+fn frames<R: AsyncRead + Unpin + 'static>(
+    rd: R,
+    reader: StreamReader,
+    buf: BytesMut,
+) -> impl Stream<Item = Result<Frame, ReadError>> + 'static {
+    futures_util::stream::unfold(Some((rd, reader, buf)), |state| async move {
+        let (mut rd, mut reader, mut buf) = state?;
+        loop {
+            match reader.decode(&mut buf) {
+                Ok(Some(frame)) => return Some((Ok(frame), Some((rd, reader, buf)))),
+                Ok(None) => {}
+                Err(e) => return Some((Err(e), None)),
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some((Err(e.into()), None)),
+            }
+        }
+    })
 }
 
 /// Stands in for the transport while it is moved into a TLS wrapper.

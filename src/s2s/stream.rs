@@ -25,6 +25,9 @@ use crate::routing::LinkControl;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{ns, Frame, Kind, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
 
+/// How long a closing stream waits for the peer's closing tag.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
 /// What the stream is for.
 pub enum Role {
     /// We opened it to deliver stanzas from `local` to `remote`.
@@ -71,6 +74,8 @@ pub struct S2sStream {
     written_seen: u64,
     /// Stanzas written as of the last keepalive tick.
     keepalive_seen: u64,
+    /// We sent our closing tag and are reading what the peer still had in flight.
+    closing: bool,
 }
 
 impl S2sStream {
@@ -111,6 +116,7 @@ impl S2sStream {
                 last_traffic: Instant::now(),
                 written_seen: 0,
                 keepalive_seen: 0,
+                closing: false,
             };
             // Registered before `create` returns, so the stream is visible at once.
             stream.register(actx.address().recipient());
@@ -161,6 +167,19 @@ impl S2sStream {
                 control,
             },
         );
+    }
+
+    /// RFC 6120 §4.4: send our closing tag (after what is queued), then keep reading and
+    /// routing until the peer's own close, so stanzas it already sent are not lost; give up
+    /// after [`CLOSE_GRACE`].
+    fn close_gracefully(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.outbox
+            .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 
     fn send(&self, xml: String) {
@@ -459,8 +478,11 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
                 return ctx.stop();
             }
             Ok(Frame::Close) => {
-                self.outbox
-                    .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+                // Our own close went out already if we started closing.
+                if !self.closing {
+                    self.outbox
+                        .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+                }
                 return ctx.stop();
             }
             Ok(Frame::Stanza(s)) => match self.role {
@@ -510,11 +532,7 @@ impl Handler<LinkControl> for S2sStream {
                 self.outbox.close(Bytes::from(stream_error(&e)));
                 ctx.stop();
             }
-            LinkControl::Close(None) => {
-                self.outbox
-                    .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
-                ctx.stop();
-            }
+            LinkControl::Close(None) => self.close_gracefully(ctx),
         }
     }
 }
