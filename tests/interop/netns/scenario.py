@@ -5,6 +5,8 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario dns      xfed finds Prosody by SRV; TLS required; dialback both ways
   --scenario static   xfed reaches Prosody by a static route; DNS has no record for it
   --scenario sasl     both trust one CA: SASL EXTERNAL where Prosody offers it, else dialback
+  --scenario dns-faults  no Prosody: NXDOMAIN, a "." SRV target and a silent nameserver
+                      each bounce the message with remote-server-not-found and a reason
 
 Prints the parties' checks and "N passed, M failed" last; exit 0 only when all passed.
 Must run as root (network namespaces).
@@ -12,7 +14,6 @@ Must run as root (network namespaces).
 
 import argparse
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,59 +69,89 @@ allow = ["peer.test"]
     return w.path("router.toml")
 
 
+def dns_faults(w, a):
+    """xfed alone; DNS gives it nothing usable for three domains."""
+    w.address("127.0.0.9")
+    # A nameserver that reads queries and never answers.
+    w.spawn("mute-dns", [sys.executable, "-c",
+                         "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                         "s.bind(('127.0.0.9', 53));\nwhile True: s.recvfrom(512)"])
+    w.dns(srv=[("_xmpp-server._tcp.dot.test", "", 0)],
+          hosts=[("xfed.test", XFED_IP)], forward={"silent.test": "127.0.0.9"})
+    cert, key = w.cert("acme", ["acme.test"], signed=False)
+    cfg = xfed_config(w, "dns", cert, key, None)
+    text = open(w.path("tenants/acme.toml")).read().replace('mode = "allow-list"\nallow = ["peer.test"]', 'mode = "off"')
+    open(w.path("tenants/acme.toml"), "w").write(text)
+    w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
+    w.wait_listening(XFED_IP, 7400)
+    out = w.run([sys.executable, os.path.join(HERE, "bounces.py"), XFED_IP, "7400", "acme-component-secret",
+                 "nx.test=remote-server-not-found", "dot.test=remote-server-not-found",
+                 "silent.test=remote-server-not-found"], timeout=90)
+    print(out.stdout, end="")
+    if out.returncode != 0:
+        print(out.stderr[-2000:], file=sys.stderr)
+        print(f"--- xfed log (tail) ---\n{w.tail('xfed', 40)}", file=sys.stderr)
+        w.keep = True
+    return out.returncode
+
+
+def interop(w, a):
+    """xfed and Prosody federating; returns the exit status."""
+    srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
+    hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
+    if a.scenario != "static":
+        # The first target (priority 10) is dead: xfed must go on to the second.
+        srv.append(("_xmpp-server._tcp.peer.test", "dead.test", 5269, 10))
+        srv.append(("_xmpp-server._tcp.peer.test", "prosody.test", 5269, 20))
+        hosts.append(("dead.test", "127.0.0.7"))
+    w.dns(srv=srv, hosts=hosts)
+    signed = a.scenario == "sasl"
+    p_cert, p_key = w.cert("peer", ["peer.test"], signed=signed)
+    x_cert, x_key = w.cert("acme", ["acme.test"], signed=signed)
+    ca = w.ca() if signed else None
+    w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key, cafile=ca)
+    cfg = xfed_config(w, a.scenario, x_cert, x_key, ca)
+    w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
+    w.wait_listening(XFED_IP, 7400)
+    out = w.run([sys.executable, os.path.join(HERE, "parties.py"),
+                 "--component-jid", "acme.test", "--component-secret", "acme-component-secret",
+                 "--component-host", XFED_IP, "--component-port", "7400",
+                 "--user-jid", "alice@peer.test", "--user-password", "alice-password",
+                 "--user-host", PROSODY_IP, "--count", str(a.count), "--timeout", "60"],
+                timeout=120)
+    lines = out.stdout.splitlines()
+    summary = lines[-1] if lines and lines[-1].endswith(" failed") else "0 passed, 1 failed"
+    for line in lines[:-1]:
+        print(line)
+    passed, failed = int(summary.split()[0]), int(summary.split()[2])
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        for name in ("xfed", "prosody-peer.test"):
+            print(f"--- {name} log (tail) ---\n{w.tail(name, 60)}", file=sys.stderr)
+    # Which mechanism authenticated each direction, from xfed's log.
+    want = "SASL EXTERNAL" if a.scenario == "sasl" else "dialback"
+    log = open(w.path("xfed.log")).read().splitlines()
+    for direction in ("outbound", "inbound"):
+        hits = [l for l in log if f"{direction} s2s" in l and "authenticated" in l]
+        ok = bool(hits) and all(f"mechanism={want}" in l for l in hits)
+        seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
+        print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
+        passed, failed = passed + ok, failed + (not ok)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or out.returncode != 0 else 0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl"], default="dns")
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "dns-faults"], default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args()
-    code = 1
     with World(keep=a.keep) as w:
         w.address(PROSODY_IP)
         w.address(XFED_IP)
-        srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
-        hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
-        if a.scenario != "static":
-            srv.append(("_xmpp-server._tcp.peer.test", "prosody.test", 5269))
-        w.dns(srv=srv, hosts=hosts)
-        signed = a.scenario == "sasl"
-        p_cert, p_key = w.cert("peer", ["peer.test"], signed=signed)
-        x_cert, x_key = w.cert("acme", ["acme.test"], signed=signed)
-        ca = w.ca() if signed else None
-        w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key,
-                  cafile=ca)
-        cfg = xfed_config(w, a.scenario, x_cert, x_key, ca)
-        w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
-        w.wait_listening(XFED_IP, 7400)
-        out = w.run([sys.executable, os.path.join(HERE, "parties.py"),
-                     "--component-jid", "acme.test", "--component-secret", "acme-component-secret",
-                     "--component-host", XFED_IP, "--component-port", "7400",
-                     "--user-jid", "alice@peer.test", "--user-password", "alice-password",
-                     "--user-host", PROSODY_IP, "--count", str(a.count), "--timeout", "60"],
-                    timeout=120)
-        lines = out.stdout.splitlines()
-        summary = lines[-1] if lines and lines[-1].endswith(" failed") else "0 passed, 1 failed"
-        for line in lines[:-1]:
-            print(line)
-        passed, failed = (int(summary.split()[0]), int(summary.split()[2]))
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            for name in ("xfed", "prosody-peer.test"):
-                print(f"--- {name} log (tail) ---\n{w.tail(name, 60)}", file=sys.stderr)
-        # Which mechanism authenticated each direction, from xfed's log.
-        want = "SASL EXTERNAL" if a.scenario == "sasl" else "dialback"
-        log = open(w.path("xfed.log")).read().splitlines()
-        for direction in ("outbound", "inbound"):
-            hits = [l for l in log if f"{direction} s2s" in l and "authenticated" in l]
-            ok = bool(hits) and all(f"mechanism={want}" in l for l in hits)
-            seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
-            print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
-            passed, failed = passed + ok, failed + (not ok)
-        print(f"{passed} passed, {failed} failed")
-        if failed:
-            out = subprocess.CompletedProcess(out.args, 1)
-        code = out.returncode
+        code = dns_faults(w, a) if a.scenario == "dns-faults" else interop(w, a)
         if code != 0:
             w.keep = True
     sys.exit(code)

@@ -105,16 +105,22 @@ class World:
 
     # --- DNS ---------------------------------------------------------------------------------
 
-    def dns(self, srv=(), hosts=()):
-        """dnsmasq on 127.0.0.53 with SRV records (name, target, port) and A records
-        (name, ip); every other name in test. gets NXDOMAIN."""
+    def dns(self, srv=(), hosts=(), forward=None):
+        """dnsmasq on 127.0.0.53 with SRV records (name, target, port[, priority]; an empty
+        target publishes "no service") and A records (name, ip); names under a domain in
+        `forward` are asked of that server; every other name in test. gets NXDOMAIN."""
         argv = [
             "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
             f"--listen-address={DNS_IP}", "--port=53", "--log-queries",
             f"--log-facility={self.path('dnsmasq-queries.log')}",
             f"--pid-file={self.path('dnsmasq.pid')}", "--local=/test/",
         ]
-        argv += [f"--srv-host={name},{target},{port}" for name, target, port in srv]
+        for record in srv:
+            name, target, port = record[:3]
+            prio = f",{record[3]}" if len(record) > 3 else ""
+            argv.append(f"--srv-host={name},{target},{port}{prio}" if target else f"--srv-host={name}")
+        for domain, server in (forward or {}).items():
+            argv.append(f"--server=/{domain}/{server}")
         argv += [f"--host-record={name},{ip}" for name, ip in hosts]
         self.spawn("dnsmasq", argv)
         self.wait_listening(DNS_IP, 53)
