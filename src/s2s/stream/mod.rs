@@ -8,22 +8,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle,
-    StreamHandler, WrapFuture,
-};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle, StreamHandler};
 use bytes::Bytes;
-use quick_xml::escape::escape;
 
-use super::auth::Mechanism;
-use super::federation::Federation;
-use super::io::{TlsInfo, XmlConn};
-use super::outbound::{self, is_dialback};
-use super::{AuthedPair, S2sContext, StreamEntry};
-use crate::config::domain_key;
+use crate::s2s::auth::Mechanism;
+use crate::s2s::federation::Federation;
+use crate::s2s::io::{TlsInfo, XmlConn};
+
 use crate::routing::LinkControl;
+use crate::s2s::{AuthedPair, S2sContext, StreamEntry};
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
-use crate::xmpp::{ns, Frame, Kind, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
+use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
+
+mod receiving;
 
 /// How long a closing stream waits for the peer's closing tag.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -192,198 +189,6 @@ impl S2sStream {
         ctx.stop();
     }
 
-    /// An element on an inbound stream.
-    fn inbound(&mut self, s: Stanza, ctx: &mut Context<Self>) -> Result<(), StreamError> {
-        if is_dialback(&s, "result") {
-            return self.dialback_result(s, ctx);
-        }
-        if is_dialback(&s, "verify") {
-            return self.dialback_verify(s);
-        }
-        if s.kind == Kind::Other {
-            return Err(StreamError::new(
-                C::UnsupportedStanzaType,
-                format!("<{}> is not a stanza this stream accepts", s.name),
-            ));
-        }
-        if let Some(x) = s.xmlns.as_deref().filter(|x| *x != ns::SERVER) {
-            return Err(StreamError::new(
-                C::InvalidNamespace,
-                format!("stanza namespace {x}"),
-            ));
-        }
-        let (Some(from), Some(to)) = (addr_domain(s.from.as_deref()), addr_domain(s.to.as_deref()))
-        else {
-            return Err(StreamError::new(
-                C::ImproperAddressing,
-                "a stanza between servers needs valid 'from' and 'to' addresses",
-            ));
-        };
-        let Role::Inbound { authed, .. } = &self.role else {
-            return Ok(());
-        };
-        if authed.is_empty() {
-            return Err(StreamError::new(
-                C::NotAuthorized,
-                "no domain is authenticated on this stream yet",
-            ));
-        }
-        let router = self.router()?;
-        if !router.is_hosted(&to) {
-            return Err(StreamError::new(
-                C::HostUnknown,
-                format!("{to} is not hosted here"),
-            ));
-        }
-        if !authed.contains(&(to.clone(), from.clone())) {
-            return Err(StreamError::new(
-                C::InvalidFrom,
-                format!("{from} is not authenticated for {to} on this stream"),
-            ));
-        }
-        self.last_traffic = Instant::now();
-        router.route_inbound(&to, &from, s);
-        Ok(())
-    }
-
-    /// XEP-0220 §2.1.2: the originating server claims (`from`) towards our `to`.
-    fn dialback_result(&mut self, s: Stanza, ctx: &mut Context<Self>) -> Result<(), StreamError> {
-        if s.type_.is_some() {
-            // A verdict we never asked for on this stream authenticates nothing.
-            tracing::debug!(peer = %self.peer, "unsolicited dialback result ignored");
-            return Ok(());
-        }
-        let (Some(remote), Some(local)) = (domain(s.from.as_deref()), domain(s.to.as_deref()))
-        else {
-            return Err(StreamError::new(
-                C::ImproperAddressing,
-                "dialback needs 'from' and 'to' domains",
-            ));
-        };
-        if !self.router()?.is_hosted(&local) {
-            return Err(StreamError::new(
-                C::HostUnknown,
-                format!("{local} is not hosted here"),
-            ));
-        }
-        if let Err(reason) = self
-            .ctx
-            .policy
-            .trusts(&self.ctx.tls, self.tls.as_ref(), &remote)
-        {
-            tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
-            self.send(db_result_error(&local, &remote, "not-authorized", &reason));
-            return Ok(());
-        }
-        let Role::Inbound {
-            stream_id,
-            authed,
-            pending,
-        } = &mut self.role
-        else {
-            return Ok(());
-        };
-        let pair = (local.clone(), remote.clone());
-        if authed.contains(&pair) {
-            self.send(format!(
-                "<db:result from='{local}' to='{remote}' type='valid'/>"
-            ));
-            return Ok(());
-        }
-        if !pending.insert(pair) {
-            return Ok(());
-        }
-        let key = s.text();
-        let sid = stream_id.clone();
-        let c = self.ctx.clone();
-        let (l, r) = (local.clone(), remote.clone());
-        let check = async move {
-            let routes = c.static_routes(&l, &r);
-            let targets = c
-                .resolver
-                .targets(&r, routes.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
-            outbound::verify(&c, &l, &r, &targets, &sid, &key)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        ctx.spawn(
-            check
-                .into_actor(self)
-                .map(move |result, act, _| act.verified(local, remote, result)),
-        );
-        Ok(())
-    }
-
-    fn verified(&mut self, local: String, remote: String, result: Result<bool, String>) {
-        let Role::Inbound {
-            authed, pending, ..
-        } = &mut self.role
-        else {
-            return;
-        };
-        let pair = (local.clone(), remote.clone());
-        pending.remove(&pair);
-        match result {
-            Ok(true) => {
-                authed.insert(pair);
-                if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
-                    entry.pairs.push(AuthedPair {
-                        local: local.clone(),
-                        remote: remote.clone(),
-                        mechanism: Mechanism::Dialback,
-                    });
-                }
-                tracing::info!(peer = %self.peer, %local, %remote, mechanism = %Mechanism::Dialback, "inbound s2s pair authenticated");
-                self.send(format!(
-                    "<db:result from='{local}' to='{remote}' type='valid'/>"
-                ));
-            }
-            Ok(false) => {
-                tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
-                self.send(format!(
-                    "<db:result from='{local}' to='{remote}' type='invalid'/>"
-                ));
-            }
-            Err(reason) => {
-                tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
-                self.send(db_result_error(
-                    &local,
-                    &remote,
-                    "remote-server-not-found",
-                    &reason,
-                ));
-            }
-        }
-    }
-
-    /// XEP-0220 §2.3.2: a receiving server asks us, the authoritative server, about a key.
-    fn dialback_verify(&mut self, s: Stanza) -> Result<(), StreamError> {
-        if s.type_.is_some() {
-            tracing::debug!(peer = %self.peer, "unsolicited dialback verify answer ignored");
-            return Ok(());
-        }
-        let (Some(receiving), Some(ours), Some(id)) = (
-            domain(s.from.as_deref()),
-            domain(s.to.as_deref()),
-            s.id.as_deref(),
-        ) else {
-            return Err(StreamError::new(
-                C::ImproperAddressing,
-                "dialback verify needs 'from', 'to' and 'id'",
-            ));
-        };
-        let valid = self.router()?.is_hosted(&ours)
-            && self.ctx.dialback.verify(&receiving, &ours, id, &s.text());
-        self.send(format!(
-            "<db:verify from='{ours}' to='{receiving}' id='{}' type='{}'/>",
-            escape(id),
-            if valid { "valid" } else { "invalid" }
-        ));
-        Ok(())
-    }
-
     fn router(&self) -> Result<Arc<crate::routing::Router>, StreamError> {
         self.ctx
             .router
@@ -405,28 +210,6 @@ impl S2sStream {
             ctx.stop();
         }
     }
-}
-
-/// A dialback result of type error (XEP-0220 §2.4).
-fn db_result_error(local: &str, remote: &str, condition: &str, text: &str) -> String {
-    format!(
-        "<db:result from='{local}' to='{remote}' type='error'><error type='cancel'><{condition} xmlns='{}'/><text xmlns='{}'>{}</text></error></db:result>",
-        ns::XMPP_STANZAS,
-        ns::XMPP_STANZAS,
-        escape(text)
-    )
-}
-
-/// A domain name from a peer, in our canonical form.
-fn domain(raw: Option<&str>) -> Option<String> {
-    let part = jid::DomainPart::new(raw?).ok()?;
-    Some(domain_key(part.as_str()).into_owned())
-}
-
-/// The domain of an address from a peer.
-fn addr_domain(raw: Option<&str>) -> Option<String> {
-    let jid = jid::Jid::new(raw?).ok()?;
-    Some(domain_key(jid.domain().as_str()).into_owned())
 }
 
 /// The first element, read during negotiation.
