@@ -28,6 +28,13 @@ pub fn normalize_domain(raw: &str) -> Result<String, String> {
     if ascii.split('.').any(str::is_empty) {
         return Err(format!("{raw:?} has an empty label"));
     }
+    // Again on the canonical form: `192.0.2.1.` or full-width digits become an address only
+    // once the trailing dot is gone and nameprep has mapped them.
+    if ascii.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "{raw:?} is an IP address; federation needs a domain name"
+        ));
+    }
     Ok(ascii)
 }
 

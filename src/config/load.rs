@@ -373,6 +373,9 @@ fn tenant(path: &Path, raw: TenantFile, errs: &mut Vec<ConfigError>) -> Option<T
 /// Parses `host`, `host:port`, `ip:port` or `[v6]:port`; the port defaults to 5269.
 fn parse_target(raw: &str) -> Result<RouteTarget, String> {
     if let Ok(addr) = raw.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!("{raw:?}: port \"0\" is not a port number"));
+        }
         return Ok(RouteTarget {
             host: addr.ip().to_string(),
             port: addr.port(),
@@ -410,8 +413,9 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         }
         let inner = err.into_inner();
         let message = inner.message().to_owned();
-        if let Some(field) = message
-            .strip_prefix("unknown field `")
+        if let Some(field) = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split('`').next())
         {
             if !key.ends_with(field) {

@@ -7,12 +7,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use actix::Addr;
 use dashmap::DashMap;
 use rand::Rng;
 
 use super::auth::Mechanism;
 use super::outbound::{self, DialError};
-use super::stream::{Role, S2sStream};
+use super::stream::{AddLocal, Role, S2sStream};
 use super::S2sContext;
 use crate::routing::Remote;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
@@ -31,7 +32,12 @@ enum Pair {
         bytes: usize,
     },
     /// Authenticated: stanzas go straight into the stream's outbox.
-    Ready { stream: u64, outbox: Outbox },
+    Ready {
+        stream: u64,
+        outbox: Outbox,
+        /// The stream's actor, when more local domains may join it (dialback streams).
+        joinable: Option<Addr<S2sStream>>,
+    },
     /// The last attempt failed; until then stanzas bounce at once with the same reason.
     Failed {
         until: Instant,
@@ -68,7 +74,45 @@ impl Federation {
             .clone()
     }
 
-    /// Starts setting up the stream for a pair (on a worker).
+    /// Gets a pair authenticated: on a stream to the same remote domain that another local
+    /// domain already authenticated by dialback, when that one presents the same
+    /// certificate; else on a new stream.
+    fn start(&self, local: &str, remote: &str) {
+        let same_cert = |other: &str| {
+            Arc::ptr_eq(
+                &self.ctx.tls.client_for(other),
+                &self.ctx.tls.client_for(local),
+            )
+        };
+        let candidates: Vec<Arc<Mutex<Pair>>> = self
+            .pairs
+            .iter()
+            .filter(|e| e.key().1 == remote && e.key().0 != local && same_cert(&e.key().0))
+            .map(|e| e.value().clone())
+            .collect();
+        for pair in candidates {
+            let state = pair.lock().unwrap_or_else(|e| e.into_inner());
+            if let Pair::Ready {
+                joinable: Some(addr),
+                outbox,
+                ..
+            } = &*state
+            {
+                if !outbox.is_closed() {
+                    addr.do_send(AddLocal(local.to_owned()));
+                    return;
+                }
+            }
+        }
+        self.dial(local, remote);
+    }
+
+    /// Multiplexing a pair failed: it gets a stream of its own, its queue kept.
+    pub(crate) fn multiplex_failed(&self, local: &str, remote: &str) {
+        self.dial(local, remote);
+    }
+
+    /// Starts setting up a new stream for a pair (on a worker).
     fn dial(&self, local: &str, remote: &str) {
         let me = self.me.clone();
         let (local, remote) = (local.to_owned(), remote.to_owned());
@@ -76,14 +120,20 @@ impl Federation {
             let Some(fed) = me.upgrade() else { return };
             let result = fed.connect(&local, &remote).await;
             match result {
-                Ok((stream, outbox)) => fed.ready(&local, &remote, stream, outbox),
+                Ok((stream, outbox, joinable)) => {
+                    fed.ready(&local, &remote, stream, outbox, joinable)
+                }
                 Err(e) => fed.failed(&local, &remote, e.condition(), e.to_string()),
             }
         });
     }
 
     /// Resolves, connects, negotiates and authenticates; tries each target in turn.
-    async fn connect(&self, local: &str, remote: &str) -> Result<(u64, Outbox), DialError> {
+    async fn connect(
+        &self,
+        local: &str,
+        remote: &str,
+    ) -> Result<(u64, Outbox, Option<Addr<S2sStream>>), DialError> {
         let routes = self.ctx.static_routes(local, remote);
         let targets = self
             .ctx
@@ -111,14 +161,19 @@ impl Federation {
                         remote: remote.to_owned(),
                         mechanism,
                         federation: self.me.clone(),
+                        stream_id: dialed.stream_id.clone(),
+                        extra: Vec::new(),
+                        pending: Default::default(),
                     };
-                    let (stream, outbox) =
+                    let (stream, outbox, addr) =
                         S2sStream::start(self.ctx.clone(), dialed.conn, role, tls.clone(), None);
+                    // Only dialback streams take more domains: a certificate speaks for one.
+                    let joinable = (mechanism == Mechanism::Dialback).then_some(addr);
                     tracing::info!(
                         %local, %remote, %peer, tls = tls.as_ref().map_or("none", |t| t.version.as_str()),
                         %mechanism, "outbound s2s stream authenticated"
                     );
-                    return Ok((stream, outbox));
+                    return Ok((stream, outbox, joinable));
                 }
                 Err(e) => {
                     tracing::info!(%local, %remote, target = %format!("{}:{}", target.host, target.port), error = %e, "outbound s2s attempt failed");
@@ -129,7 +184,14 @@ impl Federation {
         Err(last)
     }
 
-    fn ready(&self, local: &str, remote: &str, stream: u64, outbox: Outbox) {
+    pub(crate) fn ready(
+        &self,
+        local: &str,
+        remote: &str,
+        stream: u64,
+        outbox: Outbox,
+        joinable: Option<Addr<S2sStream>>,
+    ) {
         let pair = self.pair(local, remote);
         let mut bounced = Vec::new();
         {
@@ -143,7 +205,11 @@ impl Federation {
                     bounced.push(*s);
                 }
             }
-            *state = Pair::Ready { stream, outbox };
+            *state = Pair::Ready {
+                stream,
+                outbox,
+                joinable,
+            };
         }
         self.bounce_all(
             bounced,
@@ -207,7 +273,7 @@ impl Remote for Federation {
                         queue: VecDeque::from([*s]),
                     };
                     drop(state);
-                    return self.dial(local, remote);
+                    return self.start(local, remote);
                 }
                 Err(SendError::Full(s)) => Some((
                     *s,
@@ -239,7 +305,7 @@ impl Remote for Federation {
                     queue: VecDeque::from([stanza]),
                 };
                 drop(state);
-                return self.dial(local, remote);
+                return self.start(local, remote);
             }
         };
         drop(state);

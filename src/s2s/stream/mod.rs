@@ -14,13 +14,17 @@ use bytes::Bytes;
 use crate::s2s::auth::Mechanism;
 use crate::s2s::federation::Federation;
 use crate::s2s::io::{TlsInfo, XmlConn};
+use crate::s2s::outbound::is_dialback;
 
 use crate::routing::LinkControl;
 use crate::s2s::{AuthedPair, S2sContext, StreamEntry};
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
 
+mod multiplex;
 mod receiving;
+
+pub use multiplex::AddLocal;
 
 /// How long a closing stream waits for the peer's closing tag.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -34,6 +38,13 @@ pub enum Role {
         mechanism: Mechanism,
         /// Told when the stream ends, so the next stanza opens a new one.
         federation: Weak<Federation>,
+        /// The id the receiving server gave the stream: dialback keys for more local
+        /// domains on it cover this id.
+        stream_id: String,
+        /// Further local domains authenticated on the stream (multiplexing).
+        extra: Vec<String>,
+        /// Local domains whose dialback result on this stream awaits the verdict.
+        pending: HashSet<String>,
     },
     /// The peer opened it.
     Inbound {
@@ -83,7 +94,7 @@ impl S2sStream {
         role: Role,
         tls: Option<TlsInfo>,
         first: Option<Stanza>,
-    ) -> (u64, Outbox) {
+    ) -> (u64, Outbox, actix::Addr<S2sStream>) {
         let peer = conn.peer;
         let undelivered_ctx = ctx.clone();
         let (reader, outbox) = conn.into_parts(
@@ -97,7 +108,7 @@ impl S2sStream {
         );
         let id = ctx.next_id();
         let out = outbox.clone();
-        S2sStream::create(move |actx| {
+        let addr = S2sStream::create(move |actx| {
             let reading = actx.add_stream(reader);
             if let Some(first) = first {
                 actx.notify(First(first));
@@ -119,7 +130,7 @@ impl S2sStream {
             stream.register(actx.address().recipient());
             stream
         });
-        (id, out)
+        (id, out, addr)
     }
 
     /// Puts the stream in the node's registry (what operators and shutdown see).
@@ -241,11 +252,18 @@ impl Actor for S2sStream {
             local,
             remote,
             federation,
+            extra,
+            pending,
             ..
         } = &self.role
         {
             if let Some(f) = federation.upgrade() {
-                f.stream_closed(local, remote, self.id);
+                for l in std::iter::once(local).chain(extra) {
+                    f.stream_closed(l, remote, self.id);
+                }
+                for l in pending {
+                    f.multiplex_failed(l, remote);
+                }
             }
         }
     }
@@ -270,6 +288,10 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
             }
             Ok(Frame::Stanza(s)) => match self.role {
                 Role::Inbound { .. } => self.inbound(s, ctx),
+                Role::Outbound { .. } if is_dialback(&s, "result") => {
+                    self.outbound_result(&s, ctx);
+                    Ok(())
+                }
                 Role::Outbound { .. } => {
                     tracing::debug!(peer = %self.peer, name = %s.name, "element on an outbound stream ignored");
                     Ok(())
