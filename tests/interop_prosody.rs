@@ -62,3 +62,9 @@ fn prosody_with_sasl_external() {
 fn dns_failures_bounce_with_the_reason() {
     scenario("dns-faults", "3 passed, 0 failed");
 }
+
+/// No SRV record for Prosody's domain, only an A record: xfed connects to it on port 5269.
+#[test]
+fn prosody_by_a_record_without_srv() {
+    scenario("a-record", "7 passed, 0 failed");
+}

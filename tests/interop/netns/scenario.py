@@ -5,6 +5,7 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario dns      xfed finds Prosody by SRV; TLS required; dialback both ways
   --scenario static   xfed reaches Prosody by a static route; DNS has no record for it
   --scenario sasl     both trust one CA: SASL EXTERNAL where Prosody offers it, else dialback
+  --scenario a-record  no SRV for Prosody's domain: xfed uses its A record, port 5269
   --scenario dns-faults  no Prosody: NXDOMAIN, a "." SRV target and a silent nameserver
                       each bounce the message with remote-server-not-found and a reason
 
@@ -99,7 +100,9 @@ def interop(w, a):
     """xfed and Prosody federating; returns the exit status."""
     srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
     hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
-    if a.scenario != "static":
+    if a.scenario == "a-record":
+        hosts.append(("peer.test", PROSODY_IP))
+    elif a.scenario != "static":
         # The first target (priority 10) is dead: xfed must go on to the second.
         srv.append(("_xmpp-server._tcp.peer.test", "dead.test", 5269, 10))
         srv.append(("_xmpp-server._tcp.peer.test", "prosody.test", 5269, 20))
@@ -144,7 +147,7 @@ def interop(w, a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl", "dns-faults"], default="dns")
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "dns-faults"], default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args()
