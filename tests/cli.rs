@@ -18,7 +18,7 @@ fn xfed(args: &[&str]) -> (i32, String, String) {
 
 fn fixture(case: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/configs")
+        .join("tests/fixtures/config")
         .join(case)
         .join("router.toml")
         .display()
@@ -36,7 +36,7 @@ fn check_config_summarizes_a_good_configuration() {
         out.contains("chat node aliases: conference.acme.example"),
         "{out}"
     );
-    assert!(out.contains("component 127.0.0.1:7400"), "{out}");
+    assert!(out.contains("component 127.0.0.1:17400"), "{out}");
 }
 
 #[test]

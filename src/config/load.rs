@@ -96,13 +96,24 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     let schedule = match cron::Schedule::from_str(&file.restart.schedule) {
         Ok(s) => Some(s),
         Err(err) => {
-            errs.push(e(
-                "restart.schedule",
-                format!(
-                    "{:?} is not a cron expression (sec min hour day month weekday [year]): {err}",
-                    file.restart.schedule
-                ),
-            ));
+            // cron's message repeats the expression and points into it with a caret, on
+            // lines of their own; keep its explanation only, so the problem stays one line.
+            let text = file.restart.schedule.trim();
+            let why = one_line(
+                &err.to_string()
+                    .lines()
+                    .filter(|l| l.trim() != text && l.trim() != "^")
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            let mut reason = format!(
+                "{:?} is not a cron expression (sec min hour day month weekday [year])",
+                file.restart.schedule
+            );
+            if !why.is_empty() {
+                reason = format!("{reason}: {why}");
+            }
+            errs.push(e("restart.schedule", reason));
             None
         }
     };
@@ -412,7 +423,7 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
             key.clear();
         }
         let inner = err.into_inner();
-        let message = inner.message().to_owned();
+        let message = one_line(inner.message());
         if let Some(field) = ["unknown field `", "missing field `"]
             .iter()
             .find_map(|prefix| message.strip_prefix(prefix))
@@ -480,6 +491,15 @@ fn read_secret(path: &Path, what: &str) -> Result<Secret, String> {
         return Err(format!("{what}: {} is empty", path.display()));
     }
     Ok(Secret::new(secret))
+}
+
+/// A message that may span lines, on one: `check-config` prints one line per problem.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `a/b/../c` → `a/c`, lexically, so paths in messages read the way operators wrote them.

@@ -231,6 +231,4 @@ impl fmt::Display for ConfigErrors {
 }
 
 #[cfg(test)]
-mod load_tests;
-#[cfg(test)]
 mod tests;

@@ -1,121 +1,357 @@
-use std::path::Path;
-fn probe_one(name: &str, router: &str, tenants: &[(&str, &str)]) {
-    let dir = Path::new("/tmp/xfed-probe").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tenants")).unwrap();
-    std::fs::write(dir.join("router.toml"), router).unwrap();
-    for (f, t) in tenants {
-        std::fs::write(dir.join("tenants").join(f), t).unwrap();
-    }
-    match super::load(&dir.join("router.toml")) {
-        Ok(c) => eprintln!(
-            "{name}: OK {:?}",
-            c.tenants
-                .iter()
-                .map(|t| (&t.domains, &t.static_routes))
-                .collect::<Vec<_>>()
-        ),
-        Err(e) => {
-            for x in e.0 {
-                eprintln!("{name}: {:?} | {x}", x.key)
-            }
-        }
+//! Configuration as an operator meets it, one fixture folder per case under
+//! `tests/fixtures/config/`: `good` and `defaults` load with exactly what they say, every
+//! other folder holds one kind of mistake and must be refused naming the file, the key and
+//! the reason. Refusals are in `tests_refusals.rs`, domain names in `tests_domains.rs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+#[path = "tests_domains.rs"]
+mod domains;
+#[path = "tests_refusals.rs"]
+mod refusals;
+
+/// `tests/fixtures/config/`.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config")
+}
+
+/// The router file of fixture `case`.
+fn fixture(case: &str) -> PathBuf {
+    fixtures().join(case).join("router.toml")
+}
+
+fn loads(router: &Path) -> Config {
+    load(router).unwrap_or_else(|e| panic!("{} refused:\n{e}", router.display()))
+}
+
+/// Every problem fixture `case` is refused with.
+fn problems(case: &str) -> Vec<ConfigError> {
+    match load(&fixture(case)) {
+        Ok(_) => panic!("fixture {case} was accepted"),
+        Err(ConfigErrors(errs)) => errs,
     }
 }
-const T: &str = "name = \"acme\"\nsecret = \"s\"\ndomains = [\"acme.example\"]\n";
+
+/// The problem among `errs` in `file` (a path ending: `router.toml`, `tenants/acme.toml`)
+/// at `key` whose reason contains `reason`.
+fn find<'a>(errs: &'a [ConfigError], file: &str, key: &str, reason: &str) -> &'a ConfigError {
+    errs.iter()
+        .find(|e| e.file.ends_with(file) && e.key == key && e.reason.contains(reason))
+        .unwrap_or_else(|| {
+            panic!(
+                "no problem ({file}, {key}, ..{reason}..) among:\n{}",
+                ConfigErrors(errs.to_vec())
+            )
+        })
+}
+
+/// Asserts fixture `case` is refused with exactly one problem: in `file`, at `key`, with
+/// `reason` in its text. Returns it for further checks (line, wording).
+fn assert_refused(case: &str, file: &str, key: &str, reason: &str) -> ConfigError {
+    let errs = problems(case);
+    let found = find(&errs, file, key, reason).clone();
+    assert_eq!(
+        errs.len(),
+        1,
+        "{case}: expected one problem, got:\n{}",
+        ConfigErrors(errs.clone())
+    );
+    found
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn target(host: &str, port: u16) -> RouteTarget {
+    RouteTarget {
+        host: host.into(),
+        port,
+    }
+}
+
 #[test]
-fn probe() {
-    probe_one(
-        "missing_domains",
-        "tenants_dir = \"tenants\"\n",
-        &[("a.toml", "name = \"acme\"\nsecret = \"s\"\n")],
+fn good_configuration_loads_every_key_as_written() {
+    let dir = fixtures().join("good");
+    let c = loads(&fixture("good"));
+
+    assert_eq!(c.node_name, "edge-test");
+    assert_eq!(
+        c.listen,
+        Listen {
+            s2s: addr("0.0.0.0:15269"),
+            component: addr("127.0.0.1:17400"),
+            admin: addr("127.0.0.1:17480"),
+        }
     );
-    probe_one(
-        "missing_name",
-        "tenants_dir = \"tenants\"\n",
-        &[("a.toml", "secret = \"s\"\ndomains=[\"a.example\"]\n")],
+    assert_eq!(
+        c.tls,
+        Tls {
+            cert: Some(CertPaths {
+                cert: dir.join("tls/node.pem"),
+                key: dir.join("tls/node.key"),
+            }),
+            ca: vec![dir.join("tls/ca.pem")],
+            crl: vec![dir.join("tls/ca.crl")],
+        }
     );
-    probe_one(
-        "wrong_type",
-        "tenants_dir = \"tenants\"\n\n[limits]\nmax_stanza_bytes = \"big\"\n",
-        &[("a.toml", T)],
+    assert_eq!(
+        c.federation,
+        Federation {
+            security_mode: SecurityMode::TlsOptional,
+            require_client_certs: false,
+            sasl_external: false,
+            // Read from the file, trailing newline dropped.
+            dialback_secret: Some(Secret::new("db-s3cret")),
+            idle_timeout: Duration::from_secs(300),
+        }
     );
-    probe_one(
-        "bad_addr",
-        "tenants_dir = \"tenants\"\n\n[listen]\ns2s = \"nope\"\n",
-        &[("a.toml", T)],
+    assert_eq!(
+        c.dns_nameservers,
+        [addr("127.0.0.53:53"), addr("[2001:db8::53]:5353")]
     );
-    probe_one(
-        "unknown_line",
-        "tenants_dir = \"tenants\"\n\n[federation]\n\nsecurty_mode = \"no-tls\"\n",
-        &[("a.toml", T)],
+    assert_eq!(c.admin_token, Some(Secret::new("t0ken")));
+    assert!(c.restart.delayed);
+    assert_eq!(c.restart.schedule_text, "0 30 3 * * Sun");
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_stanza_bytes: 262_144,
+            max_depth: 32,
+            handshake_timeout: Duration::from_secs(20),
+            queue_bytes_per_connection: 8_388_608,
+        }
     );
-    probe_one(
-        "unknown_top",
-        "tenants_dir = \"tenants\"\ncolour = 1\n",
-        &[("a.toml", T)],
+
+    let tenants = dir.join("tenants");
+    let acme = TenantConfig {
+        name: "acme".into(),
+        file: tenants.join("acme.toml"),
+        secret: Secret::new("acme-s3cret"),
+        // Normalized: lower case, no trailing dot.
+        domains: vec!["acme.example".into(), "acme.net".into()],
+        chat_node_aliases: vec!["conference.acme.example".into()],
+        privacy: Privacy {
+            mode: PrivacyMode::AllowList,
+            allow: set(&["globex.example", "partner.example"]),
+            deny: set(&[]),
+        },
+        static_routes: StaticRoutes {
+            enabled: true,
+            routes: [(
+                "partner.example".to_owned(),
+                vec![
+                    target("192.0.2.10", 5269),
+                    target("xmpp.partner.example", 5269),
+                    target("2001:db8::1", 5270),
+                ],
+            )]
+            .into(),
+        },
+        tls: None,
+    };
+    let globex = TenantConfig {
+        name: "globex".into(),
+        file: tenants.join("globex.toml"),
+        secret: Secret::new("globex-inline-secret"),
+        // An internationalized domain, in the ASCII form DNS and routing use.
+        domains: vec!["globex.example".into(), "xn--bcher-kva.example".into()],
+        chat_node_aliases: vec!["rooms.globex.example".into()],
+        privacy: Privacy {
+            mode: PrivacyMode::DenyList,
+            allow: set(&[]),
+            deny: set(&["spam.example"]),
+        },
+        static_routes: StaticRoutes::default(),
+        tls: Some(CertPaths {
+            cert: tenants.join("tls/globex.pem"),
+            key: tenants.join("tls/globex.key"),
+        }),
+    };
+    assert_eq!(c.tenants, [acme, globex]);
+}
+
+#[test]
+fn every_key_left_out_takes_its_documented_default() {
+    // The shipped layout: config/router.toml beside tenants/, found through the default
+    // tenants_dir "../tenants".
+    let root = fixtures().join("defaults");
+    let c = loads(&root.join("config/router.toml"));
+
+    assert_eq!(c.node_name, "xfed");
+    assert_eq!(
+        c.listen,
+        Listen {
+            s2s: addr("0.0.0.0:5269"),
+            component: addr("127.0.0.1:7400"),
+            admin: addr("127.0.0.1:7480"),
+        }
     );
-    probe_one(
-        "enum_line",
-        "tenants_dir = \"tenants\"\n[federation]\n\nsecurity_mode = \"maybe\"\n",
-        &[("a.toml", T)],
+    assert_eq!(
+        c.tls,
+        Tls {
+            cert: None,
+            ca: vec![],
+            crl: vec![],
+        }
     );
-    probe_one(
-        "dup_key",
-        "tenants_dir = \"tenants\"\ntenants_dir = \"x\"\n",
-        &[("a.toml", T)],
+    assert_eq!(
+        c.federation,
+        Federation {
+            security_mode: SecurityMode::TlsRequired,
+            require_client_certs: true,
+            sasl_external: true,
+            dialback_secret: None,
+            idle_timeout: Duration::from_secs(600),
+        }
     );
-    probe_one(
-        "syntax_router",
-        "tenants_dir = \"tenants\"\n\n\n[limits\n",
-        &[("a.toml", T)],
+    assert!(c.dns_nameservers.is_empty());
+    assert_eq!(c.admin_token, None);
+    assert!(!c.restart.delayed);
+    assert_eq!(c.restart.schedule_text, "0 0 2 * * *");
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_stanza_bytes: 524_288,
+            max_depth: 64,
+            handshake_timeout: Duration::from_secs(30),
+            queue_bytes_per_connection: 16_777_216,
+        }
     );
-    probe_one("port0", "tenants_dir = \"tenants\"\n", &[("a.toml", &format!("{T}[static_routes]\nenabled=true\nroutes = {{ \"p.example\" = [\"192.0.2.1:0\", \"h.example:0\", \"h.example:99999\", \"h.example:x\", \"2001:db8::1:5270\", \"1.2.3.4.\"] }}\n"))]);
-    probe_one(
-        "ip_dot",
-        "tenants_dir = \"tenants\"\n",
-        &[(
-            "a.toml",
-            "name = \"acme\"\nsecret = \"s\"\ndomains = [\"1.2.3.4.\", \"１.２.３.４\"]\n",
-        )],
+    assert_eq!(
+        c.tenants,
+        [TenantConfig {
+            name: "acme".into(),
+            file: root.join("tenants/acme.toml"),
+            secret: Secret::new("acme-secret"),
+            domains: vec!["acme.example".into()],
+            chat_node_aliases: vec![],
+            privacy: Privacy {
+                mode: PrivacyMode::AllowList,
+                allow: set(&[]),
+                deny: set(&[]),
+            },
+            static_routes: StaticRoutes::default(),
+            tls: None,
+        }]
     );
-    probe_one("empty_tenants", "tenants_dir = \"tenants\"\n", &[]);
-    probe_one("two_claims", "tenants_dir = \"tenants\"\n", &[("a.toml", T), ("b.toml", "name = \"globex\"\nsecret = \"s\"\ndomains = [\"ACME.example.\"]\nchat_node_aliases=[\"acme.example\"]\n"), ("c.toml", "name = \"acme\"\nsecret = \"s\"\ndomains = [\"c.example\"]\n")]);
-    probe_one(
-        "off_allow",
-        "tenants_dir = \"tenants\"\n",
-        &[(
-            "a.toml",
-            &format!("{T}[privacy]\nmode=\"off\"\nallow=[\"x.example\"]\n"),
-        )],
+}
+
+#[test]
+fn shipped_configuration_loads_with_its_two_tenants() {
+    let c = loads(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/router.toml"));
+    let shape: Vec<(&str, &[String], &[String])> = c
+        .tenants
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.domains.as_slice(),
+                t.chat_node_aliases.as_slice(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                "acme",
+                &["acme.example".to_owned()][..],
+                &["conference.acme.example".to_owned()][..]
+            ),
+            (
+                "globex",
+                &["globex.example".to_owned()][..],
+                &["rooms.globex.example".to_owned()][..]
+            ),
+        ]
     );
-    probe_one(
-        "inline_secret_ws",
-        "tenants_dir = \"tenants\"\n",
-        &[(
-            "a.toml",
-            "name = \"acme\"\nsecret = \"  s  \"\ndomains = [\"acme.example\"]\n",
-        )],
+    assert!(
+        c.tls.cert.is_none(),
+        "ships without a certificate: a development one is made at start"
     );
-    probe_one(
-        "tenant_tls_missing",
-        "tenants_dir = \"tenants\"\n",
-        &[(
-            "a.toml",
-            &format!("{T}[tls]\ncert=\"x.pem\"\nkey=\"x.key\"\n"),
-        )],
+    assert!(c.federation.dialback_secret.is_some());
+    assert!(c.admin_token.is_some());
+}
+
+#[test]
+fn check_config_summary_lists_the_tenants_and_their_domains() {
+    let s = loads(&fixture("good")).summary();
+    assert!(s.starts_with("configuration OK: "), "{s}");
+    assert!(s.contains("tenants: 2"), "{s}");
+    assert!(
+        s.contains("domains: globex.example, xn--bcher-kva.example"),
+        "{s}"
     );
-    probe_one(
-        "tenant_tls_nokey",
-        "tenants_dir = \"tenants\"\n",
-        &[("a.toml", &format!("{T}[tls]\ncert=\"x.pem\"\n"))],
+    assert!(s.contains("privacy: deny-list (1 denied)"), "{s}");
+}
+
+#[test]
+fn several_problems_in_three_files_are_all_reported() {
+    let errs = problems("many_problems");
+    find(
+        &errs,
+        "router.toml",
+        "restart.schedule",
+        "not a cron expression",
     );
-    probe_one(
-        "listen_dup",
-        "tenants_dir = \"tenants\"\n[listen]\ns2s=\"127.0.0.1:7400\"\n",
-        &[("a.toml", T)],
+    find(
+        &errs,
+        "router.toml",
+        "limits.max_stanza_bytes",
+        "at least 10000",
     );
-    probe_one("queue", "tenants_dir = \"tenants\"\n[limits]\nmax_stanza_bytes = 5000\nqueue_bytes_per_connection = 100\nmax_depth = 0\nhandshake_timeout_secs = 0\n[federation]\nidle_timeout_secs = 0\n", &[("a.toml", T)]);
-    probe_one("dbfile_missing", "tenants_dir = \"tenants\"\n[federation]\ndialback_secret_file = \"nope\"\n[admin]\ntoken_file=\"nope2\"\n[tls]\nca=[\"ca.pem\"]\ncrl=[\"x.crl\"]\n", &[("a.toml", T)]);
-    probe_one("routes_empty", "tenants_dir = \"tenants\"\n", &[("a.toml", &format!("{T}[static_routes]\nroutes = {{ \"p.example\" = [], \"bad host\" = [\"x.example\"] }}\n"))]);
+    find(&errs, "tenants/acme.toml", "domains[0]", "\"acme example\"");
+    find(&errs, "tenants/acme.toml", "privacy.deny", "allow-list");
+    find(&errs, "tenants/globex.toml", "secret", "missing");
+    assert_eq!(errs.len(), 5, "{}", ConfigErrors(errs.clone()));
+}
+
+#[test]
+fn every_broken_fixture_is_refused_one_line_per_problem() {
+    let mut cases = 0;
+    for entry in std::fs::read_dir(fixtures()).expect("fixtures folder") {
+        let case = entry
+            .expect("fixture")
+            .file_name()
+            .into_string()
+            .expect("UTF-8");
+        if case == "good" || case == "defaults" {
+            continue;
+        }
+        for e in problems(&case) {
+            assert!(!e.to_string().contains('\n'), "{case}: {e}");
+        }
+        cases += 1;
+    }
+    assert!(cases >= 20, "only {cases} broken fixtures found");
+}
+
+#[test]
+fn a_problem_reads_file_line_key_reason() {
+    let e = assert_refused(
+        "unknown_key_section",
+        "router.toml",
+        "federation.securty_mode",
+        "unknown field",
+    );
+    let file = fixture("unknown_key_section").display().to_string();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{file}:4: federation.securty_mode: unknown field")),
+        "{e}"
+    );
+
+    let no_line = ConfigError::new(Path::new("tenants/acme.toml"), "secret", "missing");
+    assert_eq!(no_line.to_string(), "tenants/acme.toml: secret: missing");
+    let no_key = ConfigError::new(Path::new("router.toml"), "", "cannot read");
+    assert_eq!(no_key.to_string(), "router.toml: cannot read");
 }
