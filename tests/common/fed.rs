@@ -5,12 +5,22 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a listener whose port must be known in advance.
+///
+/// Taken below the kernel's ephemeral range (32768 and up on Linux), from a counter of this
+/// process: a port handed out by binding port 0 and releasing it can be given again at once
+/// to another test's ephemeral connection, which then steals it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 30;
+    for _ in 0..2_000 {
+        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below 32000");
 }
 
 /// A test CA and certificates it signs, written as PEM files.
