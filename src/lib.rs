@@ -14,9 +14,11 @@
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
+//! - [`admin`]: the admin HTTP API and the `xfed` subcommands that call it.
 //! - [`node`]: assembles a running node and shuts it down gracefully.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod component;
 pub mod config;
 pub mod node;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use xfed::admin::client::{self, AdminClient, ClientError};
 use xfed::config;
 use xfed::node::Node;
 
@@ -30,6 +31,76 @@ enum Command {
         #[arg(long, default_value = "config/router.toml")]
         config: PathBuf,
     },
+    /// A running node: federation, tenants, their links and streams.
+    Status {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// A running node's federated connections, and the last failure per domain pair.
+    Connections {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only the connections of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only the connections carrying this domain (local or remote).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Close a federated connection gracefully (by its id in `xfed connections`).
+    CloseConnection {
+        id: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// How to reach a running node's admin API.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The node's router file: its `[listen] admin` and `[admin] token_file`.
+    #[arg(long, default_value = "config/router.toml")]
+    config: PathBuf,
+    /// The admin API's URL, instead of reading it from --config.
+    #[arg(long, requires = "token_file")]
+    admin: Option<String>,
+    /// The file holding the admin token, with --admin.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Print the JSON the API answered instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl NodeArgs {
+    fn client(&self) -> Result<AdminClient, ClientError> {
+        match (&self.admin, &self.token_file) {
+            (Some(url), Some(token)) => AdminClient::from_args(url, token),
+            _ => AdminClient::from_config(&self.config),
+        }
+    }
+}
+
+/// Runs one admin call and prints its answer.
+fn admin_call(
+    node: &NodeArgs,
+    call: impl FnOnce(&AdminClient) -> Result<serde_json::Value, ClientError>,
+    table: fn(&serde_json::Value) -> String,
+) -> ExitCode {
+    match node.client().and_then(|c| call(&c)) {
+        Ok(v) if node.json => {
+            println!("{v:#}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print!("{}", table(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xfed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit status for a refused configuration.
@@ -49,6 +120,29 @@ fn main() -> ExitCode {
                 ExitCode::from(BAD_CONFIG)
             }
         },
+        Command::Status { node } => {
+            admin_call(&node, |c| c.get("/api/status"), client::status_table)
+        }
+        Command::Connections {
+            node,
+            tenant,
+            domain,
+        } => {
+            let mut query = Vec::new();
+            if let Some(t) = &tenant {
+                query.push(format!("tenant={t}"));
+            }
+            if let Some(d) = &domain {
+                query.push(format!("domain={}", config::domain_key(d)));
+            }
+            let path = format!("/api/connections?{}", query.join("&"));
+            admin_call(&node, |c| c.get(&path), client::connections_table)
+        }
+        Command::CloseConnection { id, node } => admin_call(
+            &node,
+            |c| c.post(&format!("/api/connections/{id}/close")),
+            |v| format!("closing connection {}\n", v["closed"]),
+        ),
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix::{Addr, Arbiter};
 use tokio::net::TcpListener;
 
+use crate::admin::AdminState;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
 use crate::routing::{LinkControl, Router, TenantSlot};
@@ -62,6 +63,8 @@ pub struct Node {
     s2s: Arc<S2sContext>,
     /// Kept alive here: routing only holds it as its `Remote`.
     _federation: Arc<Federation>,
+    /// The admin API, when `[admin] token_file` is set: its address and its server.
+    admin: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     pub certificate: NodeCertificate,
 }
 
@@ -120,6 +123,37 @@ impl Node {
             "s2s",
             move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
         )));
+        let admin = match &config.admin_token {
+            Some(token) => {
+                let (listener, addr) = bind("the admin API", config.listen.admin).await?;
+                let std_listener = listener.into_std().map_err(|source| StartError::Bind {
+                    what: "the admin API",
+                    addr,
+                    source,
+                })?;
+                let state = Arc::new(AdminState {
+                    node_name: config.node_name.clone(),
+                    security_mode: config.federation.security_mode.as_str(),
+                    s2s_addr,
+                    tenants: tenants.clone(),
+                    s2s: s2s.clone(),
+                    federation: federation.clone(),
+                    token: token.clone(),
+                });
+                let handle = crate::admin::start(std_listener, state).map_err(|source| {
+                    StartError::Bind {
+                        what: "the admin API",
+                        addr,
+                        source,
+                    }
+                })?;
+                Some((addr, handle))
+            }
+            None => {
+                tracing::warn!("no [admin] token_file: the admin API is off");
+                None
+            }
+        };
         tracing::info!(
             node = %config.node_name, component = %component_addr, s2s = %s2s_addr,
             security = config.federation.security_mode.as_str(), tenants = tenants.len(),
@@ -135,8 +169,14 @@ impl Node {
             s2s_addr,
             s2s,
             _federation: federation,
+            admin,
             certificate,
         })
+    }
+
+    /// Where the admin API listens, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Where server-to-server streams connect (the bound address, useful with port 0).
@@ -190,6 +230,9 @@ impl Node {
         tracing::info!("shutting down");
         for task in &self.accepting {
             task.abort();
+        }
+        if let Some((_, admin)) = &self.admin {
+            admin.stop(true).await;
         }
         for (t, _) in &self.tenants {
             let _ = t.send(ControlLinks(LinkControl::StopReading)).await;

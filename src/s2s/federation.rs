@@ -46,10 +46,20 @@ enum Pair {
     },
 }
 
+/// The last failure of a domain pair, as operators see it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub condition: StanzaCondition,
+    pub reason: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The node's outbound federation.
 pub struct Federation {
     ctx: Arc<S2sContext>,
     pairs: DashMap<(String, String), Arc<Mutex<Pair>>>,
+    /// The last failure of each (local, remote) pair that ever failed.
+    failures: DashMap<(String, String), Failure>,
     /// Ourselves, for the tasks and streams we start.
     me: Weak<Federation>,
 }
@@ -59,6 +69,7 @@ impl Federation {
         Arc::new_cyclic(|me| Federation {
             ctx,
             pairs: DashMap::new(),
+            failures: DashMap::new(),
             me: me.clone(),
         })
     }
@@ -218,8 +229,24 @@ impl Federation {
         );
     }
 
+    /// The last failure of every pair that ever failed: ((local, remote), failure).
+    pub fn failures(&self) -> Vec<((String, String), Failure)> {
+        self.failures
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
         tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
+        self.failures.insert(
+            (local.to_owned(), remote.to_owned()),
+            Failure {
+                condition,
+                reason: reason.clone(),
+                at: chrono::Utc::now(),
+            },
+        );
         let pair = self.pair(local, remote);
         let queue = {
             let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());

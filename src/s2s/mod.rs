@@ -73,6 +73,21 @@ pub struct StreamEntry {
     pub pairs: Vec<AuthedPair>,
     /// Tells the stream to close.
     pub control: Recipient<LinkControl>,
+    /// When the stream was established.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// The stream's write side: stanzas out, queued bytes, last write.
+    pub outbox: crate::xmpp::Outbox,
+    /// What the stream's actor counts on the read side.
+    pub stats: Arc<StreamStats>,
+}
+
+/// Read-side counters of a stream, shared between its actor and the registry.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Stanzas routed from the stream.
+    pub stanzas_in: std::sync::atomic::AtomicU64,
+    /// When one was last routed, in Unix milliseconds (0: never).
+    pub last_in_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A (local, remote) domain pair authenticated on a stream.

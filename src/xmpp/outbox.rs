@@ -48,6 +48,8 @@ pub struct Outbox {
     limit: usize,
     /// Stanzas written so far: tells idle connections from busy ones.
     written: Arc<AtomicU64>,
+    /// When a stanza was last written, in Unix milliseconds (0: never).
+    last_write_ms: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -77,12 +79,14 @@ impl Outbox {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let written = Arc::new(AtomicU64::new(0));
+        let last_write_ms = Arc::new(AtomicU64::new(0));
         let task = actix_rt::spawn(write_loop(
             writer,
             rx,
             Counters {
                 queued: queued.clone(),
                 written: written.clone(),
+                last_write_ms: last_write_ms.clone(),
             },
             stall,
             on_undelivered,
@@ -93,6 +97,7 @@ impl Outbox {
                 queued,
                 limit,
                 written,
+                last_write_ms,
             },
             task,
         )
@@ -140,12 +145,25 @@ impl Outbox {
     pub fn stanzas_written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
+
+    /// When a stanza was last written, in Unix milliseconds (0: never).
+    pub fn last_write_ms(&self) -> u64 {
+        self.last_write_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What the writer task reports back through shared counters.
 struct Counters {
     queued: Arc<AtomicUsize>,
     written: Arc<AtomicU64>,
+    last_write_ms: Arc<AtomicU64>,
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
@@ -185,7 +203,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         })
         .await;
         counters.queued.fetch_sub(counted, Ordering::AcqRel);
-        counters.written.fetch_add(stanzas, Ordering::Relaxed);
+        if stanzas > 0 {
+            counters.written.fetch_add(stanzas, Ordering::Relaxed);
+            counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
+        }
         buf.clear();
         if !matches!(written, Ok(Ok(()))) {
             tracing::debug!("write failed or stalled; closing the connection");

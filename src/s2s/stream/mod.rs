@@ -84,6 +84,8 @@ pub struct S2sStream {
     keepalive_seen: u64,
     /// We sent our closing tag and are reading what the peer still had in flight.
     closing: bool,
+    /// Read-side counters, shared with the registry.
+    stats: Arc<crate::s2s::StreamStats>,
 }
 
 impl S2sStream {
@@ -125,6 +127,7 @@ impl S2sStream {
                 written_seen: 0,
                 keepalive_seen: 0,
                 closing: false,
+                stats: Default::default(),
             };
             // Registered before `create` returns, so the stream is visible at once.
             stream.register(actx.address().recipient());
@@ -173,6 +176,9 @@ impl S2sStream {
                     .map(|t| (t.version.clone(), t.cipher.clone())),
                 pairs,
                 control,
+                since: chrono::Utc::now(),
+                outbox: self.outbox.clone(),
+                stats: self.stats.clone(),
             },
         );
     }

@@ -2,6 +2,7 @@
 //! the originating domain's authoritative server, verify requests answered with our keys,
 //! and stanzas accepted only for authenticated pairs.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
@@ -69,6 +70,10 @@ impl S2sStream {
             ));
         }
         self.last_traffic = Instant::now();
+        self.stats.stanzas_in.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_in_ms
+            .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         router.route_inbound(&to, &from, s);
         Ok(())
     }

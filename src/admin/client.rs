@@ -1,0 +1,197 @@
+//! The `xfed` subcommands that ask a running node: find its admin API and token, call it,
+//! print tables (or the JSON as received).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// A running node's admin API.
+pub struct AdminClient {
+    base: String,
+    token: String,
+}
+
+/// Why a call failed, in words for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot reach the admin API at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the admin API answered {status}: {body}")]
+    Refused { status: u16, body: String },
+}
+
+impl AdminClient {
+    /// From the node's configuration: `[listen] admin` and `[admin] token_file`.
+    pub fn from_config(path: &Path) -> Result<Self, ClientError> {
+        let config = crate::config::load(path).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let token = config.admin_token.ok_or_else(|| {
+            ClientError::Setup(format!(
+                "{}: [admin] token_file is not set, so the admin API is off",
+                path.display()
+            ))
+        })?;
+        let mut addr = config.listen.admin;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Ok(Self {
+            base: format!("http://{addr}"),
+            token: token.expose().to_owned(),
+        })
+    }
+
+    /// From an explicit URL and token file.
+    pub fn from_args(url: &str, token_file: &Path) -> Result<Self, ClientError> {
+        let token = std::fs::read_to_string(token_file)
+            .map_err(|e| ClientError::Setup(format!("{}: {e}", token_file.display())))?;
+        Ok(Self {
+            base: url.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call("GET", path)
+    }
+
+    pub fn post(&self, path: &str) -> Result<Value, ClientError> {
+        self.call("POST", path)
+    }
+
+    fn call(&self, method: &str, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .into();
+        let auth = format!("Bearer {}", self.token);
+        let result = match method {
+            "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),
+            _ => agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut response = result.map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::Refused { status, body });
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Refused {
+            status,
+            body: format!("not JSON ({e}): {body}"),
+        })
+    }
+}
+
+/// `xfed status` as a table.
+pub fn status_table(v: &Value) -> String {
+    let mut s = String::new();
+    let fed = &v["federation"];
+    let _ = writeln!(s, "node {}", str_of(&v["node"]));
+    let _ = writeln!(
+        s,
+        "federation: {} ({}), {}",
+        str_of(&fed["state"]),
+        str_of(&fed["security_mode"]),
+        str_of(&fed["why"])
+    );
+    let _ = writeln!(
+        s,
+        "{:<16} {:<6} {:<8} {:<8} {:<12} domains",
+        "TENANT", "LINKS", "S2S IN", "S2S OUT", "PRIVACY"
+    );
+    for t in v["tenants"].as_array().into_iter().flatten() {
+        let links = t["links"].as_array().map_or(0, Vec::len);
+        let _ = writeln!(
+            s,
+            "{:<16} {:<6} {:<8} {:<8} {:<12} {}",
+            str_of(&t["name"]),
+            links,
+            t["streams_in"],
+            t["streams_out"],
+            str_of(&t["privacy"]),
+            list(&t["domains"])
+        );
+        for l in t["links"].as_array().into_iter().flatten() {
+            let _ = writeln!(s, "    link {} from {}", l["id"], str_of(&l["peer"]));
+        }
+    }
+    s
+}
+
+/// `xfed connections` as a table.
+pub fn connections_table(v: &Value) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>6} {:>8} {:>8}",
+        "ID", "DIR", "PEER", "LOCAL -> REMOTE (AUTH)", "TLS", "SINCE", "IDLE", "IN", "OUT"
+    );
+    for c in v["connections"].as_array().into_iter().flatten() {
+        let pairs: Vec<String> = c["pairs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{} -> {} ({})",
+                    str_of(&p["local"]),
+                    str_of(&p["remote"]),
+                    str_of(&p["auth"])
+                )
+            })
+            .collect();
+        let since = str_of(&c["connected_since"]);
+        let _ = writeln!(
+            s,
+            "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>5}s {:>8} {:>8}",
+            c["id"],
+            str_of(&c["direction"]),
+            format!("{}:{}", str_of(&c["peer_ip"]), c["peer_port"]),
+            pairs.join(", "),
+            c["tls_version"].as_str().unwrap_or("none"),
+            since.get(11..19).unwrap_or(&since),
+            c["idle_secs"],
+            c["stanzas_in"],
+            c["stanzas_out"],
+        );
+    }
+    let failures = v["failures"].as_array().map_or(&[][..], Vec::as_slice);
+    if !failures.is_empty() {
+        let _ = writeln!(s, "\nlast failures:");
+        for f in failures {
+            let _ = writeln!(
+                s,
+                "  {} -> {}: {} at {}: {}",
+                str_of(&f["local"]),
+                str_of(&f["remote"]),
+                str_of(&f["condition"]),
+                str_of(&f["at"]),
+                str_of(&f["reason"])
+            );
+        }
+    }
+    s
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+fn list(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}

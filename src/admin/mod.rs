@@ -1,0 +1,212 @@
+//! The admin HTTP API on `[listen] admin`: JSON views of the node for operators and the
+//! `xfed` subcommands, behind a bearer token from `[admin] token_file`.
+//!
+//! - `GET /api/status`: node, federation, tenants with their links and streams;
+//! - `GET /api/connections[?tenant=T][&domain=D]`: every s2s stream, and per domain pair
+//!   the last failure;
+//! - `POST /api/connections/{id}/close`: closes a stream gracefully.
+
+pub mod client;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+use crate::routing::{LinkControl, TenantSlot};
+use crate::s2s::federation::Federation;
+use crate::s2s::S2sContext;
+use crate::tenant::{ListLinks, TenantActor};
+use crate::xmpp::outbox::unix_ms;
+
+/// What the admin API reads.
+pub struct AdminState {
+    pub node_name: String,
+    pub security_mode: &'static str,
+    pub s2s_addr: SocketAddr,
+    pub tenants: Vec<(Addr<TenantActor>, Arc<TenantSlot>)>,
+    pub s2s: Arc<S2sContext>,
+    pub federation: Arc<Federation>,
+    /// Requests must carry `Authorization: Bearer <token>`.
+    pub token: Secret,
+}
+
+impl AdminState {
+    /// `Some(response)` when the request is not authorized.
+    fn refuse(&self, req: &HttpRequest) -> Option<HttpResponse> {
+        let offered = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = offered
+            .as_bytes()
+            .ct_eq(self.token.expose().as_bytes())
+            .into();
+        (!ok).then(|| {
+            HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", "Bearer"))
+                .json(json!({"error": "a valid bearer token is required ([admin] token_file)"}))
+        })
+    }
+
+    /// Every s2s stream as JSON, optionally only those of tenant `tenant` or domain `domain`.
+    fn streams(&self, tenant: Option<&TenantSlot>, domain: Option<&str>) -> Vec<Value> {
+        let owned = tenant.map(|t| t.view().owned.clone());
+        let now = unix_ms();
+        let mut out: Vec<(u64, Value)> = self
+            .s2s
+            .streams
+            .iter()
+            .filter(|e| {
+                e.pairs.iter().any(|p| {
+                    owned.as_ref().is_none_or(|o| o.contains(&p.local))
+                        && domain.is_none_or(|d| p.local == d || p.remote == d)
+                }) || (owned.is_none() && domain.is_none())
+            })
+            .map(|e| {
+                let last = e
+                    .outbox
+                    .last_write_ms()
+                    .max(e.stats.last_in_ms.load(Ordering::Relaxed))
+                    .max(e.since.timestamp_millis() as u64);
+                let pairs: Vec<Value> = e
+                    .pairs
+                    .iter()
+                    .map(|p| json!({"local": p.local, "remote": p.remote, "auth": p.mechanism.to_string()}))
+                    .collect();
+                let value = json!({
+                    "id": e.key(),
+                    "peer_ip": e.peer.ip().to_string(),
+                    "peer_port": e.peer.port(),
+                    "direction": if e.outbound { "outgoing" } else { "incoming" },
+                    "pairs": pairs,
+                    "tls_version": e.tls.as_ref().map(|t| t.0.clone()),
+                    "tls_cipher": e.tls.as_ref().map(|t| t.1.clone()),
+                    "connected_since": e.since.to_rfc3339(),
+                    "idle_secs": now.saturating_sub(last) / 1000,
+                    "stanzas_in": e.stats.stanzas_in.load(Ordering::Relaxed),
+                    "stanzas_out": e.outbox.stanzas_written(),
+                    "queued_bytes": e.outbox.queued_bytes(),
+                });
+                (*e.key(), value)
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+/// Starts the admin API on `listener` (on the current actix system).
+pub fn start(
+    listener: std::net::TcpListener,
+    state: Arc<AdminState>,
+) -> std::io::Result<actix_web::dev::ServerHandle> {
+    let data = web::Data::from(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/api/status", web::get().to(status))
+            .route("/api/connections", web::get().to(connections))
+            .route("/api/connections/{id}/close", web::post().to(close))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(handle)
+}
+
+async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let mut tenants = Vec::new();
+    for (addr, slot) in &st.tenants {
+        let view = slot.view();
+        let links = addr.send(ListLinks).await.unwrap_or_default();
+        let streams = st.streams(Some(slot), None);
+        let count = |dir: &str| streams.iter().filter(|s| s["direction"] == dir).count();
+        tenants.push(json!({
+            "name": slot.name,
+            "domains": view.config.domains,
+            "chat_node_aliases": view.config.chat_node_aliases,
+            "privacy": view.config.privacy.mode.as_str(),
+            "links": links.iter().map(|l| json!({"id": l.id, "peer": l.peer.to_string(), "queued_bytes": l.queued_bytes})).collect::<Vec<_>>(),
+            "streams_in": count("incoming"),
+            "streams_out": count("outgoing"),
+        }));
+    }
+    HttpResponse::Ok().json(json!({
+        "node": st.node_name,
+        "federation": {
+            "state": "active",
+            "why": format!("accepting server-to-server streams on {}", st.s2s_addr),
+            "security_mode": st.security_mode,
+        },
+        "tenants": tenants,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct Filter {
+    tenant: Option<String>,
+    domain: Option<String>,
+}
+
+async fn connections(
+    req: HttpRequest,
+    st: web::Data<AdminState>,
+    filter: web::Query<Filter>,
+) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let tenant = match filter.tenant.as_deref() {
+        Some(name) => match st.tenants.iter().find(|(_, s)| s.name == name) {
+            Some((_, slot)) => Some(slot.clone()),
+            None => {
+                return HttpResponse::NotFound().json(json!({"error": format!("no tenant {name}")}))
+            }
+        },
+        None => None,
+    };
+    let domain = filter.domain.as_deref().map(crate::config::domain_key);
+    let failures: Vec<Value> = st
+        .federation
+        .failures()
+        .into_iter()
+        .filter(|((l, r), _)| {
+            tenant.as_ref().is_none_or(|t| t.view().owned.contains(l))
+                && domain.as_deref().is_none_or(|d| l == d || r == d)
+        })
+        .map(|((l, r), f)| {
+            json!({"local": l, "remote": r, "condition": f.condition.as_str(), "reason": f.reason, "at": f.at.to_rfc3339()})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "connections": st.streams(tenant.as_deref(), domain.as_deref()),
+        "failures": failures,
+    }))
+}
+
+async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    match st.s2s.streams.get(&id) {
+        Some(entry) => {
+            entry.control.do_send(LinkControl::Close(None));
+            HttpResponse::Ok().json(json!({"closed": *id}))
+        }
+        None => HttpResponse::NotFound().json(json!({"error": format!("no connection {id}")})),
+    }
+}
