@@ -8,6 +8,7 @@
 //! - [`telemetry`]: logging set-up (used by all).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
 //!   coalescing [`xmpp::Outbox`] writer.
+//! - [`observe`]: the event log and Prometheus metrics (used by all below).
 //! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
 //!   and writes into outboxes, so it needs no protocol types.
 //! - [`workers`]: one connection arbiter per core, and the accept loop that feeds them.
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod component;
 pub mod config;
 pub mod node;
+pub mod observe;
 pub mod routing;
 pub mod s2s;
 pub mod telemetry;

@@ -53,6 +53,28 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A running node's event log, oldest first.
+    Events {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only events since this time: RFC 3339 (2026-11-24T10:00:00Z) or an age (30s,
+        /// 10m, 2h, 1d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the events of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// At most this many, the newest.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show, or set at run time, the level of the federation log (error, warn, info, debug,
+    /// trace; `default` goes back to the level the node started with).
+    LogLevel {
+        level: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// How to reach a running node's admin API.
@@ -105,6 +127,8 @@ fn admin_call(
 
 /// Exit status for a refused configuration.
 const BAD_CONFIG: u8 = 2;
+/// Exit status for arguments that make no sense (as clap uses).
+const BAD_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -143,6 +167,45 @@ fn main() -> ExitCode {
             |c| c.post(&format!("/api/connections/{id}/close")),
             |v| format!("closing connection {}\n", v["closed"]),
         ),
+        Command::Events {
+            node,
+            since,
+            tenant,
+            limit,
+        } => {
+            let mut query = Vec::new();
+            if let Some(s) = since {
+                match client::parse_since(&s, chrono::Utc::now()) {
+                    Ok(t) => query.push(format!("since={}", t.replace('+', "%2B"))),
+                    Err(e) => {
+                        eprintln!("xfed: {e}");
+                        return ExitCode::from(BAD_USAGE);
+                    }
+                }
+            }
+            if let Some(t) = tenant {
+                query.push(format!("tenant={t}"));
+            }
+            if let Some(n) = limit {
+                query.push(format!("limit={n}"));
+            }
+            let path = format!("/api/events?{}", query.join("&"));
+            admin_call(&node, |c| c.get(&path), client::events_table)
+        }
+        Command::LogLevel { level, node } => {
+            let show = |v: &serde_json::Value| {
+                format!(
+                    "federation log ({}): {}\nfilter: {}\n",
+                    v["target"].as_str().unwrap_or_default(),
+                    v["federation"].as_str().unwrap_or_default(),
+                    v["filter"].as_str().unwrap_or_default()
+                )
+            };
+            match level {
+                Some(l) => admin_call(&node, |c| c.post(&format!("/api/log-level/{l}")), show),
+                None => admin_call(&node, |c| c.get("/api/log-level"), show),
+            }
+        }
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,

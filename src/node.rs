@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::admin::AdminState;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
+use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, Router, TenantSlot};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
@@ -61,6 +62,7 @@ pub struct Node {
     component_addr: SocketAddr,
     s2s_addr: SocketAddr,
     s2s: Arc<S2sContext>,
+    observer: Arc<Observer>,
     /// Kept alive here: routing only holds it as its `Remote`.
     _federation: Arc<Federation>,
     /// The admin API, when `[admin] token_file` is set: its address and its server.
@@ -81,10 +83,16 @@ impl Node {
         if config.federation.dialback_secret.is_none() {
             tracing::warn!("no [federation] dialback_secret_file: using a random secret; other nodes cannot verify this one's dialback keys");
         }
-        let router = Arc::new(Router::new());
+        let observer = Arc::new(Observer::new(&config.events));
+        observer.events.record(
+            Event::new(Kind::ConfigLoaded)
+                .field("file", config.path.display().to_string())
+                .field("tenants", config.tenants.len()),
+        );
+        let router = Arc::new(Router::new(observer.clone()));
         let mut tenants = Vec::new();
         for t in &config.tenants {
-            let (addr, slot) = TenantActor::start(Arc::new(t.clone()));
+            let (addr, slot) = TenantActor::start(Arc::new(t.clone()), observer.clone());
             router.install(slot.clone());
             tenants.push((addr, slot));
         }
@@ -106,6 +114,7 @@ impl Node {
                 tls,
                 DialbackKey::new(&secret),
                 workers.clone(),
+                observer.clone(),
             )
             .map_err(StartError::Dns)?,
         );
@@ -139,6 +148,8 @@ impl Node {
                     s2s: s2s.clone(),
                     federation: federation.clone(),
                     token: token.clone(),
+                    observer: observer.clone(),
+                    config_version: 1,
                 });
                 let handle = crate::admin::start(std_listener, state).map_err(|source| {
                     StartError::Bind {
@@ -154,6 +165,29 @@ impl Node {
                 None
             }
         };
+        let (active, why) = crate::routing::policy::node_reach(&config.tenants);
+        let kind = if active {
+            Kind::FederationEnabled
+        } else {
+            Kind::FederationDisabled
+        };
+        observer
+            .events
+            .record(Event::new(kind).field("reason", why.as_str()));
+        if !active {
+            tracing::warn!("federation is inactive: {why}");
+        }
+        for t in &config.tenants {
+            let (reaches, why) = crate::routing::policy::reach(&t.privacy, &t.static_routes);
+            if !reaches {
+                observer.events.record(
+                    Event::new(Kind::FederationDisabled)
+                        .tenant(Some(&t.name))
+                        .domains(t.all_domains())
+                        .field("reason", why),
+                );
+            }
+        }
         tracing::info!(
             node = %config.node_name, component = %component_addr, s2s = %s2s_addr,
             security = config.federation.security_mode.as_str(), tenants = tenants.len(),
@@ -168,6 +202,7 @@ impl Node {
             component_addr,
             s2s_addr,
             s2s,
+            observer,
             _federation: federation,
             admin,
             certificate,
@@ -210,6 +245,11 @@ impl Node {
         self.component_addr
     }
 
+    /// The node's event log and metrics.
+    pub fn observer(&self) -> &Arc<Observer> {
+        &self.observer
+    }
+
     pub fn router(&self) -> &Arc<Router> {
         &self.router
     }
@@ -228,6 +268,9 @@ impl Node {
     /// with `system-shutdown` once what is queued for them has been written.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
+        self.observer.events.record(
+            Event::new(Kind::FederationDisabled).field("reason", "the node is shutting down"),
+        );
         for task in &self.accepting {
             task.abort();
         }
@@ -240,7 +283,7 @@ impl Node {
         // Let stanzas already read finish routing into their outboxes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         for stream in self.s2s.streams.iter() {
-            stream.control.do_send(LinkControl::Close(None));
+            stream.control.do_send(LinkControl::Retire("shutdown"));
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
         while !self.s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {

@@ -4,72 +4,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::fed::*;
 use common::*;
 use serde_json::Value;
 
-async fn xfed(args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
-        .args(args)
-        .output()
-        .await
-        .expect("xfed runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn start_at(router: &Path) -> xfed::node::Node {
-    let cfg = xfed::config::load(router).unwrap_or_else(|e| panic!("{e}"));
-    xfed::node::Node::start(cfg).await.expect("node starts")
-}
-
 #[actix_rt::test]
 async fn operator_sees_and_closes_federated_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb, down) = (free_port(), free_port(), free_port());
-    let fed = "security_mode = \"tls-required\"\nrequire_client_certs = false";
-    let spec = |sub: &str, port, tenant, domain, peer, peer_port| {
-        let d = dir.path().join(sub);
-        write_node(&NodeSpec {
-            dir: &d,
-            s2s_port: port,
-            tenant,
-            domain,
-            secret: "secret",
-            peer_domain: peer,
-            peer_port,
-            federation: fed,
-            tls: "",
-            dialback: "shared",
-        })
-    };
-    let ra = spec("a", pa, "acme", "acme.example", "globex.example", pb);
-    let rb = spec("b", pb, "globex", "globex.example", "acme.example", pa);
-    // A's admin API, and a route to a domain whose server is down.
-    let token = dir.path().join("a/admin.token");
-    std::fs::write(&token, "let-me-in\n").unwrap();
-    let mut text = std::fs::read_to_string(&ra).unwrap();
-    text.push_str("[admin]\ntoken_file = \"admin.token\"\n");
-    std::fs::write(&ra, text).unwrap();
-    let tenant_file = dir.path().join("a/tenants/acme.toml");
-    let t = std::fs::read_to_string(&tenant_file)
-        .unwrap()
-        .replace(
-            "routes = {",
-            &format!("routes = {{ \"down.example\" = [\"127.0.0.1:{down}\"], "),
-        )
-        .replace(
-            "allow = [\"globex.example\"]",
-            "allow = [\"globex.example\", \"down.example\"]",
-        );
-    std::fs::write(&tenant_file, t).unwrap();
-
+    let AdminPair { ra, rb, token, pb } = admin_pair(dir.path());
     let a = start_at(&ra).await;
     let b = start_at(&rb).await;
     let url = format!("http://{}", a.admin_addr().expect("admin API on"));

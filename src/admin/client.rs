@@ -99,7 +99,12 @@ impl AdminClient {
 pub fn status_table(v: &Value) -> String {
     let mut s = String::new();
     let fed = &v["federation"];
-    let _ = writeln!(s, "node {}", str_of(&v["node"]));
+    let _ = writeln!(
+        s,
+        "node {}, configuration version {}",
+        str_of(&v["node"]),
+        v["config_version"]
+    );
     let _ = writeln!(
         s,
         "federation: {} ({}), {}",
@@ -109,21 +114,30 @@ pub fn status_table(v: &Value) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<16} {:<6} {:<8} {:<8} {:<12} domains",
-        "TENANT", "LINKS", "S2S IN", "S2S OUT", "PRIVACY"
+        "{:<16} {:<8} {:<9} {:<6} {:<8} {:<8} {:<12} domains",
+        "TENANT", "VERSION", "FEDERATE", "LINKS", "S2S IN", "S2S OUT", "PRIVACY"
     );
     for t in v["tenants"].as_array().into_iter().flatten() {
         let links = t["links"].as_array().map_or(0, Vec::len);
         let _ = writeln!(
             s,
-            "{:<16} {:<6} {:<8} {:<8} {:<12} {}",
+            "{:<16} {:<8} {:<9} {:<6} {:<8} {:<8} {:<12} {}",
             str_of(&t["name"]),
+            format!("{} {}", t["version"], str_of(&t["state"])),
+            str_of(&t["federation"]["state"]),
             links,
             t["streams_in"],
             t["streams_out"],
             str_of(&t["privacy"]),
             list(&t["domains"])
         );
+        if t["federation"]["state"] != "active" {
+            let _ = writeln!(
+                s,
+                "    federation inactive: {}",
+                str_of(&t["federation"]["why"])
+            );
+        }
         for l in t["links"].as_array().into_iter().flatten() {
             let _ = writeln!(s, "    link {} from {}", l["id"], str_of(&l["peer"]));
         }
@@ -136,7 +150,7 @@ pub fn connections_table(v: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>6} {:>8} {:>8}",
+        "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>6} {:>16} {:>16}",
         "ID", "DIR", "PEER", "LOCAL -> REMOTE (AUTH)", "TLS", "SINCE", "IDLE", "IN", "OUT"
     );
     for c in v["connections"].as_array().into_iter().flatten() {
@@ -156,7 +170,7 @@ pub fn connections_table(v: &Value) -> String {
         let since = str_of(&c["connected_since"]);
         let _ = writeln!(
             s,
-            "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>5}s {:>8} {:>8}",
+            "{:<5} {:<9} {:<22} {:<44} {:<14} {:<9} {:>5}s {:>16} {:>16}",
             c["id"],
             str_of(&c["direction"]),
             format!("{}:{}", str_of(&c["peer_ip"]), c["peer_port"]),
@@ -164,8 +178,8 @@ pub fn connections_table(v: &Value) -> String {
             c["tls_version"].as_str().unwrap_or("none"),
             since.get(11..19).unwrap_or(&since),
             c["idle_secs"],
-            c["stanzas_in"],
-            c["stanzas_out"],
+            format!("{}/{}B", c["stanzas_in"], c["bytes_in"]),
+            format!("{}/{}B", c["stanzas_out"], c["bytes_out"]),
         );
     }
     let failures = v["failures"].as_array().map_or(&[][..], Vec::as_slice);
@@ -186,6 +200,56 @@ pub fn connections_table(v: &Value) -> String {
     s
 }
 
+/// `xfed events` as lines: time, event, tenant, domains, then the other fields.
+pub fn events_table(v: &Value) -> String {
+    const SHOWN: &[&str] = &["seq", "time", "module", "event", "tenant", "domains"];
+    let mut s = String::new();
+    for e in v["events"].as_array().into_iter().flatten() {
+        let time = str_of(&e["time"]);
+        let details: Vec<String> = e
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| !SHOWN.contains(&k.as_str()) && !v.is_null())
+            .map(|(k, v)| format!("{k}={}", str_of(v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:<20} {:<21} {:<12} {:<40} {}",
+            time.get(..19).unwrap_or(&time).replace('T', " "),
+            str_of(&e["event"]),
+            e["tenant"].as_str().unwrap_or("-"),
+            list(&e["domains"]),
+            details.join(" ")
+        );
+    }
+    s
+}
+
+/// `--since` as operators write it: an RFC 3339 time, or an age like `30s`, `10m`, `2h`,
+/// `1d` (that long before `now`). Answers the RFC 3339 time.
+pub fn parse_since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc).to_rfc3339());
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if seconds > 0 && n >= 0 => {
+            Ok((now - chrono::Duration::seconds(n.saturating_mul(seconds))).to_rfc3339())
+        }
+        _ => Err(format!(
+            "--since {text:?}: give an RFC 3339 time (2026-11-24T10:00:00Z) or an age (30s, 10m, 2h, 1d)"
+        )),
+    }
+}
+
 fn str_of(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
@@ -194,4 +258,27 @@ fn list(v: &Value) -> String {
     v.as_array()
         .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(", "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_since("10m", now).unwrap(),
+            "2026-11-24T09:50:00+00:00"
+        );
+        assert_eq!(parse_since("1d", now).unwrap(), "2026-11-23T10:00:00+00:00");
+        assert_eq!(
+            parse_since("2026-11-24T11:00:00+01:00", now).unwrap(),
+            "2026-11-24T10:00:00+00:00"
+        );
+        assert!(parse_since("yesterday", now).is_err());
+        assert!(parse_since("m", now).is_err());
+    }
 }

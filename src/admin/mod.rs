@@ -4,7 +4,10 @@
 //! - `GET /api/status`: node, federation, tenants with their links and streams;
 //! - `GET /api/connections[?tenant=T][&domain=D]`: every s2s stream, and per domain pair
 //!   the last failure;
-//! - `POST /api/connections/{id}/close`: closes a stream gracefully.
+//! - `POST /api/connections/{id}/close`: closes a stream gracefully;
+//! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N]`: the event log;
+//! - `GET /api/log-level`, `POST /api/log-level/{level}`: the federation log level;
+//! - `GET /metrics`: Prometheus metrics.
 
 pub mod client;
 
@@ -18,7 +21,8 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::routing::{LinkControl, TenantSlot};
+use crate::observe::{events, Event, Kind, Observer};
+use crate::routing::{policy, LinkControl, TenantSlot};
 use crate::s2s::federation::Federation;
 use crate::s2s::S2sContext;
 use crate::tenant::{ListLinks, TenantActor};
@@ -34,9 +38,26 @@ pub struct AdminState {
     pub federation: Arc<Federation>,
     /// Requests must carry `Authorization: Bearer <token>`.
     pub token: Secret,
+    pub observer: Arc<Observer>,
+    /// The configuration version the node runs.
+    pub config_version: u64,
 }
 
 impl AdminState {
+    /// Whether the node federates at all, and why (not).
+    pub fn federation_state(&self) -> (bool, String) {
+        let views: Vec<_> = self.tenants.iter().map(|(_, s)| s.view()).collect();
+        let (active, why) = policy::node_reach(views.iter().map(|v| &*v.config));
+        if active {
+            let why = format!(
+                "accepting server-to-server streams on {}; {why}",
+                self.s2s_addr
+            );
+            return (true, why);
+        }
+        (false, why)
+    }
+
     /// `Some(response)` when the request is not authorized.
     fn refuse(&self, req: &HttpRequest) -> Option<HttpResponse> {
         let offered = req
@@ -93,6 +114,8 @@ impl AdminState {
                     "idle_secs": now.saturating_sub(last) / 1000,
                     "stanzas_in": e.stats.stanzas_in.load(Ordering::Relaxed),
                     "stanzas_out": e.outbox.stanzas_written(),
+                    "bytes_in": e.stats.bytes_in.load(Ordering::Relaxed),
+                    "bytes_out": e.outbox.bytes_written(),
                     "queued_bytes": e.outbox.queued_bytes(),
                 });
                 (*e.key(), value)
@@ -115,6 +138,10 @@ pub fn start(
             .route("/api/status", web::get().to(status))
             .route("/api/connections", web::get().to(connections))
             .route("/api/connections/{id}/close", web::post().to(close))
+            .route("/api/events", web::get().to(events))
+            .route("/api/log-level", web::get().to(log_level))
+            .route("/api/log-level/{level}", web::post().to(set_log_level))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()
@@ -135,8 +162,12 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
         let links = addr.send(ListLinks).await.unwrap_or_default();
         let streams = st.streams(Some(slot), None);
         let count = |dir: &str| streams.iter().filter(|s| s["direction"] == dir).count();
+        let (active, why) = policy::reach(&view.config.privacy, &view.config.static_routes);
         tenants.push(json!({
             "name": slot.name,
+            "version": st.config_version,
+            "state": "current",
+            "federation": {"state": if active { "active" } else { "inactive" }, "why": why},
             "domains": view.config.domains,
             "chat_node_aliases": view.config.chat_node_aliases,
             "privacy": view.config.privacy.mode.as_str(),
@@ -145,11 +176,13 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
             "streams_out": count("outgoing"),
         }));
     }
+    let (active, why) = st.federation_state();
     HttpResponse::Ok().json(json!({
         "node": st.node_name,
+        "config_version": st.config_version,
         "federation": {
-            "state": "active",
-            "why": format!("accepting server-to-server streams on {}", st.s2s_addr),
+            "state": if active { "active" } else { "inactive" },
+            "why": why,
             "security_mode": st.security_mode,
         },
         "tenants": tenants,
@@ -204,9 +237,130 @@ async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) 
     }
     match st.s2s.streams.get(&id) {
         Some(entry) => {
-            entry.control.do_send(LinkControl::Close(None));
+            entry.control.do_send(LinkControl::Retire("operator"));
             HttpResponse::Ok().json(json!({"closed": *id}))
         }
         None => HttpResponse::NotFound().json(json!({"error": format!("no connection {id}")})),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct EventFilter {
+    since: Option<String>,
+    tenant: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn events(
+    req: HttpRequest,
+    st: web::Data<AdminState>,
+    filter: web::Query<EventFilter>,
+) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let since = match filter
+        .since
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+    {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            return HttpResponse::BadRequest()
+                .json(json!({"error": format!("since: not an RFC 3339 time: {e}")}))
+        }
+    };
+    let query = events::Query {
+        since,
+        tenant: filter.tenant.clone(),
+        limit: filter.limit,
+    };
+    HttpResponse::Ok().json(json!({"events": st.observer.events.query(&query)}))
+}
+
+async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    match crate::telemetry::federation_level() {
+        Ok((level, filter)) => HttpResponse::Ok().json(json!({
+            "target": crate::telemetry::FEDERATION_TARGET,
+            "federation": level.unwrap_or_else(|| "default".into()),
+            "filter": filter,
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
+    }
+}
+
+async fn set_log_level(
+    req: HttpRequest,
+    st: web::Data<AdminState>,
+    level: web::Path<String>,
+) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    match crate::telemetry::set_federation_level(&level) {
+        Ok(filter) => {
+            st.observer.events.record(
+                Event::new(Kind::LogLevel)
+                    .field("target", crate::telemetry::FEDERATION_TARGET)
+                    .field("level", level.to_ascii_lowercase()),
+            );
+            tracing::info!(level = %level, %filter, "federation log level changed");
+            HttpResponse::Ok().json(json!({
+                "target": crate::telemetry::FEDERATION_TARGET,
+                "federation": level.to_ascii_lowercase(),
+                "filter": filter,
+            }))
+        }
+        Err(e @ crate::telemetry::LevelError::BadLevel(_)) => {
+            HttpResponse::BadRequest().json(json!({"error": e.to_string()}))
+        }
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
+    }
+}
+
+/// Prometheus exposition: counters as they stand, and gauges of current state set now.
+async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let m = &st.observer.metrics;
+    let mut streams = std::collections::BTreeMap::new();
+    for dir in ["incoming", "outgoing"] {
+        for auth in ["dialback", "sasl_external", "none"] {
+            streams.insert((dir, auth), 0.0);
+        }
+    }
+    let mut s2s_queued = 0usize;
+    for e in st.s2s.streams.iter() {
+        let dir = crate::s2s::direction(e.outbound);
+        let auth = e.pairs.first().map_or("none", |p| p.mechanism.label());
+        *streams.entry((dir, auth)).or_default() += 1.0;
+        s2s_queued += e.outbox.queued_bytes();
+    }
+    for ((dir, auth), n) in streams {
+        m.gauge("xfed_s2s_streams", &[("direction", dir), ("auth", auth)])
+            .set(n);
+    }
+    let mut link_queued = 0usize;
+    for (addr, slot) in &st.tenants {
+        let links = addr.send(ListLinks).await.unwrap_or_default();
+        link_queued += links.iter().map(|l| l.queued_bytes).sum::<usize>();
+        m.gauge("xfed_component_links", &[("tenant", &slot.name)])
+            .set(links.len() as f64);
+    }
+    m.gauge("xfed_queue_bytes", &[("kind", "s2s")])
+        .set(s2s_queued as f64);
+    m.gauge("xfed_queue_bytes", &[("kind", "component")])
+        .set(link_queued as f64);
+    m.gauge("xfed_queue_bytes", &[("kind", "s2s_pending")])
+        .set(st.federation.pending_bytes() as f64);
+    m.gauge("xfed_config_version", &[])
+        .set(st.config_version as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.render())
 }

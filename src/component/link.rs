@@ -309,7 +309,9 @@ impl Handler<LinkControl> for ComponentLink {
                 ctx.cancel_future(self.reading);
             }
             LinkControl::Close(Some(e)) => self.close(stream_error(&e), ctx),
-            LinkControl::Close(None) => self.close(STREAM_CLOSE.into(), ctx),
+            LinkControl::Close(None) | LinkControl::Retire(_) => {
+                self.close(STREAM_CLOSE.into(), ctx)
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct RouterFile {
     pub restart: RestartSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub events: EventsSection,
 }
 
 fn default_tenants_dir() -> PathBuf {
@@ -209,6 +211,48 @@ impl Default for RestartSection {
 
 fn default_schedule() -> String {
     "0 0 2 * * *".to_owned()
+}
+
+/// `[events]`: the event log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// JSON-lines file the events are appended to, relative to this file; `""` = none.
+    #[serde(default = "default_events_file")]
+    pub file: PathBuf,
+    /// The file rotates when it would grow past this many bytes.
+    #[serde(default = "default_events_max_bytes")]
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`events.jsonl.1` … `.N`).
+    #[serde(default = "default_events_keep")]
+    pub keep_files: usize,
+    /// Newest events kept in memory for `xfed events`.
+    #[serde(default = "default_events_memory")]
+    pub memory: usize,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self {
+            file: default_events_file(),
+            max_file_bytes: default_events_max_bytes(),
+            keep_files: default_events_keep(),
+            memory: default_events_memory(),
+        }
+    }
+}
+
+fn default_events_file() -> PathBuf {
+    PathBuf::from("events.jsonl")
+}
+fn default_events_max_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_events_keep() -> usize {
+    5
+}
+fn default_events_memory() -> usize {
+    10_000
 }
 
 /// `[limits]`: what one peer may cost us.

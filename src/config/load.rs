@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::file::{PrivacyMode, RouterFile, TenantFile};
 use super::{
-    normalize_domain, CertPaths, Config, ConfigError, ConfigErrors, Federation, Limits, Listen,
-    Privacy, Restart, RouteTarget, Secret, StaticRoutes, TenantConfig, Tls,
+    normalize_domain, CertPaths, Config, ConfigError, ConfigErrors, EventsConfig, Federation,
+    Limits, Listen, Privacy, Restart, RouteTarget, Secret, StaticRoutes, TenantConfig, Tls,
 };
 
 /// RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
@@ -141,6 +141,28 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
         ));
     }
 
+    let ev = &file.events;
+    let events = EventsConfig {
+        file: (!ev.file.as_os_str().is_empty()).then(|| at(&ev.file)),
+        max_file_bytes: ev.max_file_bytes,
+        keep_files: ev.keep_files,
+        memory: ev.memory,
+    };
+    if ev.memory == 0 {
+        errs.push(e("events.memory", "must be at least 1".into()));
+    }
+    if ev.max_file_bytes < 4096 {
+        errs.push(e("events.max_file_bytes", "must be at least 4096".into()));
+    }
+    if let Some(dir) = events.file.as_ref().and_then(|f| f.parent()) {
+        if !dir.is_dir() {
+            errs.push(e(
+                "events.file",
+                format!("folder {} does not exist", dir.display()),
+            ));
+        }
+    }
+
     let tenants = load_tenants(&at(&file.tenants_dir), router_path, &mut errs);
 
     match schedule {
@@ -169,6 +191,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
                 handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
                 queue_bytes_per_connection: l.queue_bytes_per_connection,
             },
+            events,
             tenants,
         }),
         _ => Err(ConfigErrors(errs)),

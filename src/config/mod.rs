@@ -33,6 +33,7 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub restart: Restart,
     pub limits: Limits,
+    pub events: EventsConfig,
     /// Tenants, sorted by name.
     pub tenants: Vec<TenantConfig>,
 }
@@ -79,6 +80,17 @@ pub struct Restart {
     /// The cron expression as written.
     pub schedule_text: String,
     pub schedule: cron::Schedule,
+}
+
+/// The event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `None`: events are kept in memory only.
+    pub file: Option<PathBuf>,
+    pub max_file_bytes: u64,
+    pub keep_files: usize,
+    /// Events kept in memory.
+    pub memory: usize,
 }
 
 /// Per-connection bounds.

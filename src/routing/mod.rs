@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
 use crate::config::{domain_key, TenantConfig};
+use crate::observe::{Event, Kind, Observer, TenantCounters};
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
 
 /// The delivery end of one connection: its id and its write queue.
@@ -54,6 +55,8 @@ pub struct TenantSlot {
     view: ArcSwap<TenantView>,
     /// The tenant actor's inbox for link lifecycle events.
     events: Recipient<LinkEvent>,
+    /// The tenant's traffic counters.
+    pub counters: TenantCounters,
 }
 
 impl std::fmt::Debug for TenantSlot {
@@ -65,11 +68,12 @@ impl std::fmt::Debug for TenantSlot {
 }
 
 impl TenantSlot {
-    pub fn new(view: TenantView, events: Recipient<LinkEvent>) -> Self {
+    pub fn new(view: TenantView, events: Recipient<LinkEvent>, counters: TenantCounters) -> Self {
         Self {
             name: view.config.name.clone(),
             view: ArcSwap::from_pointee(view),
             events,
+            counters,
         }
     }
 
@@ -111,6 +115,9 @@ pub enum LinkControl {
     StopReading,
     /// Write what is queued, then close the stream, with a stream error if given.
     Close(Option<StreamError>),
+    /// Close gracefully, for a reason operators see in the event log ("operator",
+    /// "shutdown", "restart", "policy").
+    Retire(&'static str),
 }
 
 /// Where a stanza came from.
@@ -128,11 +135,12 @@ pub trait Remote: Send + Sync {
 }
 
 /// The node's routing table: every hosted domain and alias → its tenant.
-#[derive(Default)]
 pub struct Router {
     domains: DashMap<String, Arc<TenantSlot>>,
     /// Federation, once the node has started it.
     remote: OnceLock<Arc<dyn Remote>>,
+    /// Where denials and bounces are reported.
+    pub observer: Arc<Observer>,
 }
 
 impl std::fmt::Debug for Router {
@@ -144,8 +152,28 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(observer: Arc<Observer>) -> Self {
+        Self {
+            domains: DashMap::new(),
+            remote: OnceLock::new(),
+            observer,
+        }
+    }
+
+    /// Counts and logs a stanza refused by `tenant`'s privacy settings (`direction`: "out"
+    /// for what the tenant sent, "in" for what was sent to it).
+    fn denied(&self, tenant: &TenantSlot, direction: &'static str, local: &str, remote: &str) {
+        let o = &self.observer;
+        o.metrics.policy_denied(&tenant.name, direction);
+        let mode = tenant.view().config.privacy.mode.as_str();
+        o.events.record_folded(
+            &format!("deny {} {direction} {local} {remote}", tenant.name),
+            Event::new(Kind::PolicyDenied)
+                .tenant(Some(&tenant.name))
+                .domains([local, remote])
+                .field("direction", direction)
+                .field("privacy_mode", mode),
+        );
     }
 
     /// Routes domains nobody here hosts through `remote`.
@@ -210,6 +238,7 @@ impl Router {
                 tenant = %origin.tenant.name, to = %to_domain,
                 "refused by the sender's privacy settings"
             );
+            self.denied(&origin.tenant, "out", from_domain, &to_domain);
             let text = format!(
                 "tenant {} does not federate with {to_domain} (privacy mode {})",
                 origin.tenant.name,
@@ -217,6 +246,9 @@ impl Router {
             );
             return self.bounce(&stanza, StanzaCondition::NotAllowed, &text, Some(origin));
         }
+        let counters = &origin.tenant.counters;
+        counters.stanzas_out.increment(1);
+        counters.bytes_out.increment(stanza.bytes.len() as u64);
         let Some(target) = target else {
             if let Some(remote) = self.remote.get() {
                 return remote.send(from_domain, &to_domain, stanza);
@@ -240,6 +272,7 @@ impl Router {
                     tenant = %target.name, from = %from_domain,
                     "refused by the receiver's privacy settings"
                 );
+                self.denied(&target, "in", &to_domain, from_domain);
                 let text = format!("{to_domain} does not accept stanzas from {}", from_domain);
                 return self.bounce(
                     &stanza,
@@ -263,6 +296,7 @@ impl Router {
         let view = target.view();
         if !policy::permits(&view.config.privacy, &view.config.static_routes, remote) {
             tracing::info!(tenant = %target.name, from = %remote, "refused by the receiver's privacy settings");
+            self.denied(&target, "in", local, remote);
             let text = format!("{local} does not accept stanzas from {remote}");
             return self.bounce(&stanza, StanzaCondition::PolicyViolation, &text, None);
         }
@@ -299,9 +333,14 @@ impl Router {
     fn deliver(&self, target: &TenantSlot, mut stanza: Stanza, origin: Option<&Origin>) {
         let view = target.view();
         let sender = stanza.from.clone().unwrap_or_default();
+        let len = stanza.bytes.len() as u64;
         for link in select::ranked(&view.links, &sender) {
             match link.outbox.send(stanza) {
-                Ok(()) => return,
+                Ok(()) => {
+                    target.counters.stanzas_in.increment(1);
+                    target.counters.bytes_in.increment(len);
+                    return;
+                }
                 Err(SendError::Closed(s)) => stanza = *s,
                 Err(SendError::Full(s)) => {
                     // Spilling onto another link would reorder this sender's stanzas.
@@ -323,6 +362,7 @@ impl Router {
         text: &str,
         origin: Option<&Origin>,
     ) {
+        self.observer.metrics.bounced(condition.as_str());
         let Some(reply) = stanza.error_reply(condition, text) else {
             tracing::debug!(%condition, "undeliverable error stanza dropped");
             return;
@@ -330,10 +370,15 @@ impl Router {
         tracing::debug!(%condition, to = ?reply.to, "stanza returned to its sender");
         match origin {
             Some(o) => {
-                if let Err(SendError::Closed(reply) | SendError::Full(reply)) =
-                    o.link.outbox.send(reply)
-                {
-                    self.reroute(vec![*reply]);
+                let len = reply.bytes.len() as u64;
+                match o.link.outbox.send(reply) {
+                    Ok(()) => {
+                        o.tenant.counters.stanzas_in.increment(1);
+                        o.tenant.counters.bytes_in.increment(len);
+                    }
+                    Err(SendError::Closed(reply) | SendError::Full(reply)) => {
+                        self.reroute(vec![*reply])
+                    }
                 }
             }
             None => self.reroute(vec![reply]),

@@ -1,6 +1,6 @@
 //! Whom a tenant federates with: a pure function of its privacy settings and static routes.
 
-use crate::config::{Privacy, PrivacyMode, StaticRoutes};
+use crate::config::{Privacy, PrivacyMode, StaticRoutes, TenantConfig};
 
 /// Does a tenant with `privacy` and `routes` exchange stanzas with `remote` (a normalized
 /// domain)? Matching is exact: `partner.example` does not cover `muc.partner.example`.
@@ -18,6 +18,64 @@ pub fn permits(privacy: &Privacy, routes: &StaticRoutes, remote: &str) -> bool {
         PrivacyMode::AllowList => {
             privacy.allow.contains(remote) || routes.for_domain(remote).is_some()
         }
+    }
+}
+
+/// Whether a tenant federates with anyone at all, and why, in an operator's words.
+pub fn reach(privacy: &Privacy, routes: &StaticRoutes) -> (bool, String) {
+    match privacy.mode {
+        PrivacyMode::Off => (true, "privacy off: federates with every domain".into()),
+        PrivacyMode::DenyList => (
+            true,
+            format!(
+                "deny list: federates with every domain but {} denied",
+                privacy.deny.len()
+            ),
+        ),
+        PrivacyMode::AllowList => {
+            let routed = if routes.enabled {
+                routes
+                    .routes
+                    .keys()
+                    .filter(|d| !privacy.allow.contains(*d))
+                    .count()
+            } else {
+                0
+            };
+            if privacy.allow.is_empty() && routed == 0 {
+                (
+                    false,
+                    "allow list is empty and no static route is enabled: federates with nobody"
+                        .into(),
+                )
+            } else {
+                (
+                    true,
+                    format!(
+                        "allow list: federates with {} listed and {routed} statically routed domain(s)",
+                        privacy.allow.len()
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Whether a node with these tenants federates at all, and why (not).
+pub fn node_reach<'a>(tenants: impl IntoIterator<Item = &'a TenantConfig>) -> (bool, String) {
+    let (mut all, mut reaching) = (0, 0);
+    for t in tenants {
+        all += 1;
+        reaching += usize::from(reach(&t.privacy, &t.static_routes).0);
+    }
+    match (all, reaching) {
+        (0, _) => (false, "no tenant is configured".into()),
+        (_, 0) => (
+            false,
+            "no tenant federates with anyone: every allow list is empty and no static route is enabled"
+                .into(),
+        ),
+        _ => (true, format!("{reaching} of {all} tenant(s) federate")),
     }
 }
 
@@ -48,6 +106,37 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn reach_says_when_a_tenant_federates_with_nobody() {
+        use PrivacyMode::*;
+        let none = reach(&privacy(AllowList, &[], &[]), &routes(false, &[]));
+        assert!(!none.0, "{}", none.1);
+        assert!(none.1.contains("nobody"));
+        // A disabled static route reaches nobody either.
+        assert!(
+            !reach(
+                &privacy(AllowList, &[], &[]),
+                &routes(false, &["p.example"])
+            )
+            .0
+        );
+        let routed = reach(&privacy(AllowList, &[], &[]), &routes(true, &["p.example"]));
+        assert!(
+            routed.0 && routed.1.contains("1 statically routed"),
+            "{}",
+            routed.1
+        );
+        assert!(
+            reach(
+                &privacy(AllowList, &["p.example"], &[]),
+                &routes(false, &[])
+            )
+            .0
+        );
+        assert!(reach(&privacy(Off, &[], &[]), &routes(false, &[])).0);
+        assert!(reach(&privacy(DenyList, &[], &["x.example"]), &routes(false, &[])).0);
     }
 
     #[test]

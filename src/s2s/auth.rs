@@ -25,6 +25,16 @@ impl fmt::Display for Mechanism {
     }
 }
 
+impl Mechanism {
+    /// The name in metrics labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mechanism::Dialback => "dialback",
+            Mechanism::SaslExternal => "sasl_external",
+        }
+    }
+}
+
 /// The trust settings, from `[federation]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {

@@ -145,13 +145,23 @@ impl Federation {
         local: &str,
         remote: &str,
     ) -> Result<(u64, Outbox, Option<Addr<S2sStream>>), DialError> {
+        let started = Instant::now();
         let routes = self.ctx.static_routes(local, remote);
+        let metrics = &self.ctx.observer.metrics;
+        if routes.is_none() {
+            metrics.dns_lookups.increment(1);
+        }
         let targets = self
             .ctx
             .resolver
             .targets(remote, routes.as_deref())
             .await
-            .map_err(|e| DialError::Refused(e.to_string()))?;
+            .map_err(|e| {
+                if routes.is_none() {
+                    metrics.dns_failures.increment(1);
+                }
+                DialError::Refused(e.to_string())
+            })?;
         let mut last = DialError::Refused(format!("no server found for {remote}"));
         for target in &targets {
             let attempt = async {
@@ -184,6 +194,7 @@ impl Federation {
                         %local, %remote, %peer, tls = tls.as_ref().map_or("none", |t| t.version.as_str()),
                         %mechanism, "outbound s2s stream authenticated"
                     );
+                    metrics.dialed(started.elapsed());
                     return Ok((stream, outbox, joinable));
                 }
                 Err(e) => {
@@ -229,6 +240,19 @@ impl Federation {
         );
     }
 
+    /// Bytes of stanzas waiting for streams being set up.
+    pub fn pending_bytes(&self) -> usize {
+        self.pairs
+            .iter()
+            .map(
+                |e| match &*e.value().lock().unwrap_or_else(|e| e.into_inner()) {
+                    Pair::Connecting { bytes, .. } => *bytes,
+                    _ => 0,
+                },
+            )
+            .sum()
+    }
+
     /// The last failure of every pair that ever failed: ((local, remote), failure).
     pub fn failures(&self) -> Vec<((String, String), Failure)> {
         self.failures
@@ -239,6 +263,14 @@ impl Federation {
 
     fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
         tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
+        self.ctx.report_failure(
+            true,
+            None,
+            Some(local),
+            Some(remote),
+            condition.as_str(),
+            &reason,
+        );
         self.failures.insert(
             (local.to_owned(), remote.to_owned()),
             Failure {

@@ -21,12 +21,14 @@ use crate::xmpp::{ns, Frame, ReadError, Stanza, StreamCondition as C, StreamErro
 
 /// Negotiates a new inbound connection, then starts its stream actor on this worker.
 pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
+    tracing::debug!(%peer, "inbound s2s connection");
     tune(&tcp, ctx.dead_peer_timeout);
     let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
     let mut header_sent = false;
+    let mut names = Names::default();
     let result = tokio::time::timeout(
         ctx.negotiate_timeout,
-        negotiate(&ctx, &mut conn, &mut header_sent),
+        negotiate(&ctx, &mut conn, &mut header_sent, &mut names),
     )
     .await;
     let error = match result {
@@ -50,12 +52,27 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
         ),
     };
     tracing::info!(%peer, condition = %error.condition, reason = %error.text, "inbound s2s stream refused");
+    ctx.report_failure(
+        false,
+        Some(peer),
+        names.local.as_deref(),
+        names.remote.as_deref(),
+        error.condition.as_str(),
+        &error.text,
+    );
     let mut tail = String::new();
     if !header_sent {
         tail.push_str(&header(None, None, &new_id()));
     }
     tail.push_str(&stream_error(&error));
     conn.close_with(&tail).await;
+}
+
+/// The domains a stream header named, once known: for the event log when it fails.
+#[derive(Default)]
+struct Names {
+    local: Option<String>,
+    remote: Option<String>,
 }
 
 /// What negotiation hands to the stream actor.
@@ -72,6 +89,7 @@ async fn negotiate(
     ctx: &S2sContext,
     conn: &mut XmlConn,
     header_sent: &mut bool,
+    names: &mut Names,
 ) -> Result<Option<Negotiated>, StreamError> {
     let mode = ctx.policy.security_mode;
     let router = ctx
@@ -113,6 +131,8 @@ async fn negotiate(
             .from
             .as_deref()
             .filter(|f| jid::DomainPart::new(f).is_ok());
+        names.local = Some(to.clone());
+        names.remote = peer_from.map(|f| domain_key(f).into_owned());
         conn.send(&header(Some(&to), peer_from, &id))
             .await
             .map_err(io_error)?;
@@ -181,6 +201,14 @@ async fn negotiate(
                     }
                     Err(reason) => {
                         tracing::info!(peer = %conn.peer, %reason, "SASL EXTERNAL refused");
+                        ctx.report_failure(
+                            false,
+                            Some(conn.peer),
+                            Some(&to),
+                            h.from.as_deref(),
+                            "not-authorized",
+                            &format!("SASL EXTERNAL refused: {reason}"),
+                        );
                         conn.send(&format!(
                             "<failure xmlns='{SASL_NS}'><not-authorized/><text>{}</text></failure>",
                             escape(&reason)

@@ -28,6 +28,7 @@ use actix::Recipient;
 use dashmap::DashMap;
 
 use crate::config::{Config, RouteTarget};
+use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, Router};
 use crate::workers::Workers;
 use crate::xmpp::Limits;
@@ -61,6 +62,8 @@ pub struct S2sContext {
     /// Live s2s streams, both directions.
     pub streams: DashMap<u64, StreamEntry>,
     next_id: AtomicU64,
+    /// Where events and metrics go.
+    pub observer: Arc<Observer>,
 }
 
 /// A live s2s stream as the node keeps track of it.
@@ -86,8 +89,19 @@ pub struct StreamEntry {
 pub struct StreamStats {
     /// Stanzas routed from the stream.
     pub stanzas_in: std::sync::atomic::AtomicU64,
+    /// Bytes of those stanzas.
+    pub bytes_in: std::sync::atomic::AtomicU64,
     /// When one was last routed, in Unix milliseconds (0: never).
     pub last_in_ms: std::sync::atomic::AtomicU64,
+}
+
+/// How operators name a stream's direction.
+pub fn direction(outbound: bool) -> &'static str {
+    if outbound {
+        "outgoing"
+    } else {
+        "incoming"
+    }
 }
 
 /// A (local, remote) domain pair authenticated on a stream.
@@ -105,6 +119,7 @@ impl S2sContext {
         tls: tls::TlsContext,
         dialback: dialback::DialbackKey,
         workers: Arc<Workers>,
+        observer: Arc<Observer>,
     ) -> Result<Self, String> {
         Ok(Self {
             router,
@@ -123,6 +138,7 @@ impl S2sContext {
             dead_peer_timeout: DEAD_PEER_TIMEOUT,
             streams: DashMap::new(),
             next_id: AtomicU64::new(1),
+            observer,
         })
     }
 
@@ -135,6 +151,41 @@ impl S2sContext {
             max_stanza_bytes: self.limits.max_stanza_bytes,
             max_depth: self.limits.max_depth,
         }
+    }
+
+    /// The name of the tenant that hosts `local`.
+    pub fn tenant_of(&self, local: &str) -> Option<String> {
+        Some(self.router.upgrade()?.tenant_of(local)?.name.clone())
+    }
+
+    /// Reports a domain pair that could not be authenticated or federated with.
+    pub fn report_failure(
+        &self,
+        outbound: bool,
+        peer: Option<SocketAddr>,
+        local: Option<&str>,
+        remote: Option<&str>,
+        condition: &str,
+        reason: &str,
+    ) {
+        let o = &self.observer;
+        let direction = direction(outbound);
+        o.metrics
+            .counter(
+                "xfed_s2s_failures_total",
+                &[("direction", direction), ("condition", condition)],
+            )
+            .increment(1);
+        let mut event = Event::new(Kind::StreamFailed)
+            .tenant(local.and_then(|l| self.tenant_of(l)).as_deref())
+            .domains(local.into_iter().chain(remote))
+            .field("direction", direction)
+            .field("condition", condition)
+            .field("reason", reason);
+        if let Some(peer) = peer {
+            event = event.field("peer", peer.to_string());
+        }
+        o.events.record(event);
     }
 
     /// The static routes the tenant owning `local` has for `remote`, if any.

@@ -125,7 +125,8 @@ impl Resolver {
         Ok(ips.iter().collect())
     }
 
-    async fn srv(&self, name: &str) -> Srv {
+    /// The SRV records at `name`, as published (for `xfed check-dns`).
+    pub async fn srv(&self, name: &str) -> Srv {
         match self.dns.srv_lookup(name).await {
             Ok(lookup) => {
                 let records: Vec<SrvRecord> = lookup
@@ -154,7 +155,8 @@ impl Resolver {
     }
 }
 
-enum Srv {
+/// An SRV answer.
+pub enum Srv {
     Records(Vec<SrvRecord>),
     /// A single record with target "." (RFC 2782: the service is decidedly not available).
     NoService,
@@ -162,12 +164,13 @@ enum Srv {
     Failed(String),
 }
 
+/// One SRV record (RFC 2782).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SrvRecord {
-    priority: u16,
-    weight: u16,
-    port: u16,
-    target: String,
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    pub target: String,
 }
 
 /// RFC 2782 order: lowest priority first; within a priority, a weighted random draw, records

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 
 use crate::config::TenantConfig;
+use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
 use crate::xmpp::StreamError;
 
@@ -18,6 +19,7 @@ pub struct TenantActor {
     slot: Arc<TenantSlot>,
     /// Links up, by id (ids grow, so this is also the order they came up).
     links: BTreeMap<u64, LinkEntry>,
+    observer: Arc<Observer>,
 }
 
 struct LinkEntry {
@@ -37,16 +39,21 @@ pub struct LinkInfo {
 
 impl TenantActor {
     /// Starts the actor on the current arbiter and returns it with its routing slot.
-    pub fn start(config: Arc<TenantConfig>) -> (actix::Addr<TenantActor>, Arc<TenantSlot>) {
+    pub fn start(
+        config: Arc<TenantConfig>,
+        observer: Arc<Observer>,
+    ) -> (actix::Addr<TenantActor>, Arc<TenantSlot>) {
         let mut slot_out = None;
         let addr = TenantActor::create(|ctx| {
             let view = TenantView::new(config.clone(), Vec::new());
-            let slot = Arc::new(TenantSlot::new(view, ctx.address().recipient()));
+            let counters = observer.metrics.tenant(&config.name);
+            let slot = Arc::new(TenantSlot::new(view, ctx.address().recipient(), counters));
             slot_out = Some(slot.clone());
             TenantActor {
                 config,
                 slot,
                 links: BTreeMap::new(),
+                observer,
             }
         });
         // Invariant: `create` runs its closure before returning.
@@ -74,6 +81,13 @@ impl Handler<LinkEvent> for TenantActor {
                 peer,
                 control,
             } => {
+                self.observer.events.record(
+                    Event::new(Kind::LinkUp)
+                        .tenant(Some(&self.config.name))
+                        .domains(self.config.all_domains())
+                        .field("link", link.id)
+                        .field("peer", peer.to_string()),
+                );
                 self.links.insert(
                     link.id,
                     LinkEntry {
@@ -84,7 +98,15 @@ impl Handler<LinkEvent> for TenantActor {
                 );
             }
             LinkEvent::Down { id } => {
-                self.links.remove(&id);
+                if let Some(link) = self.links.remove(&id) {
+                    self.observer.events.record(
+                        Event::new(Kind::LinkDown)
+                            .tenant(Some(&self.config.name))
+                            .domains(self.config.all_domains())
+                            .field("link", id)
+                            .field("peer", link.peer.to_string()),
+                    );
+                }
             }
         }
         self.publish();

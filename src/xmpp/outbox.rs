@@ -48,6 +48,8 @@ pub struct Outbox {
     limit: usize,
     /// Stanzas written so far: tells idle connections from busy ones.
     written: Arc<AtomicU64>,
+    /// Bytes of stanzas written so far.
+    written_bytes: Arc<AtomicU64>,
     /// When a stanza was last written, in Unix milliseconds (0: never).
     last_write_ms: Arc<AtomicU64>,
 }
@@ -79,6 +81,7 @@ impl Outbox {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let written = Arc::new(AtomicU64::new(0));
+        let written_bytes = Arc::new(AtomicU64::new(0));
         let last_write_ms = Arc::new(AtomicU64::new(0));
         let task = actix_rt::spawn(write_loop(
             writer,
@@ -86,6 +89,7 @@ impl Outbox {
             Counters {
                 queued: queued.clone(),
                 written: written.clone(),
+                written_bytes: written_bytes.clone(),
                 last_write_ms: last_write_ms.clone(),
             },
             stall,
@@ -97,6 +101,7 @@ impl Outbox {
                 queued,
                 limit,
                 written,
+                written_bytes,
                 last_write_ms,
             },
             task,
@@ -146,6 +151,11 @@ impl Outbox {
         self.written.load(Ordering::Relaxed)
     }
 
+    /// Bytes of stanzas written since the connection opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
+    }
+
     /// When a stanza was last written, in Unix milliseconds (0: never).
     pub fn last_write_ms(&self) -> u64 {
         self.last_write_ms.load(Ordering::Relaxed)
@@ -163,6 +173,7 @@ pub fn unix_ms() -> u64 {
 struct Counters {
     queued: Arc<AtomicUsize>,
     written: Arc<AtomicU64>,
+    written_bytes: Arc<AtomicU64>,
     last_write_ms: Arc<AtomicU64>,
 }
 
@@ -205,6 +216,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         counters.queued.fetch_sub(counted, Ordering::AcqRel);
         if stanzas > 0 {
             counters.written.fetch_add(stanzas, Ordering::Relaxed);
+            counters
+                .written_bytes
+                .fetch_add(counted as u64, Ordering::Relaxed);
             counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
         }
         buf.clear();

@@ -172,3 +172,75 @@ pub fn write_node(spec: &NodeSpec<'_>) -> PathBuf {
     .unwrap();
     path
 }
+
+/// Two nodes federating over TLS with dialback: A (tenant acme, acme.example) with its admin
+/// API on and a static route to `down.example` where nothing listens; B (tenant globex,
+/// globex.example).
+pub struct AdminPair {
+    pub ra: PathBuf,
+    pub rb: PathBuf,
+    /// A's admin token file.
+    pub token: PathBuf,
+    /// B's s2s port.
+    pub pb: u16,
+}
+
+pub fn admin_pair(dir: &Path) -> AdminPair {
+    let (pa, pb, down) = (free_port(), free_port(), free_port());
+    let fed = "security_mode = \"tls-required\"\nrequire_client_certs = false";
+    let spec = |sub: &str, port, tenant, domain, peer, peer_port| {
+        let d = dir.join(sub);
+        write_node(&NodeSpec {
+            dir: &d,
+            s2s_port: port,
+            tenant,
+            domain,
+            secret: "secret",
+            peer_domain: peer,
+            peer_port,
+            federation: fed,
+            tls: "",
+            dialback: "shared",
+        })
+    };
+    let ra = spec("a", pa, "acme", "acme.example", "globex.example", pb);
+    let rb = spec("b", pb, "globex", "globex.example", "acme.example", pa);
+    let token = dir.join("a/admin.token");
+    std::fs::write(&token, "let-me-in\n").unwrap();
+    let mut text = std::fs::read_to_string(&ra).unwrap();
+    text.push_str("[admin]\ntoken_file = \"admin.token\"\n");
+    std::fs::write(&ra, text).unwrap();
+    let tenant_file = dir.join("a/tenants/acme.toml");
+    let t = std::fs::read_to_string(&tenant_file)
+        .unwrap()
+        .replace(
+            "routes = {",
+            &format!("routes = {{ \"down.example\" = [\"127.0.0.1:{down}\"], "),
+        )
+        .replace(
+            "allow = [\"globex.example\"]",
+            "allow = [\"globex.example\", \"down.example\"]",
+        );
+    std::fs::write(&tenant_file, t).unwrap();
+    AdminPair { ra, rb, token, pb }
+}
+
+/// Runs the `xfed` binary: (succeeded, stdout, stderr).
+pub async fn xfed(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
+        .args(args)
+        .output()
+        .await
+        .expect("xfed runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts a node in this process on the configuration at `router`.
+pub async fn start_at(router: &Path) -> xfed::node::Node {
+    let cfg = xfed::config::load(router).unwrap_or_else(|e| panic!("{e}"));
+    xfed::node::Node::start(cfg).await.expect("node starts")
+}

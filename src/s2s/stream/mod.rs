@@ -16,8 +16,9 @@ use crate::s2s::federation::Federation;
 use crate::s2s::io::{TlsInfo, XmlConn};
 use crate::s2s::outbound::is_dialback;
 
+use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
-use crate::s2s::{AuthedPair, S2sContext, StreamEntry};
+use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
 
@@ -86,6 +87,8 @@ pub struct S2sStream {
     closing: bool,
     /// Read-side counters, shared with the registry.
     stats: Arc<crate::s2s::StreamStats>,
+    /// Why the stream is ending, once it is (the first reason wins).
+    close_reason: Option<String>,
 }
 
 impl S2sStream {
@@ -128,6 +131,7 @@ impl S2sStream {
                 keepalive_seen: 0,
                 closing: false,
                 stats: Default::default(),
+                close_reason: None,
             };
             // Registered before `create` returns, so the stream is visible at once.
             stream.register(actx.address().recipient());
@@ -165,6 +169,9 @@ impl S2sStream {
                     .collect(),
             ),
         };
+        for pair in &pairs {
+            self.authenticated(pair);
+        }
         self.ctx.streams.insert(
             self.id,
             StreamEntry {
@@ -181,6 +188,47 @@ impl S2sStream {
                 stats: self.stats.clone(),
             },
         );
+    }
+
+    /// Reports a domain pair authenticated on this stream.
+    fn authenticated(&self, pair: &AuthedPair) {
+        let o = &self.ctx.observer;
+        let outbound = matches!(self.role, Role::Outbound { .. });
+        let mechanism = pair.mechanism.to_string();
+        o.metrics
+            .counter(
+                "xfed_s2s_authenticated_total",
+                &[
+                    ("direction", direction(outbound)),
+                    ("auth", pair.mechanism.label()),
+                ],
+            )
+            .increment(1);
+        o.events.record(
+            Event::new(Kind::StreamAuthenticated)
+                .tenant(self.ctx.tenant_of(&pair.local).as_deref())
+                .domains([&pair.local, &pair.remote])
+                .field("stream", self.id)
+                .field("direction", direction(outbound))
+                .field("peer", self.peer.to_string())
+                .field("auth", mechanism)
+                .field("tls", self.tls.as_ref().map(|t| t.version.clone())),
+        );
+    }
+
+    /// Adds a pair authenticated after the stream started (dialback, multiplexing).
+    fn add_pair(&self, pair: AuthedPair) {
+        self.authenticated(&pair);
+        if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
+            entry.pairs.push(pair);
+        }
+    }
+
+    /// Remembers why the stream ends (the first reason given wins).
+    fn ending(&mut self, reason: impl Into<String>) {
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason.into());
+        }
     }
 
     /// RFC 6120 §4.4: send our closing tag (after what is queued), then keep reading and
@@ -201,6 +249,7 @@ impl S2sStream {
     }
 
     fn fail(&mut self, e: StreamError, ctx: &mut Context<Self>) {
+        self.ending(format!("error: {} ({})", e.condition, e.text));
         tracing::info!(peer = %self.peer, stream = self.id, condition = %e.condition, reason = %e.text, "s2s stream closed with a stream error");
         self.outbox.close(Bytes::from(stream_error(&e)));
         ctx.stop();
@@ -222,6 +271,7 @@ impl S2sStream {
         }
         if self.last_traffic.elapsed() >= self.ctx.idle_timeout {
             tracing::info!(peer = %self.peer, stream = self.id, "s2s stream idle: closing");
+            self.ending("idle");
             self.outbox
                 .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
             ctx.stop();
@@ -252,7 +302,38 @@ impl Actor for S2sStream {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.ctx.streams.remove(&self.id);
+        if let Some((_, entry)) = self.ctx.streams.remove(&self.id) {
+            let local = entry.pairs.first().map(|p| p.local.as_str());
+            let mut domains: Vec<&str> = Vec::new();
+            for p in &entry.pairs {
+                for d in [p.local.as_str(), p.remote.as_str()] {
+                    if !domains.contains(&d) {
+                        domains.push(d);
+                    }
+                }
+            }
+            let lasted = chrono::Utc::now() - entry.since;
+            self.ctx.observer.events.record(
+                Event::new(Kind::StreamClosed)
+                    .tenant(local.and_then(|l| self.ctx.tenant_of(l)).as_deref())
+                    .domains(domains)
+                    .field("stream", self.id)
+                    .field("direction", direction(entry.outbound))
+                    .field("peer", self.peer.to_string())
+                    .field(
+                        "reason",
+                        self.close_reason.as_deref().unwrap_or("connection lost"),
+                    )
+                    .field("seconds", lasted.num_seconds())
+                    .field(
+                        "stanzas_in",
+                        self.stats
+                            .stanzas_in
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                    .field("stanzas_out", self.outbox.stanzas_written()),
+            );
+        }
         self.outbox.close(Bytes::new());
         if let Role::Outbound {
             local,
@@ -280,11 +361,13 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
         let result = match item {
             Ok(Frame::Stanza(s)) if s.name.ends_with(":error") => {
                 tracing::info!(peer = %self.peer, stream = self.id, error = %s.text(), "peer sent a stream error");
+                self.ending(format!("peer sent a stream error: {}", s.text()));
                 self.outbox
                     .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
                 return ctx.stop();
             }
             Ok(Frame::Close) => {
+                self.ending("peer");
                 // Our own close went out already if we started closing.
                 if !self.closing {
                     self.outbox
@@ -305,7 +388,10 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
             },
             Ok(Frame::Open(_)) => Err(StreamError::new(C::NotWellFormed, "second stream header")),
             Err(ReadError::Stream(e)) => Err(e),
-            Err(ReadError::Io(_)) => return ctx.stop(),
+            Err(ReadError::Io(e)) => {
+                self.ending(format!("connection lost: {e}"));
+                return ctx.stop();
+            }
         };
         if let Err(e) = result {
             self.fail(e, ctx);
@@ -340,10 +426,18 @@ impl Handler<LinkControl> for S2sStream {
                 }
             }
             LinkControl::Close(Some(e)) => {
+                self.ending(format!("closed by this node: {}", e.condition));
                 self.outbox.close(Bytes::from(stream_error(&e)));
                 ctx.stop();
             }
-            LinkControl::Close(None) => self.close_gracefully(ctx),
+            LinkControl::Close(None) => {
+                self.ending("closed by this node");
+                self.close_gracefully(ctx)
+            }
+            LinkControl::Retire(reason) => {
+                self.ending(reason);
+                self.close_gracefully(ctx)
+            }
         }
     }
 }

@@ -88,21 +88,20 @@ impl S2sStream {
         match verdict {
             Ok(()) => {
                 extra.push(local.to_owned());
-                if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
-                    entry.pairs.push(AuthedPair {
-                        local: local.to_owned(),
-                        remote: remote.clone(),
-                        mechanism: Mechanism::Dialback,
-                    });
-                }
+                let remote = remote.clone();
                 tracing::info!(%local, %remote, stream = self.id, mechanism = %Mechanism::Dialback, "outbound s2s pair multiplexed onto an existing stream");
                 f.ready(
                     local,
-                    remote,
+                    &remote,
                     self.id,
                     self.outbox.clone(),
                     Some(ctx.address()),
                 );
+                self.add_pair(AuthedPair {
+                    local: local.to_owned(),
+                    remote,
+                    mechanism: Mechanism::Dialback,
+                });
             }
             Err(reason) => {
                 tracing::info!(%local, %remote, %reason, "multiplexing refused; opening a stream of its own");

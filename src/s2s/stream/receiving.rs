@@ -72,6 +72,9 @@ impl S2sStream {
         self.last_traffic = Instant::now();
         self.stats.stanzas_in.fetch_add(1, Ordering::Relaxed);
         self.stats
+            .bytes_in
+            .fetch_add(s.bytes.len() as u64, Ordering::Relaxed);
+        self.stats
             .last_in_ms
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         router.route_inbound(&to, &from, s);
@@ -104,6 +107,14 @@ impl S2sStream {
             .trusts(&self.ctx.tls, self.tls.as_ref(), &remote)
         {
             tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
+            self.ctx.report_failure(
+                false,
+                Some(self.peer),
+                Some(&local),
+                Some(&remote),
+                "not-authorized",
+                &reason,
+            );
             self.send(db_result_error(&local, &remote, "not-authorized", &reason));
             return Ok(());
         }
@@ -160,13 +171,11 @@ impl S2sStream {
         match result {
             Ok(true) => {
                 authed.insert(pair);
-                if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
-                    entry.pairs.push(AuthedPair {
-                        local: local.clone(),
-                        remote: remote.clone(),
-                        mechanism: Mechanism::Dialback,
-                    });
-                }
+                self.add_pair(AuthedPair {
+                    local: local.clone(),
+                    remote: remote.clone(),
+                    mechanism: Mechanism::Dialback,
+                });
                 tracing::info!(peer = %self.peer, %local, %remote, mechanism = %Mechanism::Dialback, "inbound s2s pair authenticated");
                 self.send(format!(
                     "<db:result from='{local}' to='{remote}' type='valid'/>"
@@ -174,12 +183,28 @@ impl S2sStream {
             }
             Ok(false) => {
                 tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
+                self.ctx.report_failure(
+                    false,
+                    Some(self.peer),
+                    Some(&local),
+                    Some(&remote),
+                    "not-authorized",
+                    "dialback key refused by the authoritative server",
+                );
                 self.send(format!(
                     "<db:result from='{local}' to='{remote}' type='invalid'/>"
                 ));
             }
             Err(reason) => {
                 tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
+                self.ctx.report_failure(
+                    false,
+                    Some(self.peer),
+                    Some(&local),
+                    Some(&remote),
+                    "remote-server-not-found",
+                    &format!("dialback key could not be verified: {reason}"),
+                );
                 self.send(db_result_error(
                     &local,
                     &remote,

@@ -1,0 +1,399 @@
+//! The event log: what an operator needs to know happened — streams authenticated, failed
+//! and closed, policy denials, configuration and restarts — as structured JSON lines, each
+//! tagged `module = "XMPPFederation"` with its tenant and domains. The newest events are kept
+//! in a bounded ring for the admin API; all are appended to a file that rotates by size.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::config::EventsConfig;
+
+/// The `module` every event carries.
+pub const MODULE: &str = "XMPPFederation";
+
+/// A repeated event of the same key (e.g. a flood of denied stanzas) is recorded once per
+/// this long, with how many were folded into it.
+const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    FederationEnabled,
+    FederationDisabled,
+    StreamAuthenticated,
+    StreamFailed,
+    StreamClosed,
+    PolicyDenied,
+    LinkUp,
+    LinkDown,
+    ConfigLoaded,
+    ConfigRefused,
+    ConfigStaged,
+    ConfigApplied,
+    Restart,
+    LogLevel,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::FederationEnabled => "federation_enabled",
+            Kind::FederationDisabled => "federation_disabled",
+            Kind::StreamAuthenticated => "stream_authenticated",
+            Kind::StreamFailed => "stream_failed",
+            Kind::StreamClosed => "stream_closed",
+            Kind::PolicyDenied => "policy_denied",
+            Kind::LinkUp => "link_up",
+            Kind::LinkDown => "link_down",
+            Kind::ConfigLoaded => "config_loaded",
+            Kind::ConfigRefused => "config_refused",
+            Kind::ConfigStaged => "config_staged",
+            Kind::ConfigApplied => "config_applied",
+            Kind::Restart => "restart",
+            Kind::LogLevel => "log_level",
+        }
+    }
+}
+
+/// One event about to be recorded: built with [`Event::new`] and its `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct Event {
+    kind: Kind,
+    tenant: Option<String>,
+    domains: Vec<String>,
+    fields: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            tenant: None,
+            domains: Vec::new(),
+            fields: Map::new(),
+        }
+    }
+
+    pub fn tenant(mut self, tenant: Option<&str>) -> Self {
+        self.tenant = tenant.map(str::to_owned);
+        self
+    }
+
+    pub fn domains<S: AsRef<str>>(mut self, domains: impl IntoIterator<Item = S>) -> Self {
+        self.domains
+            .extend(domains.into_iter().map(|d| d.as_ref().to_owned()));
+        self
+    }
+
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Which events a query wants.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events of this tenant.
+    pub tenant: Option<String>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+/// The node's event log.
+pub struct EventLog {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    next_seq: u64,
+    ring: VecDeque<Value>,
+    capacity: usize,
+    file: Option<Rotating>,
+    /// Per repeat key: when it was last recorded and how many were folded since.
+    repeats: HashMap<String, (Instant, u64)>,
+}
+
+impl EventLog {
+    /// A log per `config`. A file that cannot be opened is reported in the log and the
+    /// events are kept in memory only.
+    pub fn new(config: &EventsConfig) -> Self {
+        let file = config.file.as_ref().and_then(|path| {
+            match Rotating::open(path, config.max_file_bytes, config.keep_files) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "cannot open the event log file; events are kept in memory only");
+                    None
+                }
+            }
+        });
+        Self {
+            inner: Mutex::new(Inner {
+                next_seq: 1,
+                ring: VecDeque::new(),
+                capacity: config.memory.max(1),
+                file,
+                repeats: HashMap::new(),
+            }),
+        }
+    }
+
+    /// A log in memory only (tests and tools).
+    pub fn in_memory(capacity: usize) -> Self {
+        Self::new(&EventsConfig {
+            file: None,
+            max_file_bytes: 0,
+            keep_files: 0,
+            memory: capacity,
+        })
+    }
+
+    /// Records an event.
+    pub fn record(&self, event: Event) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.push(event, None);
+    }
+
+    /// Records an event unless one with the same `key` was recorded in the last few
+    /// seconds; then it is only counted, and the next one recorded says how many were
+    /// folded into it (`"repeated"`).
+    pub fn record_folded(&self, key: &str, event: Event) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let folded = match inner.repeats.get_mut(key) {
+            Some((last, count)) if now.duration_since(*last) < REPEAT_WINDOW => {
+                *count += 1;
+                return;
+            }
+            Some((last, count)) => {
+                *last = now;
+                std::mem::take(count)
+            }
+            None => {
+                if inner.repeats.len() >= 10_000 {
+                    inner
+                        .repeats
+                        .retain(|_, (last, _)| now.duration_since(*last) < REPEAT_WINDOW);
+                }
+                inner.repeats.insert(key.to_owned(), (now, 0));
+                0
+            }
+        };
+        inner.push(event, (folded > 0).then_some(folded));
+    }
+
+    /// Events matching `query`, oldest first.
+    pub fn query(&self, query: &Query) -> Vec<Value> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let since = query.since.map(|t| t.to_rfc3339());
+        let mut out: Vec<Value> = inner
+            .ring
+            .iter()
+            .filter(|e| {
+                since
+                    .as_deref()
+                    .is_none_or(|s| e["time"].as_str().is_some_and(|t| t >= s))
+                    && query
+                        .tenant
+                        .as_deref()
+                        .is_none_or(|t| e["tenant"].as_str() == Some(t))
+            })
+            .cloned()
+            .collect();
+        if let Some(limit) = query.limit {
+            let skip = out.len().saturating_sub(limit);
+            out.drain(..skip);
+        }
+        out
+    }
+}
+
+impl Inner {
+    fn push(&mut self, event: Event, repeated: Option<u64>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut v = Map::new();
+        v.insert("seq".into(), seq.into());
+        // One fixed format (UTC, microseconds) so times compare as strings.
+        v.insert(
+            "time".into(),
+            Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        v.insert("module".into(), MODULE.into());
+        v.insert("event".into(), event.kind.as_str().into());
+        v.insert(
+            "tenant".into(),
+            event.tenant.map_or(Value::Null, Value::String),
+        );
+        v.insert("domains".into(), json!(event.domains));
+        for (k, val) in event.fields {
+            v.insert(k, val);
+        }
+        if let Some(n) = repeated {
+            v.insert("repeated".into(), n.into());
+        }
+        let value = Value::Object(v);
+        if let Some(file) = &mut self.file {
+            if let Err(e) = file.append(&value) {
+                tracing::error!(error = %e, "cannot write the event log file; events are kept in memory only");
+                self.file = None;
+            }
+        }
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(value);
+    }
+}
+
+/// An append-only file that rotates by size: `events.jsonl` → `events.jsonl.1` → … →
+/// `events.jsonl.<keep>`, the oldest deleted.
+struct Rotating {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    keep: usize,
+}
+
+impl Rotating {
+    fn open(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            keep,
+        })
+    }
+
+    fn append(&mut self, value: &Value) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(&line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let numbered = |n: usize| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(numbered(self.keep));
+            for n in (1..self.keep).rev() {
+                let from = numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+        }
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, max: u64, keep: usize) -> EventsConfig {
+        EventsConfig {
+            file: Some(dir.join("events.jsonl")),
+            max_file_bytes: max,
+            keep_files: keep,
+            memory: 3,
+        }
+    }
+
+    #[test]
+    fn events_carry_module_tenant_and_domains_and_the_ring_is_bounded() {
+        let log = EventLog::in_memory(3);
+        for i in 0..5 {
+            log.record(
+                Event::new(Kind::StreamClosed)
+                    .tenant(Some(if i % 2 == 0 { "acme" } else { "globex" }))
+                    .domains(["acme.example", "partner.example"])
+                    .field("reason", "idle"),
+            );
+        }
+        let all = log.query(&Query::default());
+        let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [3, 4, 5], "the ring keeps the newest");
+        assert!(all.iter().all(|e| e["module"] == MODULE));
+        assert_eq!(all[0]["event"], "stream_closed");
+        assert_eq!(
+            all[0]["domains"],
+            json!(["acme.example", "partner.example"])
+        );
+        assert_eq!(all[0]["reason"], "idle");
+        let acme = log.query(&Query {
+            tenant: Some("acme".into()),
+            ..Query::default()
+        });
+        assert_eq!(acme.len(), 2);
+        let later = log.query(&Query {
+            since: Some(Utc::now() + chrono::Duration::seconds(1)),
+            ..Query::default()
+        });
+        assert!(later.is_empty());
+        let newest = log.query(&Query {
+            limit: Some(1),
+            ..Query::default()
+        });
+        assert_eq!(newest[0]["seq"], 5);
+    }
+
+    #[test]
+    fn repeats_are_folded() {
+        let log = EventLog::in_memory(100);
+        for _ in 0..50 {
+            log.record_folded("deny acme x", Event::new(Kind::PolicyDenied));
+        }
+        log.record_folded("deny acme y", Event::new(Kind::PolicyDenied));
+        assert_eq!(log.query(&Query::default()).len(), 2);
+    }
+
+    #[test]
+    fn the_file_rotates_by_size_and_keeps_so_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(&config(dir.path(), 600, 2));
+        for i in 0..40 {
+            log.record(Event::new(Kind::LinkUp).field("n", i));
+        }
+        let main = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        assert!(main.len() <= 600, "rotated at its size bound");
+        let first: Value = serde_json::from_str(main.lines().next().unwrap()).unwrap();
+        assert_eq!(first["module"], MODULE);
+        assert!(dir.path().join("events.jsonl.1").exists());
+        assert!(dir.path().join("events.jsonl.2").exists());
+        assert!(!dir.path().join("events.jsonl.3").exists(), "only 2 kept");
+        let last: Value = serde_json::from_str(main.lines().last().unwrap()).unwrap();
+        assert_eq!(last["n"], 39, "the newest event is in the live file");
+    }
+}
