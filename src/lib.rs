@@ -15,11 +15,13 @@
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
+//! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
 //! - [`admin`]: the admin HTTP API and the `xfed` subcommands that call it.
 //! - [`node`]: assembles a running node and shuts it down gracefully.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod check;
 pub mod component;
 pub mod config;
 pub mod node;

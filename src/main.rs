@@ -68,6 +68,47 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// DNS for a domain's XMPP servers, in the order xfed would try them, and whether each
+    /// accepts a TCP connection. Exit 1 when a domain has no reachable server.
+    CheckDns {
+        /// The domain to check (a remote partner, or one of ours).
+        #[arg(required_unless_present = "all")]
+        domain: Option<String>,
+        /// Check every domain and chat node alias of every tenant, as the world sees them.
+        #[arg(long, conflicts_with = "domain")]
+        all: bool,
+        /// The node's router file: its `[dns] nameservers`, tenants and static routes (used
+        /// when it exists; required with --all).
+        #[arg(long, default_value = "config/router.toml")]
+        config: PathBuf,
+        /// Ask this nameserver (`ip:port`) instead of the configured or system one.
+        #[arg(long)]
+        nameserver: Vec<std::net::SocketAddr>,
+    },
+    /// The node's and each tenant's certificate: dates, chain, and the domains and aliases
+    /// its names fail to cover. Exit 1 when something needs fixing.
+    CheckCert {
+        #[arg(long, default_value = "config/router.toml")]
+        config: PathBuf,
+    },
+    /// A certificate signing request (PEM) naming the node, every tenant domain and every
+    /// chat node alias, signed with KEY.
+    Csr {
+        /// PEM private key the certificate will go with.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "config/router.toml")]
+        config: PathBuf,
+        /// A further name to include (a cluster name); repeat for more.
+        #[arg(long)]
+        name: Vec<String>,
+        /// Only this tenant's domains and aliases (for a tenant's own certificate).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Write the request here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show, or set at run time, the level of the federation log (error, warn, info, debug,
     /// trace; `default` goes back to the level the node started with).
     LogLevel {
@@ -206,6 +247,73 @@ fn main() -> ExitCode {
                 None => admin_call(&node, |c| c.get("/api/log-level"), show),
             }
         }
+        Command::CheckDns {
+            domain,
+            all,
+            config,
+            nameserver,
+        } => check_dns(domain, all, &config, nameserver),
+        Command::CheckCert { config } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return ExitCode::from(BAD_CONFIG);
+                }
+            };
+            let reports = xfed::check::cert::check_certificates(&cfg);
+            let mut failed = false;
+            for r in &reports {
+                print!("{}", r.text);
+                for p in &r.problems {
+                    println!("  PROBLEM: {p}");
+                }
+                failed |= !r.problems.is_empty();
+                println!();
+            }
+            if failed {
+                println!("certificates need attention");
+                ExitCode::FAILURE
+            } else {
+                println!("certificates OK");
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Csr {
+            key,
+            config,
+            name,
+            tenant,
+            out,
+        } => {
+            let made = config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|cfg| xfed::check::csr::csr_names(&cfg, &name, tenant.as_deref()))
+                .and_then(|names| {
+                    let pem = xfed::check::csr::make_csr(&key, &names)?;
+                    Ok((names, pem))
+                });
+            match made {
+                Ok((names, pem)) => {
+                    eprintln!("names: {}", names.join(", "));
+                    match out {
+                        Some(path) => {
+                            if let Err(e) = std::fs::write(&path, pem) {
+                                eprintln!("xfed: {}: {e}", path.display());
+                                return ExitCode::FAILURE;
+                            }
+                            eprintln!("written to {}", path.display());
+                        }
+                        None => print!("{pem}"),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("xfed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
@@ -240,6 +348,90 @@ fn run(cfg: config::Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A tenant's name and its static routes for a domain.
+type StaticRoutesOf = (String, Vec<config::RouteTarget>);
+
+/// `xfed check-dns`: one domain, or every domain of every tenant.
+fn check_dns(
+    domain: Option<String>,
+    all: bool,
+    config: &std::path::Path,
+    nameservers: Vec<std::net::SocketAddr>,
+) -> ExitCode {
+    let cfg = if all || config.exists() {
+        match config::load(config) {
+            Ok(cfg) => Some(cfg),
+            Err(errs) => {
+                eprintln!("{errs}");
+                return ExitCode::from(BAD_CONFIG);
+            }
+        }
+    } else {
+        None
+    };
+    let nameservers = match (&cfg, nameservers.is_empty()) {
+        (Some(c), true) => c.dns_nameservers.clone(),
+        _ => nameservers,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xfed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let resolver = match xfed::s2s::resolve::Resolver::new(&nameservers) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("xfed: DNS resolver: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut checks: Vec<(String, Option<StaticRoutesOf>)> = Vec::new();
+        match (domain, &cfg) {
+            (Some(d), _) => {
+                let d = match config::normalize_domain(&d) {
+                    Ok(d) => d,
+                    Err(why) => {
+                        eprintln!("xfed: {d}: {why}");
+                        return ExitCode::from(BAD_USAGE);
+                    }
+                };
+                // A tenant with static routes for it reaches it only through them.
+                let routed = cfg.iter().flat_map(|c| &c.tenants).find_map(|t| {
+                    t.static_routes
+                        .for_domain(&d)
+                        .map(|r| (t.name.clone(), r.to_vec()))
+                });
+                checks.push((d, routed));
+            }
+            (None, Some(c)) => {
+                for t in &c.tenants {
+                    checks.extend(t.all_domains().map(|d| (d.to_owned(), None)));
+                }
+            }
+            (None, None) => return ExitCode::from(BAD_USAGE),
+        }
+        let mut failed = 0;
+        for (d, routed) in &checks {
+            let routes = routed.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
+            let report = xfed::check::dns::check_domain(&resolver, d, routes).await;
+            print!("{}", report.text);
+            failed += usize::from(!report.reachable);
+        }
+        if failed > 0 {
+            println!("{failed} of {} domain(s) not reachable", checks.len());
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT).

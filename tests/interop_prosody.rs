@@ -68,3 +68,11 @@ fn dns_failures_bounce_with_the_reason() {
 fn prosody_by_a_record_without_srv() {
     scenario("a-record", "7 passed, 0 failed");
 }
+
+/// `xfed check-dns` against dnsmasq: SRV records as published and in xfed's order, each
+/// target probed (one refuses, one accepts), a "." target, and `--all` over a tenant's
+/// domain and chat alias naming the one that does not resolve.
+#[test]
+fn check_dns_reads_srv_and_probes_targets() {
+    scenario("check-dns", "10 passed, 0 failed");
+}

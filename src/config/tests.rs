@@ -130,6 +130,15 @@ fn good_configuration_loads_every_key_as_written() {
             queue_bytes_per_connection: 8_388_608,
         }
     );
+    assert_eq!(
+        c.events,
+        EventsConfig {
+            file: None,
+            max_file_bytes: 1_048_576,
+            keep_files: 3,
+            memory: 500,
+        }
+    );
 
     let tenants = dir.join("tenants");
     let acme = TenantConfig {
@@ -187,6 +196,15 @@ fn every_key_left_out_takes_its_documented_default() {
     let c = loads(&root.join("config/router.toml"));
 
     assert_eq!(c.node_name, "xfed");
+    assert_eq!(
+        c.events,
+        EventsConfig {
+            file: Some(root.join("config/events.jsonl")),
+            max_file_bytes: 10 * 1024 * 1024,
+            keep_files: 5,
+            memory: 10_000,
+        }
+    );
     assert_eq!(
         c.listen,
         Listen {

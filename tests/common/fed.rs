@@ -73,6 +73,18 @@ impl Pki {
         (c, k, serial)
     }
 
+    /// A CA-signed leaf for `names` that expired in 2021.
+    pub fn expired(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        self.write(file, &cert.pem(), &key.serialize_pem())
+    }
+
     /// A self-signed leaf for `names`.
     pub fn self_signed(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
         let made = rcgen::generate_simple_self_signed(

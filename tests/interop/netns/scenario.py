@@ -8,6 +8,8 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario a-record  no SRV for Prosody's domain: xfed uses its A record, port 5269
   --scenario dns-faults  no Prosody: NXDOMAIN, a "." SRV target and a silent nameserver
                       each bounce the message with remote-server-not-found and a reason
+  --scenario check-dns  `xfed check-dns` against dnsmasq: SRV order, which target accepts
+                      connections, "no service", and --all over a tenant's domains
 
 Prints the parties' checks and "N passed, M failed" last; exit 0 only when all passed.
 Must run as root (network namespaces).
@@ -96,6 +98,60 @@ def dns_faults(w, a):
     return out.returncode
 
 
+def check_dns(w, a):
+    """`xfed check-dns` reads what dnsmasq serves, in xfed's order, and probes each target."""
+    listener = ("import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 5269)); s.listen(8)\n"
+                "while True: s.accept()[0].close()")
+    for ip in (PROSODY_IP, XFED_IP):
+        w.spawn(f"listener-{ip}", [sys.executable, "-c", listener, ip])
+        w.wait_listening(ip, 5269)
+    w.dns(srv=[("_xmpp-server._tcp.peer.test", "dead.test", 5269, 10),
+               ("_xmpp-server._tcp.peer.test", "alive.test", 5269, 20),
+               ("_xmpp-server._tcp.acme.test", "xfed.test", 5269),
+               ("_xmpp-server._tcp.dot.test", "", 0)],
+          hosts=[("dead.test", "127.0.0.7"), ("alive.test", PROSODY_IP), ("xfed.test", XFED_IP)])
+    cert, key = w.cert("acme", ["acme.test"], signed=False)
+    cfg = xfed_config(w, "dns", cert, key, None)
+    text = open(w.path("tenants/acme.toml")).read().replace(
+        'domains = ["acme.test"]', 'domains = ["acme.test"]\nchat_node_aliases = ["conference.acme.test"]')
+    open(w.path("tenants/acme.toml"), "w").write(text)
+    xfed = os.path.abspath(a.xfed)
+    checks = []
+
+    def check(name, ok, detail):
+        checks.append(ok)
+        print(("ok: " if ok else "FAIL: ") + name + ("" if ok else f"\n{detail}"))
+
+    r = w.run([xfed, "check-dns", "peer.test", "--config", cfg], timeout=60)
+    out = r.stdout
+    check("peer.test is reachable (exit 0)", r.returncode == 0, out + r.stderr)
+    check("the SRV records are listed as published",
+          "SRV _xmpp-server._tcp.peer.test: 10 0 5269 dead.test; 20 0 5269 alive.test" in out
+          or "SRV _xmpp-server._tcp.peer.test: 20 0 5269 alive.test; 10 0 5269 dead.test" in out, out)
+    check("no direct-TLS records", "SRV _xmpps-server._tcp.peer.test: no records" in out, out)
+    first, second = out.find("1. dead.test:5269 (STARTTLS)"), out.find("2. alive.test:5269 (STARTTLS)")
+    check("priority 10 is tried before priority 20", 0 <= first < second, out)
+    check("the dead target refuses", "127.0.0.7 port 5269: Connection refused" in out, out)
+    check("the live target accepts", f"{PROSODY_IP} port 5269: accepts connections" in out, out)
+
+    r = w.run([xfed, "check-dns", "dot.test", "--config", cfg], timeout=60)
+    check("a \".\" target means no service (exit 1)",
+          r.returncode == 1 and "offers no XMPP server-to-server service" in r.stdout, r.stdout + r.stderr)
+
+    r = w.run([xfed, "check-dns", "--all", "--config", cfg], timeout=60)
+    out = r.stdout
+    check("--all checks the tenant's domain and alias",
+          "acme.test\n" in out and "conference.acme.test\n" in out, out)
+    check("--all: acme.test reachable through its SRV record",
+          "1. xfed.test:5269 (STARTTLS)" in out and f"{XFED_IP} port 5269: accepts connections" in out, out)
+    check("--all: the alias without DNS records is named, exit 1",
+          r.returncode == 1 and "conference.acme.test does not exist in DNS" in out
+          and "1 of 2 domain(s) not reachable" in out, out + r.stderr)
+    passed = sum(checks)
+    print(f"{passed} passed, {len(checks) - passed} failed")
+    return 0 if all(checks) else 1
+
+
 def interop(w, a):
     """xfed and Prosody federating; returns the exit status."""
     srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
@@ -147,14 +203,16 @@ def interop(w, a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "dns-faults"], default="dns")
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "dns-faults", "check-dns"],
+                   default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")
     a = p.parse_args()
     with World(keep=a.keep) as w:
         w.address(PROSODY_IP)
         w.address(XFED_IP)
-        code = dns_faults(w, a) if a.scenario == "dns-faults" else interop(w, a)
+        run = {"dns-faults": dns_faults, "check-dns": check_dns}.get(a.scenario, interop)
+        code = run(w, a)
         if code != 0:
             w.keep = True
     sys.exit(code)
