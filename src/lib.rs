@@ -26,6 +26,7 @@ pub mod component;
 pub mod config;
 pub mod node;
 pub mod observe;
+pub mod restart;
 pub mod routing;
 pub mod s2s;
 pub mod telemetry;

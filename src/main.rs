@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use xfed::admin::client::{self, AdminClient, ClientError};
 use xfed::config;
-use xfed::node::Node;
+use xfed::node::supervisor::Supervisor;
 
 /// xfed: a multitenant XMPP federation router.
 #[derive(Parser)]
@@ -52,6 +52,23 @@ enum Command {
         id: u64,
         #[command(flatten)]
         node: NodeArgs,
+    },
+    /// Tell a running node to read its configuration again (as SIGHUP does). Exit 2 when the
+    /// node refuses it (the running configuration stays).
+    Reload {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Restart the stale router instances of a running node (staged changes apply).
+    Restart {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Only this tenant's router.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only show what would restart and what it would disconnect.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// A running node's event log, oldest first.
     Events {
@@ -208,6 +225,49 @@ fn main() -> ExitCode {
             |c| c.post(&format!("/api/connections/{id}/close")),
             |v| format!("closing connection {}\n", v["closed"]),
         ),
+        Command::Reload { node } => {
+            let client = match node.client() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("xfed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match client.post("/api/reload") {
+                Ok(v) if node.json => {
+                    println!("{v:#}");
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    print!("{}", client::reload_table(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(ClientError::Refused { status: 422, body }) => {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    for p in v["problems"].as_array().into_iter().flatten() {
+                        eprintln!("{}", p.as_str().unwrap_or_default());
+                    }
+                    eprintln!("xfed: {}", v["error"].as_str().unwrap_or(&body));
+                    ExitCode::from(BAD_CONFIG)
+                }
+                Err(e) => {
+                    eprintln!("xfed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Restart {
+            node,
+            tenant,
+            dry_run,
+        } => {
+            let mut query = vec![format!("dry_run={dry_run}")];
+            if let Some(t) = tenant {
+                query.push(format!("tenant={t}"));
+            }
+            let path = format!("/api/restart?{}", query.join("&"));
+            admin_call(&node, |c| c.post(&path), client::restart_table)
+        }
         Command::Events {
             node,
             since,
@@ -335,9 +395,16 @@ fn main() -> ExitCode {
 fn run(cfg: config::Config) -> ExitCode {
     let system = actix::System::new();
     let result = system.block_on(async move {
-        let node = Node::start(cfg).await?;
-        wait_for_signal().await;
-        node.shutdown().await;
+        let clock = std::sync::Arc::new(xfed::restart::schedule::SystemClock);
+        let supervisor = Supervisor::start(cfg, clock).await?;
+        let mut signals = Signals::new()?;
+        while signals.next().await == Signal::Reload {
+            match supervisor.reload().await {
+                Ok(v) => tracing::info!(version = %v["version"], applied = %v["applied"], "SIGHUP: configuration read again"),
+                Err(e) => tracing::warn!(problems = %e["problems"], "SIGHUP: {}", e["error"].as_str().unwrap_or_default()),
+            }
+        }
+        supervisor.shutdown().await;
         anyhow::Ok(())
     });
     match result {
@@ -434,19 +501,43 @@ fn check_dns(
     })
 }
 
-/// Waits for SIGTERM or Ctrl-C (SIGINT).
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGHUP: read the configuration again.
+    Reload,
+    /// SIGTERM or SIGINT: shut down.
+    Stop,
+}
+
+/// The signals the node acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM received");
+                Signal::Stop
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupt received");
+                Signal::Stop
+            }
+            _ = self.hup.recv() => {
+                tracing::info!("SIGHUP received: reloading the configuration");
+                Signal::Reload
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
     }
 }

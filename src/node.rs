@@ -5,21 +5,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Arbiter};
+use actix::Arbiter;
 use tokio::net::TcpListener;
 
 use crate::admin::AdminState;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, Router, TenantSlot};
+use crate::routing::{LinkControl, Router};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
 use crate::s2s::{inbound, AuthedPair, S2sContext};
-use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor};
+use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::{StreamCondition, StreamError};
+
+mod apply;
+pub mod supervisor;
+
+pub use apply::Dropped;
 
 /// How long a graceful shutdown waits for queued stanzas to be written.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -54,7 +59,7 @@ pub struct S2sStreamInfo {
 pub struct Node {
     pub config: Config,
     router: Arc<Router>,
-    tenants: Vec<(Addr<TenantActor>, Arc<TenantSlot>)>,
+    tenants: Arc<TenantList>,
     /// Threads that run connection actors, one per core.
     arbiters: Vec<Arbiter>,
     /// The accept loops; aborted to stop taking connections.
@@ -73,6 +78,15 @@ pub struct Node {
 impl Node {
     /// Binds the listeners and starts the tenants.
     pub async fn start(config: Config) -> Result<Node, StartError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Binds the listeners and starts the tenants; the admin API takes reloads and restarts
+    /// through `supervisor` when given.
+    pub async fn start_with(
+        config: Config,
+        supervisor: Option<supervisor::Supervisor>,
+    ) -> Result<Node, StartError> {
         let certificate = match &config.tls.cert {
             Some(paths) => NodeCertificate::Configured {
                 cert: paths.cert.clone(),
@@ -96,6 +110,7 @@ impl Node {
             router.install(slot.clone());
             tenants.push((addr, slot));
         }
+        let tenants = Arc::new(TenantList::from_pointee(tenants));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
 
@@ -149,7 +164,7 @@ impl Node {
                     federation: federation.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    config_version: 1,
+                    supervisor,
                 });
                 let handle = crate::admin::start(std_listener, state).map_err(|source| {
                     StartError::Bind {
@@ -190,7 +205,7 @@ impl Node {
         }
         tracing::info!(
             node = %config.node_name, component = %component_addr, s2s = %s2s_addr,
-            security = config.federation.security_mode.as_str(), tenants = tenants.len(),
+            security = config.federation.security_mode.as_str(), tenants = config.tenants.len(),
             "xfed node started"
         );
         Ok(Node {
@@ -256,7 +271,13 @@ impl Node {
 
     /// The links of one tenant.
     pub async fn links(&self, tenant: &str) -> Vec<LinkInfo> {
-        let Some((addr, _)) = self.tenants.iter().find(|(_, s)| s.name == tenant) else {
+        let Some((addr, _)) = self
+            .tenants
+            .load()
+            .iter()
+            .find(|(_, s)| s.name == tenant)
+            .cloned()
+        else {
             return Vec::new();
         };
         addr.send(ListLinks).await.unwrap_or_default()
@@ -277,7 +298,7 @@ impl Node {
         if let Some((_, admin)) = &self.admin {
             admin.stop(true).await;
         }
-        for (t, _) in &self.tenants {
+        for (t, _) in self.tenants.load().iter() {
             let _ = t.send(ControlLinks(LinkControl::StopReading)).await;
         }
         // Let stanzas already read finish routing into their outboxes.
@@ -291,10 +312,10 @@ impl Node {
         }
         let shutdown =
             StreamError::new(StreamCondition::SystemShutdown, "the node is shutting down");
-        for (t, _) in &self.tenants {
+        for (t, _) in self.tenants.load().iter() {
             let _ = t.send(ControlLinks::close(Some(shutdown.clone()))).await;
         }
-        for (_, slot) in &self.tenants {
+        for (_, slot) in self.tenants.load().iter() {
             while !slot.view().links.is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

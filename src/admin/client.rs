@@ -112,6 +112,37 @@ pub fn status_table(v: &Value) -> String {
         str_of(&fed["security_mode"]),
         str_of(&fed["why"])
     );
+    let r = &v["restart"];
+    if r.is_object() {
+        let _ = writeln!(
+            s,
+            "restart: {}, schedule \"{}\" (UTC), next run {}, last run {}",
+            if r["delayed"] == true {
+                "delayed"
+            } else {
+                "immediate"
+            },
+            str_of(&r["schedule"]),
+            r["next_run"].as_str().unwrap_or("none"),
+            r["last_run"]
+                .as_object()
+                .map_or("never".to_owned(), |l| format!(
+                    "{}: {}",
+                    str_of(&l["at"]),
+                    str_of(&l["outcome"])
+                ))
+        );
+        for st in r["stale"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "stale: {} (runs version {}, latest {}): {}",
+                str_of(&st["instance"]),
+                st["applied"],
+                st["latest"],
+                list(&st["pending"]).replace(", ", "; ")
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "{:<16} {:<8} {:<9} {:<6} {:<8} {:<8} {:<12} domains",
@@ -131,6 +162,15 @@ pub fn status_table(v: &Value) -> String {
             str_of(&t["privacy"]),
             list(&t["domains"])
         );
+        if t["state"] == "stale" {
+            let _ = writeln!(
+                s,
+                "    stale: runs version {}, latest {}: {}",
+                t["version"],
+                t["latest_version"],
+                list(&t["pending"]).replace(", ", "; ")
+            );
+        }
         if t["federation"]["state"] != "active" {
             let _ = writeln!(
                 s,
@@ -196,6 +236,74 @@ pub fn connections_table(v: &Value) -> String {
                 str_of(&f["reason"])
             );
         }
+    }
+    s
+}
+
+/// `xfed reload` as text.
+pub fn reload_table(v: &Value) -> String {
+    let mut s = String::new();
+    let changes = v["changes"].as_array().map_or(&[][..], Vec::as_slice);
+    if changes.is_empty() {
+        let _ = writeln!(s, "configuration unchanged (version {})", v["version"]);
+        return s;
+    }
+    let state = if v["applied"] == true {
+        "applied"
+    } else {
+        "staged until `xfed restart` or the schedule"
+    };
+    let _ = writeln!(s, "configuration version {}: {state}", v["version"]);
+    for c in changes {
+        let _ = writeln!(
+            s,
+            "  {}: {} ({})",
+            str_of(&c["instance"]),
+            list(&c["what"]).replace(", ", "; "),
+            str_of(&c["action"])
+        );
+    }
+    if let Some(done) = v["restarted"].as_array() {
+        for r in done {
+            let _ = writeln!(
+                s,
+                "  restarted {}: {} link(s), {} stream(s) dropped",
+                str_of(&r["instance"]),
+                r["links"],
+                r["streams"]
+            );
+        }
+    }
+    s
+}
+
+/// `xfed restart` as a table.
+pub fn restart_table(v: &Value) -> String {
+    let mut s = String::new();
+    let rows = v["restarted"].as_array().map_or(&[][..], Vec::as_slice);
+    if rows.is_empty() {
+        let _ = writeln!(s, "nothing is stale");
+        return s;
+    }
+    let verb = if v["dry_run"] == true {
+        "WOULD DROP"
+    } else {
+        "DROPPED"
+    };
+    let _ = writeln!(
+        s,
+        "{:<18} {:<24} {:<40} CHANGES",
+        "INSTANCE", verb, "ACTION"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<18} {:<24} {:<40} {}",
+            str_of(&r["instance"]),
+            format!("{} link(s), {} stream(s)", r["links"], r["streams"]),
+            str_of(&r["action"]),
+            list(&r["what"]).replace(", ", "; ")
+        );
     }
     s
 }

@@ -7,7 +7,9 @@
 //! - `POST /api/connections/{id}/close`: closes a stream gracefully;
 //! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N]`: the event log;
 //! - `GET /api/log-level`, `POST /api/log-level/{level}`: the federation log level;
-//! - `GET /metrics`: Prometheus metrics.
+//! - `GET /metrics`: Prometheus metrics;
+//! - `POST /api/reload`: read the configuration again (applied or staged);
+//! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
 
 pub mod client;
 
@@ -15,17 +17,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::observe::{events, Event, Kind, Observer};
+use crate::restart::plan::Instance;
 use crate::routing::{policy, LinkControl, TenantSlot};
 use crate::s2s::federation::Federation;
 use crate::s2s::S2sContext;
-use crate::tenant::{ListLinks, TenantActor};
+use crate::tenant::{ListLinks, TenantList};
 use crate::xmpp::outbox::unix_ms;
 
 /// What the admin API reads.
@@ -33,20 +35,20 @@ pub struct AdminState {
     pub node_name: String,
     pub security_mode: &'static str,
     pub s2s_addr: SocketAddr,
-    pub tenants: Vec<(Addr<TenantActor>, Arc<TenantSlot>)>,
+    pub tenants: Arc<TenantList>,
     pub s2s: Arc<S2sContext>,
     pub federation: Arc<Federation>,
     /// Requests must carry `Authorization: Bearer <token>`.
     pub token: Secret,
     pub observer: Arc<Observer>,
-    /// The configuration version the node runs.
-    pub config_version: u64,
+    /// Takes reloads and restarts; `None` for a node started on its own (tests).
+    pub supervisor: Option<crate::node::supervisor::Supervisor>,
 }
 
 impl AdminState {
     /// Whether the node federates at all, and why (not).
     pub fn federation_state(&self) -> (bool, String) {
-        let views: Vec<_> = self.tenants.iter().map(|(_, s)| s.view()).collect();
+        let views: Vec<_> = self.tenants.load().iter().map(|(_, s)| s.view()).collect();
         let (active, why) = policy::node_reach(views.iter().map(|v| &*v.config));
         if active {
             let why = format!(
@@ -142,6 +144,8 @@ pub fn start(
             .route("/api/log-level", web::get().to(log_level))
             .route("/api/log-level/{level}", web::post().to(set_log_level))
             .route("/metrics", web::get().to(metrics))
+            .route("/api/reload", web::post().to(reload))
+            .route("/api/restart", web::post().to(restart))
     })
     .workers(1)
     .disable_signals()
@@ -156,17 +160,26 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
+    let restart = st.supervisor.as_ref().map(|s| s.view());
     let mut tenants = Vec::new();
-    for (addr, slot) in &st.tenants {
+    for (addr, slot) in st.tenants.load().iter() {
         let view = slot.view();
         let links = addr.send(ListLinks).await.unwrap_or_default();
         let streams = st.streams(Some(slot), None);
         let count = |dir: &str| streams.iter().filter(|s| s["direction"] == dir).count();
         let (active, why) = policy::reach(&view.config.privacy, &view.config.static_routes);
+        let tv = restart.as_ref().and_then(|r| {
+            r.versions
+                .instances
+                .get(&Instance::Tenant(slot.name.clone()))
+                .cloned()
+        });
         tenants.push(json!({
             "name": slot.name,
-            "version": st.config_version,
-            "state": "current",
+            "version": tv.as_ref().map_or(1, |v| v.applied),
+            "latest_version": tv.as_ref().map_or(1, |v| v.latest),
+            "state": if tv.as_ref().is_some_and(|v| v.is_stale()) { "stale" } else { "current" },
+            "pending": tv.as_ref().map(|v| v.pending.clone()).unwrap_or_default(),
             "federation": {"state": if active { "active" } else { "inactive" }, "why": why},
             "domains": view.config.domains,
             "chat_node_aliases": view.config.chat_node_aliases,
@@ -179,7 +192,16 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     let (active, why) = st.federation_state();
     HttpResponse::Ok().json(json!({
         "node": st.node_name,
-        "config_version": st.config_version,
+        "config_version": restart.as_ref().map_or(1, |r| r.versions.latest),
+        "restart": restart.as_ref().map(|r| json!({
+            "delayed": r.delayed,
+            "schedule": r.schedule,
+            "next_run": r.next_run.map(|t| t.to_rfc3339()),
+            "last_run": r.last_run.as_ref().map(|(at, what)| json!({"at": at.to_rfc3339(), "outcome": what})),
+            "stale": r.versions.instances.iter().filter(|(_, v)| v.is_stale()).map(|(i, v)| json!({
+                "instance": i.to_string(), "applied": v.applied, "latest": v.latest, "pending": v.pending,
+            })).collect::<Vec<_>>(),
+        })),
         "federation": {
             "state": if active { "active" } else { "inactive" },
             "why": why,
@@ -204,7 +226,7 @@ async fn connections(
         return refused;
     }
     let tenant = match filter.tenant.as_deref() {
-        Some(name) => match st.tenants.iter().find(|(_, s)| s.name == name) {
+        Some(name) => match st.tenants.load().iter().find(|(_, s)| s.name == name) {
             Some((_, slot)) => Some(slot.clone()),
             None => {
                 return HttpResponse::NotFound().json(json!({"error": format!("no tenant {name}")}))
@@ -346,7 +368,7 @@ async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
             .set(n);
     }
     let mut link_queued = 0usize;
-    for (addr, slot) in &st.tenants {
+    for (addr, slot) in st.tenants.load().iter() {
         let links = addr.send(ListLinks).await.unwrap_or_default();
         link_queued += links.iter().map(|l| l.queued_bytes).sum::<usize>();
         m.gauge("xfed_component_links", &[("tenant", &slot.name)])
@@ -358,9 +380,54 @@ async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
         .set(link_queued as f64);
     m.gauge("xfed_queue_bytes", &[("kind", "s2s_pending")])
         .set(st.federation.pending_bytes() as f64);
-    m.gauge("xfed_config_version", &[])
-        .set(st.config_version as f64);
+    let version = st
+        .supervisor
+        .as_ref()
+        .map_or(1, |s| s.view().versions.latest);
+    m.gauge("xfed_config_version", &[]).set(version as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render())
+}
+
+fn no_supervisor() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .json(json!({"error": "this node runs without a restart scheduler"}))
+}
+
+async fn reload(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let Some(sup) = &st.supervisor else {
+        return no_supervisor();
+    };
+    match sup.reload().await {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => HttpResponse::UnprocessableEntity().json(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RestartQuery {
+    tenant: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn restart(
+    req: HttpRequest,
+    st: web::Data<AdminState>,
+    q: web::Query<RestartQuery>,
+) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let Some(sup) = &st.supervisor else {
+        return no_supervisor();
+    };
+    match sup.restart(q.tenant.clone(), q.dry_run).await {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => HttpResponse::Conflict().json(e),
+    }
 }

@@ -118,6 +118,13 @@ pub struct TenantConfig {
     pub tls: Option<CertPaths>,
 }
 
+impl Config {
+    /// The tenant called `name`.
+    pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+}
+
 impl TenantConfig {
     /// Every domain and alias the tenant owns.
     pub fn all_domains(&self) -> impl Iterator<Item = &str> {

@@ -194,6 +194,11 @@ impl Router {
         }
     }
 
+    /// Stops routing to `slot`: removes its domains and aliases that still point at it.
+    pub fn uninstall(&self, slot: &Arc<TenantSlot>) {
+        self.domains.retain(|_, s| !Arc::ptr_eq(s, slot));
+    }
+
     /// The tenant that owns `domain` (any case, Unicode or ASCII form).
     pub fn tenant_of(&self, domain: &str) -> Option<Arc<TenantSlot>> {
         self.domains

@@ -98,7 +98,13 @@ impl Federation {
         let candidates: Vec<Arc<Mutex<Pair>>> = self
             .pairs
             .iter()
-            .filter(|e| e.key().1 == remote && e.key().0 != local && same_cert(&e.key().0))
+            .filter(|e| {
+                e.key().1 == remote
+                    && e.key().0 != local
+                    && same_cert(&e.key().0)
+                    // A stream serves one tenant, so a change to one never closes another's.
+                    && self.ctx.tenant_of(&e.key().0) == self.ctx.tenant_of(local)
+            })
             .map(|e| e.value().clone())
             .collect();
         for pair in candidates {

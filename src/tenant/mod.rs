@@ -12,6 +12,12 @@ use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
 use crate::xmpp::StreamError;
 
+/// The tenants a node runs, swapped whole when a reload starts or stops one.
+pub type TenantList = arc_swap::ArcSwap<Vec<TenantEntry>>;
+
+/// A running tenant: its actor and its routing slot.
+pub type TenantEntry = (actix::Addr<TenantActor>, Arc<TenantSlot>);
+
 /// A tenant's router instance.
 pub struct TenantActor {
     config: Arc<TenantConfig>,
@@ -110,6 +116,35 @@ impl Handler<LinkEvent> for TenantActor {
             }
         }
         self.publish();
+    }
+}
+
+/// Replaces the tenant's federation settings (privacy, static routes) without touching
+/// its links; routing sees them at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateConfig(pub Arc<TenantConfig>);
+
+impl Handler<UpdateConfig> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateConfig, _: &mut Context<Self>) {
+        self.config = msg.0;
+        self.publish();
+    }
+}
+
+/// Stops the tenant actor (after its links were told to close).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        use actix::ActorContext;
+        ctx.stop();
     }
 }
 

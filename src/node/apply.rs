@@ -1,0 +1,182 @@
+//! Applying a tenant-level configuration change to a running node, disturbing only what the
+//! change touches (see [`crate::restart::plan`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::Node;
+use crate::config::{Config, TenantConfig};
+use crate::restart::plan::{Action, Change, Instance};
+use crate::routing::{policy, LinkControl};
+use crate::tenant::{ControlLinks, ListLinks, Stop, TenantActor, TenantEntry, UpdateConfig};
+
+/// What applying one change disconnected.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Dropped {
+    /// Component links closed (they reconnect).
+    pub links: usize,
+    /// s2s streams closed (the next stanza opens a new one).
+    pub streams: usize,
+}
+
+impl Node {
+    /// Applies the tenant changes among `changes`, moving the node to `new`'s tenants.
+    /// Stops and restarts go first, so a domain moving between tenants is free when its new
+    /// owner starts. Answers what each change disconnected.
+    pub async fn apply_tenants(
+        &mut self,
+        new: &Config,
+        changes: &[Change],
+    ) -> Vec<(Change, Dropped)> {
+        let mut list: Vec<TenantEntry> = self.tenants.load().as_ref().clone();
+        let mut ordered: Vec<&Change> = changes
+            .iter()
+            .filter(|c| matches!(c.instance, Instance::Tenant(_)))
+            .collect();
+        ordered.sort_by_key(|c| !matches!(c.action, Action::StopTenant | Action::RestartTenant));
+        let mut out = Vec::new();
+        for change in ordered {
+            let Instance::Tenant(name) = &change.instance else {
+                continue;
+            };
+            let position = list.iter().position(|(_, s)| &s.name == name);
+            let fresh = new.tenant(name).cloned().map(Arc::new);
+            let mut dropped = Dropped::default();
+            match (change.action, position, fresh) {
+                (Action::StopTenant, Some(i), _) => {
+                    let (addr, slot) = list.remove(i);
+                    dropped.links = close_links(&addr).await;
+                    self.router.uninstall(&slot);
+                    let owned = slot.view().owned.clone();
+                    dropped.streams = self.close_streams(|local, _| owned.contains(local));
+                    addr.do_send(Stop);
+                }
+                (Action::RestartTenant, Some(i), Some(cfg)) => {
+                    let (addr, slot) = list[i].clone();
+                    dropped.links = close_links(&addr).await;
+                    self.router.uninstall(&slot);
+                    let old = slot.view().owned.clone();
+                    let kept: HashSet<&str> = cfg.all_domains().collect();
+                    dropped.streams =
+                        self.close_streams(|local, _| old.contains(local) && !kept.contains(local));
+                    addr.do_send(Stop);
+                    list[i] = self.start_tenant(cfg);
+                }
+                (Action::StartTenant, None, Some(cfg)) => list.push(self.start_tenant(cfg)),
+                (Action::UpdateFederation, Some(i), Some(cfg)) => {
+                    let (addr, slot) = list[i].clone();
+                    let before = slot.view().config.clone();
+                    let _ = addr.send(UpdateConfig(cfg.clone())).await;
+                    let owned = slot.view().owned.clone();
+                    dropped.streams = self.close_streams(|local, remote| {
+                        owned.contains(local) && federation_changed(&before, &cfg, remote)
+                    });
+                }
+                (action, _, _) => {
+                    tracing::warn!(instance = %change.instance, ?action, "change does not match the running tenants; skipped");
+                    continue;
+                }
+            }
+            out.push((change.clone(), dropped));
+        }
+        list.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        self.tenants.store(Arc::new(list));
+        self.config.tenants = new.tenants.clone();
+        out
+    }
+
+    /// What applying `change` (towards `new`) would disconnect; `full` when the whole node
+    /// restarts.
+    pub async fn predict(&self, new: &Config, change: &Change, full: bool) -> Dropped {
+        let all_streams = self.s2s.streams.len();
+        if full {
+            let mut links = 0;
+            for (addr, _) in self.tenants.load().iter() {
+                links += addr.send(ListLinks).await.map_or(0, |l| l.len());
+            }
+            let links = if change.action == Action::RestartNode {
+                links
+            } else {
+                0
+            };
+            return Dropped {
+                links,
+                streams: all_streams,
+            };
+        }
+        let Instance::Tenant(name) = &change.instance else {
+            return Dropped::default();
+        };
+        let entry = self
+            .tenants
+            .load()
+            .iter()
+            .find(|(_, s)| &s.name == name)
+            .cloned();
+        let Some((addr, slot)) = entry else {
+            return Dropped::default();
+        };
+        let view = slot.view();
+        let count = |hit: &dyn Fn(&str, &str) -> bool| {
+            self.s2s
+                .streams
+                .iter()
+                .filter(|e| e.pairs.iter().any(|p| hit(&p.local, &p.remote)))
+                .count()
+        };
+        let links = || async { addr.send(ListLinks).await.map_or(0, |l| l.len()) };
+        match (change.action, new.tenant(name)) {
+            (Action::StopTenant, _) => Dropped {
+                links: links().await,
+                streams: count(&|l, _| view.owned.contains(l)),
+            },
+            (Action::RestartTenant, Some(cfg)) => {
+                let kept: HashSet<&str> = cfg.all_domains().collect();
+                Dropped {
+                    links: links().await,
+                    streams: count(&|l, _| view.owned.contains(l) && !kept.contains(l)),
+                }
+            }
+            (Action::UpdateFederation, Some(cfg)) => Dropped {
+                links: 0,
+                streams: count(&|l, r| {
+                    view.owned.contains(l) && federation_changed(&view.config, cfg, r)
+                }),
+            },
+            _ => Dropped::default(),
+        }
+    }
+
+    fn start_tenant(&self, cfg: Arc<TenantConfig>) -> TenantEntry {
+        let (addr, slot) = TenantActor::start(cfg, self.observer.clone());
+        self.router.install(slot.clone());
+        (addr, slot)
+    }
+
+    /// Closes, gracefully, every s2s stream with a pair `(local, remote)` for which `hit`
+    /// holds; answers how many.
+    fn close_streams(&self, hit: impl Fn(&str, &str) -> bool) -> usize {
+        let mut n = 0;
+        for e in self.s2s.streams.iter() {
+            if e.pairs.iter().any(|p| hit(&p.local, &p.remote)) {
+                e.control.do_send(LinkControl::Retire("restart"));
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Tells every link of a tenant to close; answers how many there were.
+async fn close_links(addr: &actix::Addr<TenantActor>) -> usize {
+    addr.send(ControlLinks(LinkControl::Retire("restart")))
+        .await
+        .unwrap_or(0)
+}
+
+/// Does a stream to `remote` need closing after the tenant's federation settings went from
+/// `old` to `new`: refused now, or its static route changed?
+fn federation_changed(old: &TenantConfig, new: &TenantConfig, remote: &str) -> bool {
+    !policy::permits(&new.privacy, &new.static_routes, remote)
+        || old.static_routes.for_domain(remote) != new.static_routes.for_domain(remote)
+}

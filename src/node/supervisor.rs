@@ -1,0 +1,440 @@
+//! The restart scheduler: the actor that owns a running [`Node`], the configuration versions
+//! and the schedule. It takes reloads (admin API, SIGHUP), stages or applies them, restarts
+//! only the stale router instances — on request (all, or one tenant) or at the next time of
+//! `[restart] schedule` in UTC — and records every step in the event log.
+//!
+//! Its mailbox is a channel; the admin API and the signal handler hold a [`Supervisor`]
+//! handle. Requests are handled one at a time, so a reload never races a restart.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Dropped, Node, StartError};
+use crate::config::{self, Config};
+use crate::observe::{Event, Kind};
+use crate::restart::plan::{plan, Action, Change, Instance};
+use crate::restart::schedule::{next_run, until, Clock};
+use crate::restart::versions::Versions;
+
+/// What the admin API and `xfed status` read of the scheduler.
+#[derive(Debug, Clone)]
+pub struct RestartView {
+    pub versions: Versions,
+    pub delayed: bool,
+    pub schedule: String,
+    pub next_run: Option<DateTime<Utc>>,
+    /// When the last restart ran and what it did.
+    pub last_run: Option<(DateTime<Utc>, String)>,
+}
+
+enum Request {
+    Reload(oneshot::Sender<Result<Value, Value>>),
+    Restart {
+        tenant: Option<String>,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Value, Value>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle on the restart scheduler of a running node.
+#[derive(Clone)]
+pub struct Supervisor {
+    tx: mpsc::UnboundedSender<Request>,
+    view: Arc<Mutex<RestartView>>,
+}
+
+impl Supervisor {
+    /// Starts the node on `config`, and the scheduler that owns it, on the current actix
+    /// system.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Supervisor, StartError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let view = Arc::new(Mutex::new(RestartView {
+            versions: Versions::new(&config),
+            delayed: config.restart.delayed,
+            schedule: config.restart.schedule_text.clone(),
+            next_run: next_run(&config.restart.schedule, clock.now()),
+            last_run: None,
+        }));
+        let handle = Supervisor { tx, view };
+        let node = Node::start_with(config.clone(), Some(handle.clone())).await?;
+        let state = State {
+            node: Some(node),
+            applied: config.clone(),
+            latest: config,
+            clock,
+            view: handle.view.clone(),
+            handle: handle.clone(),
+        };
+        actix_rt::spawn(state.run(rx));
+        Ok(handle)
+    }
+
+    /// What the scheduler shows now.
+    pub fn view(&self) -> RestartView {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the configuration again: `Ok` with the new version and what it changes (and
+    /// whether it was applied or staged), `Err` with the problems when refused.
+    pub async fn reload(&self) -> Result<Value, Value> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Reload(reply))?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Restarts the stale instances (of `tenant` only, if given); with `dry_run` only says
+    /// what it would restart and disconnect.
+    pub async fn restart(&self, tenant: Option<String>, dry_run: bool) -> Result<Value, Value> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Restart {
+            tenant,
+            dry_run,
+            reply,
+        })?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Shuts the node down gracefully and stops the scheduler.
+    pub async fn shutdown(&self) {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Request::Shutdown(reply)).is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    fn send(&self, request: Request) -> Result<(), Value> {
+        self.tx.send(request).map_err(|_| gone())
+    }
+}
+
+fn gone() -> Value {
+    json!({"error": "the node is shutting down"})
+}
+
+/// The scheduler's own state.
+struct State {
+    /// `None` only while the node restarts.
+    node: Option<Node>,
+    /// The configuration the instances run (for a partial restart, a mix of versions).
+    applied: Config,
+    /// The latest accepted configuration.
+    latest: Config,
+    clock: Arc<dyn Clock>,
+    view: Arc<Mutex<RestartView>>,
+    /// Handed to a node started anew.
+    handle: Supervisor,
+}
+
+impl State {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+        loop {
+            let next = self.with_view(|v| v.next_run);
+            let wait = next.map(|at| until(self.clock.now(), at));
+            let timer = async {
+                match wait {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                request = rx.recv() => match request {
+                    Some(Request::Reload(reply)) => {
+                        let answer = self.reload().await;
+                        let _ = reply.send(answer);
+                    }
+                    Some(Request::Restart { tenant, dry_run, reply }) => {
+                        // The answer goes out through `reply`.
+                        let _ = self.restart(tenant.as_deref(), dry_run, "operator", Some(reply)).await;
+                    }
+                    Some(Request::Shutdown(reply)) => {
+                        if let Some(node) = self.node.take() {
+                            node.shutdown().await;
+                        }
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = timer => {
+                    let now = self.clock.now();
+                    let stale = !self.with_view(|v| v.versions.stale().is_empty());
+                    let outcome = if stale {
+                        match self.restart(None, false, "schedule", None).await {
+                            Ok(_) => "applied the staged changes".to_owned(),
+                            Err(e) => format!("failed: {}", e["error"].as_str().unwrap_or_default()),
+                        }
+                    } else {
+                        "nothing was stale".to_owned()
+                    };
+                    let schedule = self.latest.restart.schedule.clone();
+                    let clock_now = self.clock.now();
+                    self.with_view(|v| {
+                        v.last_run = Some((now, outcome));
+                        v.next_run = next_run(&schedule, clock_now);
+                    });
+                }
+            }
+        }
+    }
+
+    fn with_view<R>(&self, f: impl FnOnce(&mut RestartView) -> R) -> R {
+        f(&mut self.view.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn node(&self) -> &Node {
+        self.node.as_ref().expect("the node runs between requests")
+    }
+
+    fn record(&self, event: Event) {
+        self.node().observer().events.record(event);
+    }
+
+    async fn reload(&mut self) -> Result<Value, Value> {
+        let path = self.latest.path.clone();
+        let new = match config::load(&path) {
+            Ok(c) => c,
+            Err(errs) => {
+                let problems: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
+                tracing::warn!(
+                    problems = problems.len(),
+                    "reload refused; the running configuration stays"
+                );
+                self.record(
+                    Event::new(Kind::ConfigRefused)
+                        .field("file", path.display().to_string())
+                        .field("problems", problems.clone()),
+                );
+                return Err(json!({
+                    "error": format!("configuration refused: {} problem(s); the running configuration stays", problems.len()),
+                    "problems": problems,
+                }));
+            }
+        };
+        let changes = plan(&self.latest, &new);
+        let delayed = new.restart.delayed;
+        let schedule = new.restart.schedule.clone();
+        let now = self.clock.now();
+        let version = self.with_view(|v| {
+            v.delayed = delayed;
+            v.schedule = new.restart.schedule_text.clone();
+            v.next_run = next_run(&schedule, now);
+            v.versions.accept(&new, &changes)
+        });
+        self.latest = new;
+        let listed: Vec<Value> = changes.iter().map(change_json).collect();
+        if changes.is_empty() {
+            return Ok(
+                json!({"version": version, "changes": listed, "applied": false, "staged": false}),
+            );
+        }
+        let stale: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        self.record(
+            Event::new(Kind::ConfigStaged)
+                .field("version", version)
+                .field("changes", stale.clone()),
+        );
+        tracing::info!(version, changes = ?stale, delayed, "configuration accepted");
+        if delayed {
+            return Ok(
+                json!({"version": version, "changes": listed, "applied": false, "staged": true}),
+            );
+        }
+        let applied = self.restart(None, false, "reload", None).await?;
+        Ok(
+            json!({"version": version, "changes": listed, "applied": true, "staged": false, "restarted": applied["restarted"]}),
+        )
+    }
+
+    /// The configuration running after restarting the stale instances of `tenant` (all when
+    /// `None`): the applied one with that tenant brought to its latest version.
+    fn target(&self, tenant: Option<&str>) -> Result<Config, Value> {
+        let Some(name) = tenant else {
+            return Ok(self.latest.clone());
+        };
+        let mut mixed = self.applied.clone();
+        mixed.tenants.retain(|t| t.name != name);
+        if let Some(t) = self.latest.tenant(name) {
+            mixed.tenants.push(t.clone());
+        } else if self.applied.tenant(name).is_none() {
+            return Err(json!({"error": format!("no tenant {name}")}));
+        }
+        mixed.tenants.sort_by(|a, b| a.name.cmp(&b.name));
+        // A domain moving between tenants needs both restarted together.
+        let mut owner = std::collections::HashMap::new();
+        for t in &mixed.tenants {
+            for d in t.all_domains() {
+                if let Some(other) = owner.insert(d.to_owned(), t.name.clone()) {
+                    return Err(json!({"error": format!(
+                        "{d} moves between tenants {other} and {}: restart both (xfed restart, without --tenant)",
+                        t.name
+                    )}));
+                }
+            }
+        }
+        Ok(mixed)
+    }
+
+    async fn restart(
+        &mut self,
+        tenant: Option<&str>,
+        dry_run: bool,
+        why: &str,
+        reply: Option<oneshot::Sender<Result<Value, Value>>>,
+    ) -> Result<Value, Value> {
+        let answer = self
+            .restart_inner(tenant, dry_run, why, reply.is_some())
+            .await;
+        let (answer, then_full) = match answer {
+            Ok((v, full)) => (Ok(v), full),
+            Err(e) => (Err(e), None),
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(answer.clone());
+        }
+        // A whole-node restart happens after the answer went out: the admin API that asked
+        // restarts too.
+        if let Some(target) = then_full {
+            self.restart_node(target, why).await;
+        }
+        answer
+    }
+
+    /// Applies (or, with `dry_run`, describes) a restart. A whole-node restart is returned
+    /// as the configuration to start, for the caller to run after answering.
+    async fn restart_inner(
+        &mut self,
+        tenant: Option<&str>,
+        dry_run: bool,
+        why: &str,
+        defer_full: bool,
+    ) -> Result<(Value, Option<Config>), Value> {
+        let target = self.target(tenant)?;
+        let changes = plan(&self.applied, &target);
+        let full = changes
+            .iter()
+            .any(|c| matches!(c.action, Action::RestartNode | Action::RestartFederation));
+        if dry_run || full {
+            let mut listed = Vec::new();
+            for c in &changes {
+                let dropped = self.node().predict(&target, c, full).await;
+                listed.push(with_dropped(change_json(c), dropped));
+            }
+            if dry_run {
+                return Ok((json!({"dry_run": true, "restarted": listed}), None));
+            }
+            if defer_full {
+                return Ok((
+                    json!({"dry_run": false, "restarted": listed, "node_restarting": true}),
+                    Some(target),
+                ));
+            }
+            self.restart_node(target, why).await;
+            return Ok((json!({"dry_run": false, "restarted": listed}), None));
+        }
+        let node = self.node.as_mut().expect("the node runs between requests");
+        let done = node.apply_tenants(&target, &changes).await;
+        let mut listed = Vec::new();
+        for (change, dropped) in &done {
+            self.record(restart_event(change, *dropped, why));
+            listed.push(with_dropped(change_json(change), *dropped));
+        }
+        self.applied = target;
+        self.mark_applied(&changes);
+        if !changes.is_empty() {
+            self.record(
+                Event::new(Kind::ConfigApplied)
+                    .field("version", self.with_view(|v| v.versions.latest)),
+            );
+        }
+        Ok((json!({"dry_run": false, "restarted": listed}), None))
+    }
+
+    /// Restarts everything on `target`: graceful shutdown, then a new node.
+    async fn restart_node(&mut self, target: Config, why: &str) {
+        let changes = plan(&self.applied, &target);
+        let Some(node) = self.node.take() else { return };
+        let (out, inb) = node.s2s_stream_counts();
+        let mut links = 0;
+        for t in &node.config.tenants {
+            links += node.links(&t.name).await.len();
+        }
+        let dropped = Dropped {
+            links,
+            streams: out + inb,
+        };
+        tracing::info!(why, "restarting the node for a configuration change");
+        node.shutdown().await;
+        match Node::start_with(target.clone(), Some(self.handle.clone())).await {
+            Ok(n) => {
+                self.node = Some(n);
+                self.applied = target;
+                for c in &changes {
+                    self.record(restart_event(c, dropped, why));
+                }
+                self.mark_applied(&changes);
+                self.record(
+                    Event::new(Kind::ConfigApplied)
+                        .field("version", self.with_view(|v| v.versions.latest)),
+                );
+            }
+            Err(e) => {
+                // The new settings cannot run (e.g. a listener address taken): back to the
+                // configuration that ran.
+                tracing::error!(
+                    "cannot start on the new configuration: {e}; starting on the previous one"
+                );
+                let previous = self.applied.clone();
+                match Node::start_with(previous, Some(self.handle.clone())).await {
+                    Ok(n) => {
+                        self.node = Some(n);
+                        self.record(
+                            Event::new(Kind::ConfigRefused)
+                                .field("reason", format!("cannot start on it: {e}")),
+                        );
+                    }
+                    Err(e2) => {
+                        tracing::error!("cannot start on the previous configuration either: {e2}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_applied(&self, changes: &[Change]) {
+        self.with_view(|v| {
+            for c in changes {
+                v.versions.applied(&c.instance);
+            }
+        });
+    }
+}
+
+fn change_json(c: &Change) -> Value {
+    json!({"instance": c.instance.to_string(), "action": c.action.as_str(), "what": c.what})
+}
+
+fn with_dropped(mut v: Value, d: Dropped) -> Value {
+    v["links"] = d.links.into();
+    v["streams"] = d.streams.into();
+    v
+}
+
+fn restart_event(change: &Change, dropped: Dropped, why: &str) -> Event {
+    let tenant = match &change.instance {
+        Instance::Tenant(t) => Some(t.as_str()),
+        Instance::Node => None,
+    };
+    Event::new(Kind::Restart)
+        .tenant(tenant)
+        .field("instance", change.instance.to_string())
+        .field("action", change.action.as_str())
+        .field("why", why)
+        .field("changes", change.what.clone())
+        .field("links_dropped", dropped.links)
+        .field("streams_dropped", dropped.streams)
+}
