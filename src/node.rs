@@ -78,14 +78,16 @@ pub struct Node {
 impl Node {
     /// Binds the listeners and starts the tenants.
     pub async fn start(config: Config) -> Result<Node, StartError> {
-        Self::start_with(config, None).await
+        Self::start_with(config, None, None).await
     }
 
     /// Binds the listeners and starts the tenants; the admin API takes reloads and restarts
-    /// through `supervisor` when given.
+    /// through `supervisor` when given. A node started anew after a restart keeps the event
+    /// log and metrics of the one before (`observer`).
     pub async fn start_with(
         config: Config,
         supervisor: Option<supervisor::Supervisor>,
+        observer: Option<Arc<Observer>>,
     ) -> Result<Node, StartError> {
         let certificate = match &config.tls.cert {
             Some(paths) => NodeCertificate::Configured {
@@ -97,7 +99,7 @@ impl Node {
         if config.federation.dialback_secret.is_none() {
             tracing::warn!("no [federation] dialback_secret_file: using a random secret; other nodes cannot verify this one's dialback keys");
         }
-        let observer = Arc::new(Observer::new(&config.events));
+        let observer = observer.unwrap_or_else(|| Arc::new(Observer::new(&config.events)));
         observer.events.record(
             Event::new(Kind::ConfigLoaded)
                 .field("file", config.path.display().to_string())

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fed::*;
@@ -237,19 +235,6 @@ async fn events_and_metrics_follow_federated_traffic() {
     b.shutdown().await;
 }
 
-/// Waits for a line containing `needle` on the child's stderr (bounded).
-fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
-    let deadline = std::time::Instant::now() + WAIT;
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(l) if l.contains(needle) => return Some(l),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 #[test]
 fn federation_log_level_changes_at_run_time_and_status_says_why_federation_is_off() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,33 +257,8 @@ fn federation_log_level_changes_at_run_time_and_status_says_why_federation_is_of
         "name = \"acme\"\nsecret = \"s\"\ndomains = [\"acme.example\"]\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xfed"))
-        .args(["run", "--config"])
-        .arg(&router)
-        .env("XFED_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xfed starts");
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    assert!(wait_line(&lines, "xfed node started").is_some());
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_xfed"))
-            .args(args)
-            .args(["--config", router.to_str().unwrap()])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let mut node = run_node(&router);
+    let cli = |args: &[&str]| cli_with_config(args, &router);
     let probe = || {
         // A connection that says nothing: the federation target logs it at debug.
         let c = std::net::TcpStream::connect(("127.0.0.1", s2s)).unwrap();
@@ -319,7 +279,7 @@ fn federation_log_level_changes_at_run_time_and_status_says_why_federation_is_of
     let (ok, out) = cli(&["log-level", "debug"]);
     assert!(ok && out.contains("xfed::s2s=debug"), "{out}");
     probe();
-    let line = wait_line(&lines, "inbound s2s connection");
+    let line = wait_line(&node.lines, "inbound s2s connection");
     assert!(
         line.as_deref().is_some_and(|l| l.contains("DEBUG")),
         "{line:?}"
@@ -333,14 +293,9 @@ fn federation_log_level_changes_at_run_time_and_status_says_why_federation_is_of
     assert!(ok && out.contains("\"log_level\""), "{out}");
     assert!(out.contains("\"federation_disabled\""), "{out}");
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    reader.join().unwrap();
+    assert!(node.terminate());
     // Only the connection made while debug was on was logged.
-    let all: Vec<String> = lines.try_iter().collect();
+    let all: Vec<String> = node.lines.try_iter().collect();
     assert!(
         !all.iter().any(|l| l.contains("inbound s2s connection")),
         "logged after going back to default: {all:?}"

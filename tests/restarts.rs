@@ -425,3 +425,109 @@ async fn delayed_changes_wait_for_a_restart_of_only_the_stale() {
 
     sup.shutdown().await;
 }
+
+/// The operator's commands on the real binary: `xfed reload` (unchanged, refused with exit
+/// 2 and the file/key/reason, accepted), SIGHUP, and a node setting that restarts the whole
+/// node, which comes back on the new version with its admin API.
+#[test]
+fn reload_by_command_and_by_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s2s, admin) = (free_port(), free_port());
+    let router = dir.path().join("router.toml");
+    write(&dir.path().join("admin.token"), TOKEN);
+    write(
+        &router,
+        &format!(
+            "tenants_dir = \"tenants\"\n[listen]\ns2s = \"127.0.0.1:{s2s}\"\ncomponent = \"127.0.0.1:0\"\n\
+             admin = \"127.0.0.1:{admin}\"\n[admin]\ntoken_file = \"admin.token\"\n\
+             [federation]\nidle_timeout_secs = 600\n"
+        ),
+    );
+    write(
+        &dir.path().join("tenants/acme.toml"),
+        &tenant("acme", &["acme.example"], &[], ""),
+    );
+    let mut node = run_node(&router);
+    let status = || {
+        let (ok, out) = cli_with_config(&["status", "--json"], &router);
+        ok.then(|| serde_json::from_str::<Value>(&out).unwrap())
+    };
+
+    let (ok, out) = cli_with_config(&["reload"], &router);
+    assert!(
+        ok && out.contains("configuration unchanged (version 1)"),
+        "{out}"
+    );
+
+    let broken = dir.path().join("tenants/broken.toml");
+    write(
+        &broken,
+        "name = \"broken\"\nsecret = \"s\"\ndomains = [\"acme.example\"]\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
+        .args(["reload", "--config"])
+        .arg(&router)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("broken.toml: domains: acme.example is already claimed by tenant acme"),
+        "{err}"
+    );
+    assert!(err.contains("the running configuration stays"), "{err}");
+    std::fs::remove_file(&broken).unwrap();
+
+    // SIGHUP reads the files again.
+    let tenant_file = dir.path().join("tenants/acme.toml");
+    let text = std::fs::read_to_string(&tenant_file).unwrap();
+    write(
+        &tenant_file,
+        &text.replace("[\"acme.example\"]", "[\"acme.example\", \"acme.net\"]"),
+    );
+    node.signal("HUP");
+    let deadline = std::time::Instant::now() + WAIT;
+    while status().map(|s| s["config_version"].clone()) != Some(Value::from(2)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = status().unwrap();
+    assert_eq!(s["tenants"][0]["domains"][1], "acme.net");
+
+    // A node setting: the whole node restarts and comes back on version 3.
+    let text = std::fs::read_to_string(&router).unwrap();
+    write(
+        &router,
+        &text.replace("idle_timeout_secs = 600", "idle_timeout_secs = 300"),
+    );
+    let (ok, out) = cli_with_config(&["reload"], &router);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("node: federation.idle_timeout_secs changed"),
+        "{out}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while status().map(|s| s["config_version"].clone()) != Some(Value::from(3)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out) = cli_with_config(&["events", "--json"], &router);
+    assert!(ok, "{out}");
+    let events: Value = serde_json::from_str(&out).unwrap();
+    let node_restart = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "restart" && e["instance"] == "node")
+        .cloned()
+        .expect("the node's restart is in the log kept across it");
+    assert_eq!(node_restart["why"], "reload");
+
+    assert!(node.terminate());
+}

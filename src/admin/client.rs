@@ -26,14 +26,14 @@ pub enum ClientError {
 impl AdminClient {
     /// From the node's configuration: `[listen] admin` and `[admin] token_file`.
     pub fn from_config(path: &Path) -> Result<Self, ClientError> {
-        let config = crate::config::load(path).map_err(|e| ClientError::Setup(e.to_string()))?;
-        let token = config.admin_token.ok_or_else(|| {
+        let (mut addr, token) =
+            crate::config::admin_endpoint(path).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let token = token.ok_or_else(|| {
             ClientError::Setup(format!(
                 "{}: [admin] token_file is not set, so the admin API is off",
                 path.display()
             ))
         })?;
-        let mut addr = config.listen.admin;
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }

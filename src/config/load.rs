@@ -17,6 +17,22 @@ use super::{
 /// RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
 const MIN_STANZA_BYTES: usize = 10_000;
 
+/// Only where a node's admin API listens and its token, from the router file alone: the
+/// commands that talk to a running node must reach it even while a tenant file is broken
+/// (to be told that a reload is refused, for one).
+pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
+    let file: RouterFile = parse(router_path)?;
+    let base = router_path.parent().unwrap_or(Path::new("."));
+    let token = match &file.admin.token_file {
+        Some(p) => Some(
+            read_secret(&clean(&base.join(p)), "admin.token_file")
+                .map_err(|r| ConfigError::new(router_path, "admin.token_file", r))?,
+        ),
+        None => None,
+    };
+    Ok((file.listen.admin, token))
+}
+
 /// Reads `router_path` and every tenant file, and checks them as a whole.
 pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use domain::{domain_key, normalize_domain};
 pub use file::{PrivacyMode, SecurityMode};
-pub use load::load;
+pub use load::{admin_endpoint, load};
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]

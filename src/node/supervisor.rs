@@ -60,7 +60,7 @@ impl Supervisor {
             last_run: None,
         }));
         let handle = Supervisor { tx, view };
-        let node = Node::start_with(config.clone(), Some(handle.clone())).await?;
+        let node = Node::start_with(config.clone(), Some(handle.clone()), None).await?;
         let state = State {
             node: Some(node),
             applied: config.clone(),
@@ -143,8 +143,12 @@ impl State {
             tokio::select! {
                 request = rx.recv() => match request {
                     Some(Request::Reload(reply)) => {
-                        let answer = self.reload().await;
+                        let (answer, full) = self.reload().await;
                         let _ = reply.send(answer);
+                        // After the answer: the admin API that asked restarts too.
+                        if let Some(target) = full {
+                            self.restart_node(target, "reload").await;
+                        }
                     }
                     Some(Request::Restart { tenant, dry_run, reply }) => {
                         // The answer goes out through `reply`.
@@ -160,7 +164,8 @@ impl State {
                     None => return,
                 },
                 _ = timer => {
-                    let now = self.clock.now();
+                    // The run is named by its scheduled time.
+                    let now = next.unwrap_or_else(|| self.clock.now());
                     let stale = !self.with_view(|v| v.versions.stale().is_empty());
                     let outcome = if stale {
                         match self.restart(None, false, "schedule", None).await {
@@ -193,7 +198,16 @@ impl State {
         self.node().observer().events.record(event);
     }
 
-    async fn reload(&mut self) -> Result<Value, Value> {
+    /// Reads the configuration again; answers, and the configuration to restart the whole
+    /// node on once the answer is out, if it comes to that.
+    async fn reload(&mut self) -> (Result<Value, Value>, Option<Config>) {
+        match self.reload_inner().await {
+            Ok((v, full)) => (Ok(v), full),
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    async fn reload_inner(&mut self) -> Result<(Value, Option<Config>), Value> {
         let path = self.latest.path.clone();
         let new = match config::load(&path) {
             Ok(c) => c,
@@ -227,9 +241,9 @@ impl State {
         self.latest = new;
         let listed: Vec<Value> = changes.iter().map(change_json).collect();
         if changes.is_empty() {
-            return Ok(
-                json!({"version": version, "changes": listed, "applied": false, "staged": false}),
-            );
+            let v =
+                json!({"version": version, "changes": listed, "applied": false, "staged": false});
+            return Ok((v, None));
         }
         let stale: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
         self.record(
@@ -239,14 +253,16 @@ impl State {
         );
         tracing::info!(version, changes = ?stale, delayed, "configuration accepted");
         if delayed {
-            return Ok(
-                json!({"version": version, "changes": listed, "applied": false, "staged": true}),
-            );
+            let v =
+                json!({"version": version, "changes": listed, "applied": false, "staged": true});
+            return Ok((v, None));
         }
-        let applied = self.restart(None, false, "reload", None).await?;
-        Ok(
-            json!({"version": version, "changes": listed, "applied": true, "staged": false, "restarted": applied["restarted"]}),
-        )
+        let (applied, full) = self.restart_inner(None, false, "reload", true).await?;
+        let v = json!({
+            "version": version, "changes": listed, "applied": true, "staged": false,
+            "restarted": applied["restarted"],
+        });
+        Ok((v, full))
     }
 
     /// The configuration running after restarting the stale instances of `tenant` (all when
@@ -357,6 +373,8 @@ impl State {
     async fn restart_node(&mut self, target: Config, why: &str) {
         let changes = plan(&self.applied, &target);
         let Some(node) = self.node.take() else { return };
+        // The event log and metrics carry over, unless their own settings changed.
+        let observer = (node.config.events == target.events).then(|| node.observer().clone());
         let (out, inb) = node.s2s_stream_counts();
         let mut links = 0;
         for t in &node.config.tenants {
@@ -368,7 +386,7 @@ impl State {
         };
         tracing::info!(why, "restarting the node for a configuration change");
         node.shutdown().await;
-        match Node::start_with(target.clone(), Some(self.handle.clone())).await {
+        match Node::start_with(target.clone(), Some(self.handle.clone()), observer.clone()).await {
             Ok(n) => {
                 self.node = Some(n);
                 self.applied = target;
@@ -388,7 +406,7 @@ impl State {
                     "cannot start on the new configuration: {e}; starting on the previous one"
                 );
                 let previous = self.applied.clone();
-                match Node::start_with(previous, Some(self.handle.clone())).await {
+                match Node::start_with(previous, Some(self.handle.clone()), observer).await {
                     Ok(n) => {
                         self.node = Some(n);
                         self.record(

@@ -256,3 +256,98 @@ pub async fn start_at(router: &Path) -> xfed::node::Node {
     let cfg = xfed::config::load(router).unwrap_or_else(|e| panic!("{e}"));
     xfed::node::Node::start(cfg).await.expect("node starts")
 }
+
+/// `xfed run` as a child process, its stderr lines arriving on `lines`.
+pub struct RunningNode {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Sends `signal` ("HUP", "TERM") to the node.
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then waits for the node to exit and its output to end; true on exit 0.
+    pub fn terminate(&mut self) -> bool {
+        self.signal("TERM");
+        let ok = self.child.wait().is_ok_and(|s| s.success());
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        ok
+    }
+}
+
+impl Drop for RunningNode {
+    /// A test that fails half-way must not leave the node running (nor holding the test's
+    /// output open).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `xfed run --config router` (log level info) and waits until it has started.
+pub fn run_node(router: &Path) -> RunningNode {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
+        .args(["run", "--config"])
+        .arg(router)
+        .env("XFED_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xfed starts");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    assert!(
+        wait_line(&lines, "xfed node started").is_some(),
+        "xfed did not start"
+    );
+    RunningNode {
+        child,
+        lines,
+        reader: Some(reader),
+    }
+}
+
+/// Waits for a line containing `needle` (bounded by [`super::WAIT`]).
+pub fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + super::WAIT;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Runs `xfed ARGS --config router`: (succeeded, stdout + stderr).
+pub fn cli_with_config(args: &[&str], router: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
+        .args(args)
+        .arg("--config")
+        .arg(router)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
