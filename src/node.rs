@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::admin::AdminState;
@@ -16,7 +17,7 @@ use crate::routing::{LinkControl, Router};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
-use crate::s2s::{inbound, AuthedPair, S2sContext};
+use crate::s2s::{inbound, AuthedPair, S2sContext, Side};
 use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::{StreamCondition, StreamError};
@@ -62,14 +63,15 @@ pub struct Node {
     tenants: Arc<TenantList>,
     /// Threads that run connection actors, one per core.
     arbiters: Vec<Arbiter>,
-    /// The accept loops; aborted to stop taking connections.
-    accepting: Vec<tokio::task::JoinHandle<()>>,
+    workers: Arc<Workers>,
+    /// The component links' accept loop; aborted to stop taking connections.
+    accepting: tokio::task::JoinHandle<()>,
     component_addr: SocketAddr,
-    s2s_addr: SocketAddr,
-    s2s: Arc<S2sContext>,
+    /// The federation connection manager (routing holds it only as its `Remote`).
+    side: Arc<ArcSwap<Side>>,
+    /// The s2s accept loop of the current side.
+    s2s_accepting: tokio::task::JoinHandle<()>,
     observer: Arc<Observer>,
-    /// Kept alive here: routing only holds it as its `Remote`.
-    _federation: Arc<Federation>,
     /// The admin API, when `[admin] token_file` is set: its address and its server.
     admin: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
     pub certificate: NodeCertificate,
@@ -89,16 +91,6 @@ impl Node {
         supervisor: Option<supervisor::Supervisor>,
         observer: Option<Arc<Observer>>,
     ) -> Result<Node, StartError> {
-        let certificate = match &config.tls.cert {
-            Some(paths) => NodeCertificate::Configured {
-                cert: paths.cert.clone(),
-                key: paths.key.clone(),
-            },
-            None => dev_certificate(&config).map_err(StartError::Tls)?,
-        };
-        if config.federation.dialback_secret.is_none() {
-            tracing::warn!("no [federation] dialback_secret_file: using a random secret; other nodes cannot verify this one's dialback keys");
-        }
         let observer = observer.unwrap_or_else(|| Arc::new(Observer::new(&config.events)));
         observer.events.record(
             Event::new(Kind::ConfigLoaded)
@@ -115,40 +107,13 @@ impl Node {
         let tenants = Arc::new(TenantList::from_pointee(tenants));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-
         let workers = Arc::new(Workers::new(&arbiters));
-
-        let secret = config
-            .federation
-            .dialback_secret
-            .clone()
-            .unwrap_or_else(|| Secret::new(format!("{:032x}", rand::random::<u128>())));
-        let tls = TlsContext::new(&config, &certificate).map_err(StartError::Tls)?;
-        let s2s = Arc::new(
-            S2sContext::new(
-                &config,
-                Arc::downgrade(&router),
-                tls,
-                DialbackKey::new(&secret),
-                workers.clone(),
-                observer.clone(),
-            )
-            .map_err(StartError::Dns)?,
-        );
-        let federation = Federation::new(s2s.clone());
-        router.set_remote(federation.clone());
 
         let (listener, component_addr) = bind("component links", config.listen.component).await?;
         let service = ComponentService::new(router.clone(), config.limits);
-        let mut accepting = vec![actix_rt::spawn(service.serve(listener, workers.clone()))];
-        let (listener, s2s_addr) = bind("server-to-server", config.listen.s2s).await?;
-        let ctx = s2s.clone();
-        accepting.push(actix_rt::spawn(accept_loop(
-            listener,
-            workers,
-            "s2s",
-            move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
-        )));
+        let accepting = actix_rt::spawn(service.serve(listener, workers.clone()));
+        let started = start_federation(&config, &router, &workers, &observer).await?;
+        let side = Arc::new(ArcSwap::from_pointee(started.side));
         let admin = match &config.admin_token {
             Some(token) => {
                 let (listener, addr) = bind("the admin API", config.listen.admin).await?;
@@ -159,11 +124,8 @@ impl Node {
                 })?;
                 let state = Arc::new(AdminState {
                     node_name: config.node_name.clone(),
-                    security_mode: config.federation.security_mode.as_str(),
-                    s2s_addr,
                     tenants: tenants.clone(),
-                    s2s: s2s.clone(),
-                    federation: federation.clone(),
+                    side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
                     supervisor,
@@ -206,7 +168,7 @@ impl Node {
             }
         }
         tracing::info!(
-            node = %config.node_name, component = %component_addr, s2s = %s2s_addr,
+            node = %config.node_name, component = %component_addr, s2s = %side.load().addr,
             security = config.federation.security_mode.as_str(), tenants = config.tenants.len(),
             "xfed node started"
         );
@@ -215,15 +177,53 @@ impl Node {
             router,
             tenants,
             arbiters,
+            workers,
             accepting,
             component_addr,
-            s2s_addr,
-            s2s,
+            side,
+            s2s_accepting: started.accepting,
             observer,
-            _federation: federation,
             admin,
-            certificate,
+            certificate: started.certificate,
         })
+    }
+
+    /// Restarts the federation connection manager on `new`'s node settings (TLS, trust,
+    /// DNS, dialback secret, `[federation]`, the s2s listener, limits): every s2s stream
+    /// closes gracefully, component links stay. Answers how many streams closed. If the new
+    /// settings cannot start, the old side keeps running and the error is returned.
+    pub async fn restart_federation(&mut self, new: &Config) -> Result<usize, StartError> {
+        let old = self.side.load_full();
+        // The listener is released first: the new side usually binds the same address.
+        self.s2s_accepting.abort();
+        let _ = (&mut self.s2s_accepting).await;
+        let started = match start_federation(new, &self.router, &self.workers, &self.observer).await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // Back to the old side on its old address.
+                if let Ok((listener, _)) = bind("server-to-server", old.addr).await {
+                    self.s2s_accepting = accept_s2s(listener, &self.workers, old.context().clone());
+                }
+                self.router.set_remote(old.federation.clone());
+                return Err(e);
+            }
+        };
+        self.side.store(Arc::new(started.side));
+        self.s2s_accepting = started.accepting;
+        self.certificate = started.certificate;
+        let mut closed = 0;
+        for stream in old.context().streams.iter() {
+            stream.control.do_send(LinkControl::Retire("restart"));
+            closed += 1;
+        }
+        self.config.listen.s2s = new.listen.s2s;
+        self.config.tls = new.tls.clone();
+        self.config.federation = new.federation.clone();
+        self.config.dns_nameservers = new.dns_nameservers.clone();
+        self.config.limits = new.limits;
+        tracing::info!(s2s = %self.side.load().addr, closed, "federation restarted");
+        Ok(closed)
     }
 
     /// Where the admin API listens, when it is on.
@@ -233,18 +233,24 @@ impl Node {
 
     /// Where server-to-server streams connect (the bound address, useful with port 0).
     pub fn s2s_addr(&self) -> SocketAddr {
-        self.s2s_addr
+        self.side.load().addr
+    }
+
+    /// The current federation connection manager.
+    pub fn s2s(&self) -> Arc<S2sContext> {
+        self.side.load().context().clone()
     }
 
     /// Live s2s streams: (outbound, inbound).
     pub fn s2s_stream_counts(&self) -> (usize, usize) {
-        let out = self.s2s.streams.iter().filter(|e| e.outbound).count();
-        (out, self.s2s.streams.len() - out)
+        let s2s = self.s2s();
+        let out = s2s.streams.iter().filter(|e| e.outbound).count();
+        (out, s2s.streams.len() - out)
     }
 
     /// Live s2s streams as operators see them.
     pub fn s2s_streams(&self) -> Vec<S2sStreamInfo> {
-        self.s2s
+        self.s2s()
             .streams
             .iter()
             .map(|e| S2sStreamInfo {
@@ -294,9 +300,8 @@ impl Node {
         self.observer.events.record(
             Event::new(Kind::FederationDisabled).field("reason", "the node is shutting down"),
         );
-        for task in &self.accepting {
-            task.abort();
-        }
+        self.accepting.abort();
+        self.s2s_accepting.abort();
         if let Some((_, admin)) = &self.admin {
             admin.stop(true).await;
         }
@@ -305,11 +310,12 @@ impl Node {
         }
         // Let stanzas already read finish routing into their outboxes.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        for stream in self.s2s.streams.iter() {
+        let s2s = self.s2s();
+        for stream in s2s.streams.iter() {
             stream.control.do_send(LinkControl::Retire("shutdown"));
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
-        while !self.s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {
+        while !s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let shutdown =
@@ -329,6 +335,72 @@ impl Node {
         }
         tracing::info!("shut down");
     }
+}
+
+/// A started federation connection manager.
+struct StartedFederation {
+    side: Side,
+    accepting: tokio::task::JoinHandle<()>,
+    certificate: NodeCertificate,
+}
+
+/// Starts the federation side for `config`: certificate, TLS, dialback key, resolver, the
+/// outbound federation (made routing's way out) and the s2s listener.
+async fn start_federation(
+    config: &Config,
+    router: &Arc<Router>,
+    workers: &Arc<Workers>,
+    observer: &Arc<Observer>,
+) -> Result<StartedFederation, StartError> {
+    let certificate = match &config.tls.cert {
+        Some(paths) => NodeCertificate::Configured {
+            cert: paths.cert.clone(),
+            key: paths.key.clone(),
+        },
+        None => dev_certificate(config).map_err(StartError::Tls)?,
+    };
+    if config.federation.dialback_secret.is_none() {
+        tracing::warn!("no [federation] dialback_secret_file: using a random secret; other nodes cannot verify this one's dialback keys");
+    }
+    let secret = config
+        .federation
+        .dialback_secret
+        .clone()
+        .unwrap_or_else(|| Secret::new(format!("{:032x}", rand::random::<u128>())));
+    let tls = TlsContext::new(config, &certificate).map_err(StartError::Tls)?;
+    let s2s = Arc::new(
+        S2sContext::new(
+            config,
+            Arc::downgrade(router),
+            tls,
+            DialbackKey::new(&secret),
+            workers.clone(),
+            observer.clone(),
+        )
+        .map_err(StartError::Dns)?,
+    );
+    let (listener, addr) = bind("server-to-server", config.listen.s2s).await?;
+    let federation = Federation::new(s2s.clone());
+    router.set_remote(federation.clone());
+    Ok(StartedFederation {
+        side: Side { federation, addr },
+        accepting: accept_s2s(listener, workers, s2s),
+        certificate,
+    })
+}
+
+/// The s2s accept loop, handing connections to `ctx`.
+fn accept_s2s(
+    listener: TcpListener,
+    workers: &Arc<Workers>,
+    ctx: Arc<S2sContext>,
+) -> tokio::task::JoinHandle<()> {
+    actix_rt::spawn(accept_loop(
+        listener,
+        workers.clone(),
+        "s2s",
+        move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
+    ))
 }
 
 async fn bind(

@@ -1,5 +1,7 @@
-//! Several domain pairs on one stream: two tenants of node A talk to the same remote domain
-//! on node B; the second pair is authenticated by dialback on the stream the first opened.
+//! Several domain pairs on one stream: a tenant's domain and its chat alias on node A talk to
+//! the same remote domain on node B; the second pair is authenticated by dialback on the
+//! stream the first opened. Another tenant gets a stream of its own, so a change to one
+//! tenant never closes a stream another uses.
 
 mod common;
 
@@ -27,7 +29,7 @@ fn router(dir: &Path, port: u16) -> std::path::PathBuf {
     path
 }
 
-fn tenant(dir: &Path, name: &str, domain: &str, routes: &[(&str, u16)]) {
+fn tenant(dir: &Path, name: &str, domain: &str, alias: &str, routes: &[(&str, u16)]) {
     let routes: Vec<String> = routes
         .iter()
         .map(|(d, p)| format!("\"{d}\" = [\"127.0.0.1:{p}\"]"))
@@ -35,8 +37,9 @@ fn tenant(dir: &Path, name: &str, domain: &str, routes: &[(&str, u16)]) {
     write(
         &dir.join(format!("tenants/{name}.toml")),
         &format!(
-            "name = \"{name}\"\nsecret = \"secret\"\ndomains = [\"{domain}\"]\n[privacy]\nmode = \"off\"\n\
+            "name = \"{name}\"\nsecret = \"secret\"\ndomains = [\"{domain}\"]\n{}[privacy]\nmode = \"off\"\n\
              [static_routes]\nenabled = true\nroutes = {{ {} }}\n",
+            if alias.is_empty() { String::new() } else { format!("chat_node_aliases = [\"{alias}\"]\n") },
             routes.join(", ")
         ),
     );
@@ -48,16 +51,24 @@ async fn start_at(router: &Path) -> xfed::node::Node {
 }
 
 #[actix_rt::test]
-async fn two_tenants_share_one_stream_to_the_same_remote_domain() {
+async fn a_tenants_domains_share_one_stream_and_tenants_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let (pa, pb) = (free_port(), free_port());
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let ra = router(&a_dir, pa);
-    tenant(&a_dir, "acme", "acme.example", &[("globex.example", pb)]);
+    let conf = "conference.acme.example";
+    tenant(
+        &a_dir,
+        "acme",
+        "acme.example",
+        conf,
+        &[("globex.example", pb)],
+    );
     tenant(
         &a_dir,
         "initech",
         "initech.example",
+        "",
         &[("globex.example", pb)],
     );
     let rb = router(&b_dir, pb);
@@ -65,35 +76,37 @@ async fn two_tenants_share_one_stream_to_the_same_remote_domain() {
         &b_dir,
         "globex",
         "globex.example",
-        &[("acme.example", pa), ("initech.example", pa)],
+        "",
+        &[("acme.example", pa), (conf, pa), ("initech.example", pa)],
     );
     let a = start_at(&ra).await;
     let b = start_at(&rb).await;
     let mut acme = component(a.component_addr(), "acme.example", "secret").await;
+    acme.send("<message from='a@acme.example' to='g@globex.example' id='0'><body>from acme first</body></message>").await;
     let mut initech = component(a.component_addr(), "initech.example", "secret").await;
     let mut globex = component(b.component_addr(), "globex.example", "secret").await;
     wait_links(&b, "globex", 1).await;
 
-    acme.send("<message from='a@acme.example' to='g@globex.example' id='1'><body>from acme</body></message>").await;
-    globex.expect("<body>from acme</body>").await;
+    globex.expect("<body>from acme first</body>").await;
+    acme.send("<message from='room@conference.acme.example/nick' to='g@globex.example' id='1'><body>from the room</body></message>").await;
+    globex.expect("<body>from the room</body>").await;
     initech.send("<message from='i@initech.example' to='g@globex.example' id='2'><body>from initech</body></message>").await;
     globex.expect("<body>from initech</body>").await;
     // Both answers come back, each to its tenant.
     globex.send("<message from='g@globex.example' to='i@initech.example' id='3'><body>to initech</body></message>").await;
     initech.expect("<body>to initech</body>").await;
-    globex.send("<message from='g@globex.example' to='a@acme.example' id='4'><body>to acme</body></message>").await;
-    acme.expect("<body>to acme</body>").await;
+    globex.send("<message from='g@globex.example' to='room@conference.acme.example' id='4'><body>to the room</body></message>").await;
+    acme.expect("<body>to the room</body>").await;
 
-    let outbound: Vec<_> = a.s2s_streams().into_iter().filter(|s| s.outbound).collect();
-    assert_eq!(
-        outbound.len(),
-        1,
-        "one outbound stream from A: {outbound:?}"
-    );
-    let mut locals: Vec<&str> = outbound[0].pairs.iter().map(|p| p.local.as_str()).collect();
+    let mut outbound: Vec<_> = a.s2s_streams().into_iter().filter(|s| s.outbound).collect();
+    assert_eq!(outbound.len(), 2, "one stream per tenant: {outbound:?}");
+    outbound.sort_by_key(|s| s.pairs.len());
+    assert_eq!(outbound[0].pairs.len(), 1);
+    assert_eq!(outbound[0].pairs[0].local, "initech.example");
+    let mut locals: Vec<&str> = outbound[1].pairs.iter().map(|p| p.local.as_str()).collect();
     locals.sort();
-    assert_eq!(locals, ["acme.example", "initech.example"]);
-    assert!(outbound[0]
+    assert_eq!(locals, ["acme.example", conf]);
+    assert!(outbound[1]
         .pairs
         .iter()
         .all(|p| p.remote == "globex.example" && p.mechanism == Mechanism::Dialback));

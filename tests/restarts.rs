@@ -309,6 +309,34 @@ async fn each_change_restarts_only_what_it_touches() {
     assert_eq!(s["config_version"], 4);
     std::fs::remove_file(w.dir.path().join("a/tenants/broken.toml")).unwrap();
 
+    // 5. A node-level federation setting: federation restarts (every s2s stream closes),
+    //    no component link drops, and federation works again on the new settings.
+    w.edit(
+        "router.toml",
+        "require_client_certs = false",
+        "require_client_certs = false\nidle_timeout_secs = 300",
+    );
+    let (code, r) = api("POST", format!("{}/api/reload", w.admin_a)).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["restarted"][0]["instance"], "node");
+    assert_eq!(r["restarted"][0]["links"], 0);
+    assert!(r["restarted"][0]["streams"].as_u64().unwrap() >= 1, "{r}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while w.outgoing("acme.example").await == acme_stream {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old stream stays"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    alive(&mut acme, "acme.net", "a6").await;
+    alive(&mut globex, "globex.example", "g7").await;
+    alive(&mut newco, "newco.example", "n3").await;
+    crosses(&mut acme, &mut partner, "acme.example", "a7").await;
+    let fresh = w.outgoing("acme.example").await;
+    assert_eq!(fresh.len(), 1);
+    assert_ne!(fresh, acme_stream);
+
     // The event log says which instances restarted, why, and what each dropped.
     let (_, ev) = api("GET", format!("{}/api/events", w.admin_a)).await;
     let restarts: Vec<&Value> = ev["events"]
@@ -317,7 +345,7 @@ async fn each_change_restarts_only_what_it_touches() {
         .iter()
         .filter(|e| e["event"] == "restart")
         .collect();
-    assert_eq!(restarts.len(), 4, "{restarts:#?}");
+    assert_eq!(restarts.len(), 5, "{restarts:#?}");
     assert_eq!(restarts[0]["tenant"], "acme");
     assert_eq!(restarts[0]["why"], "reload");
     assert_eq!(restarts[0]["links_dropped"], 1);
@@ -499,16 +527,15 @@ fn reload_by_command_and_by_sighup() {
 
     // A node setting: the whole node restarts and comes back on version 3.
     let text = std::fs::read_to_string(&router).unwrap();
+    let component = free_port();
     write(
         &router,
-        &text.replace("idle_timeout_secs = 600", "idle_timeout_secs = 300"),
+        &text.replace("127.0.0.1:0", &format!("127.0.0.1:{component}")),
     );
     let (ok, out) = cli_with_config(&["reload"], &router);
     assert!(ok, "{out}");
-    assert!(
-        out.contains("node: federation.idle_timeout_secs changed"),
-        "{out}"
-    );
+    assert!(out.contains("node: listen.component changed"), "{out}");
+    assert!(out.contains("restart the whole node"), "{out}");
     let deadline = std::time::Instant::now() + WAIT;
     while status().map(|s| s["config_version"].clone()) != Some(Value::from(3)) {
         assert!(
@@ -528,6 +555,10 @@ fn reload_by_command_and_by_sighup() {
         .cloned()
         .expect("the node's restart is in the log kept across it");
     assert_eq!(node_restart["why"], "reload");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", component)).is_ok(),
+        "the restarted node listens for components on the new address"
+    );
 
     assert!(node.terminate());
 }

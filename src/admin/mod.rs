@@ -13,7 +13,6 @@
 
 pub mod client;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -25,19 +24,16 @@ use crate::config::Secret;
 use crate::observe::{events, Event, Kind, Observer};
 use crate::restart::plan::Instance;
 use crate::routing::{policy, LinkControl, TenantSlot};
-use crate::s2s::federation::Federation;
-use crate::s2s::S2sContext;
+use crate::s2s::Side;
 use crate::tenant::{ListLinks, TenantList};
 use crate::xmpp::outbox::unix_ms;
 
 /// What the admin API reads.
 pub struct AdminState {
     pub node_name: String,
-    pub security_mode: &'static str,
-    pub s2s_addr: SocketAddr,
     pub tenants: Arc<TenantList>,
-    pub s2s: Arc<S2sContext>,
-    pub federation: Arc<Federation>,
+    /// The federation side; swapped when federation restarts.
+    pub side: Arc<arc_swap::ArcSwap<Side>>,
     /// Requests must carry `Authorization: Bearer <token>`.
     pub token: Secret,
     pub observer: Arc<Observer>,
@@ -53,7 +49,7 @@ impl AdminState {
         if active {
             let why = format!(
                 "accepting server-to-server streams on {}; {why}",
-                self.s2s_addr
+                self.side.load().addr
             );
             return (true, why);
         }
@@ -83,8 +79,9 @@ impl AdminState {
     fn streams(&self, tenant: Option<&TenantSlot>, domain: Option<&str>) -> Vec<Value> {
         let owned = tenant.map(|t| t.view().owned.clone());
         let now = unix_ms();
-        let mut out: Vec<(u64, Value)> = self
-            .s2s
+        let side = self.side.load();
+        let mut out: Vec<(u64, Value)> = side
+            .context()
             .streams
             .iter()
             .filter(|e| {
@@ -205,7 +202,7 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
         "federation": {
             "state": if active { "active" } else { "inactive" },
             "why": why,
-            "security_mode": st.security_mode,
+            "security_mode": st.side.load().context().policy.security_mode.as_str(),
         },
         "tenants": tenants,
     }))
@@ -236,6 +233,8 @@ async fn connections(
     };
     let domain = filter.domain.as_deref().map(crate::config::domain_key);
     let failures: Vec<Value> = st
+        .side
+        .load()
         .federation
         .failures()
         .into_iter()
@@ -257,9 +256,16 @@ async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) 
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    match st.s2s.streams.get(&id) {
-        Some(entry) => {
-            entry.control.do_send(LinkControl::Retire("operator"));
+    let control = st
+        .side
+        .load()
+        .context()
+        .streams
+        .get(&id)
+        .map(|e| e.control.clone());
+    match control {
+        Some(control) => {
+            control.do_send(LinkControl::Retire("operator"));
             HttpResponse::Ok().json(json!({"closed": *id}))
         }
         None => HttpResponse::NotFound().json(json!({"error": format!("no connection {id}")})),
@@ -357,7 +363,8 @@ async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
         }
     }
     let mut s2s_queued = 0usize;
-    for e in st.s2s.streams.iter() {
+    let side = st.side.load();
+    for e in side.context().streams.iter() {
         let dir = crate::s2s::direction(e.outbound);
         let auth = e.pairs.first().map_or("none", |p| p.mechanism.label());
         *streams.entry((dir, auth)).or_default() += 1.0;
@@ -379,7 +386,7 @@ async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     m.gauge("xfed_queue_bytes", &[("kind", "component")])
         .set(link_queued as f64);
     m.gauge("xfed_queue_bytes", &[("kind", "s2s_pending")])
-        .set(st.federation.pending_bytes() as f64);
+        .set(side.federation.pending_bytes() as f64);
     let version = st
         .supervisor
         .as_ref()

@@ -85,24 +85,28 @@ impl Node {
         out
     }
 
-    /// What applying `change` (towards `new`) would disconnect; `full` when the whole node
-    /// restarts.
-    pub async fn predict(&self, new: &Config, change: &Change, full: bool) -> Dropped {
-        let all_streams = self.s2s.streams.len();
-        if full {
-            let mut links = 0;
-            for (addr, _) in self.tenants.load().iter() {
-                links += addr.send(ListLinks).await.map_or(0, |l| l.len());
+    /// What applying `change` (towards `new`) would disconnect.
+    pub async fn predict(&self, new: &Config, change: &Change) -> Dropped {
+        let s2s = self.s2s();
+        let all_streams = s2s.streams.len();
+        match change.action {
+            Action::RestartNode => {
+                let mut links = 0;
+                for (addr, _) in self.tenants.load().iter() {
+                    links += addr.send(ListLinks).await.map_or(0, |l| l.len());
+                }
+                return Dropped {
+                    links,
+                    streams: all_streams,
+                };
             }
-            let links = if change.action == Action::RestartNode {
-                links
-            } else {
-                0
-            };
-            return Dropped {
-                links,
-                streams: all_streams,
-            };
+            Action::RestartFederation => {
+                return Dropped {
+                    links: 0,
+                    streams: all_streams,
+                }
+            }
+            _ => {}
         }
         let Instance::Tenant(name) = &change.instance else {
             return Dropped::default();
@@ -118,8 +122,7 @@ impl Node {
         };
         let view = slot.view();
         let count = |hit: &dyn Fn(&str, &str) -> bool| {
-            self.s2s
-                .streams
+            s2s.streams
                 .iter()
                 .filter(|e| e.pairs.iter().any(|p| hit(&p.local, &p.remote)))
                 .count()
@@ -157,7 +160,8 @@ impl Node {
     /// holds; answers how many.
     fn close_streams(&self, hit: impl Fn(&str, &str) -> bool) -> usize {
         let mut n = 0;
-        for e in self.s2s.streams.iter() {
+        let s2s = self.s2s();
+        for e in s2s.streams.iter() {
             if e.pairs.iter().any(|p| hit(&p.local, &p.remote)) {
                 e.control.do_send(LinkControl::Retire("restart"));
                 n += 1;

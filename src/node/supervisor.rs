@@ -330,29 +330,39 @@ impl State {
     ) -> Result<(Value, Option<Config>), Value> {
         let target = self.target(tenant)?;
         let changes = plan(&self.applied, &target);
-        let full = changes
-            .iter()
-            .any(|c| matches!(c.action, Action::RestartNode | Action::RestartFederation));
+        let full = changes.iter().any(|c| c.action == Action::RestartNode);
         if dry_run || full {
             let mut listed = Vec::new();
             for c in &changes {
-                let dropped = self.node().predict(&target, c, full).await;
+                let dropped = self.node().predict(&target, c).await;
                 listed.push(with_dropped(change_json(c), dropped));
             }
             if dry_run {
                 return Ok((json!({"dry_run": true, "restarted": listed}), None));
             }
             if defer_full {
-                return Ok((
-                    json!({"dry_run": false, "restarted": listed, "node_restarting": true}),
-                    Some(target),
-                ));
+                let v = json!({"dry_run": false, "restarted": listed, "node_restarting": true});
+                return Ok((v, Some(target)));
             }
             self.restart_node(target, why).await;
             return Ok((json!({"dry_run": false, "restarted": listed}), None));
         }
         let node = self.node.as_mut().expect("the node runs between requests");
-        let done = node.apply_tenants(&target, &changes).await;
+        let mut done = Vec::new();
+        if let Some(c) = changes
+            .iter()
+            .find(|c| c.action == Action::RestartFederation)
+        {
+            match node.restart_federation(&target).await {
+                Ok(streams) => done.push((c.clone(), Dropped { links: 0, streams })),
+                Err(e) => {
+                    return Err(json!({"error": format!(
+                        "federation cannot start on the new settings ({e}); it keeps running on the previous ones"
+                    )}))
+                }
+            }
+        }
+        done.extend(node.apply_tenants(&target, &changes).await);
         let mut listed = Vec::new();
         for (change, dropped) in &done {
             self.record(restart_event(change, *dropped, why));

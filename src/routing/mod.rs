@@ -10,7 +10,7 @@ mod select;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix::{Message, Recipient};
 use arc_swap::ArcSwap;
@@ -137,8 +137,8 @@ pub trait Remote: Send + Sync {
 /// The node's routing table: every hosted domain and alias → its tenant.
 pub struct Router {
     domains: DashMap<String, Arc<TenantSlot>>,
-    /// Federation, once the node has started it.
-    remote: OnceLock<Arc<dyn Remote>>,
+    /// Federation, once the node has started it; replaced when federation restarts.
+    remote: arc_swap::ArcSwapOption<Arc<dyn Remote>>,
     /// Where denials and bounces are reported.
     pub observer: Arc<Observer>,
 }
@@ -155,7 +155,7 @@ impl Router {
     pub fn new(observer: Arc<Observer>) -> Self {
         Self {
             domains: DashMap::new(),
-            remote: OnceLock::new(),
+            remote: arc_swap::ArcSwapOption::empty(),
             observer,
         }
     }
@@ -176,9 +176,9 @@ impl Router {
         );
     }
 
-    /// Routes domains nobody here hosts through `remote`.
+    /// Routes domains nobody here hosts through `remote` (from now on).
     pub fn set_remote(&self, remote: Arc<dyn Remote>) {
-        let _ = self.remote.set(remote);
+        self.remote.store(Some(Arc::new(remote)));
     }
 
     /// Is `domain` a domain or alias of a tenant here?
@@ -255,7 +255,7 @@ impl Router {
         counters.stanzas_out.increment(1);
         counters.bytes_out.increment(stanza.bytes.len() as u64);
         let Some(target) = target else {
-            if let Some(remote) = self.remote.get() {
+            if let Some(remote) = &*self.remote.load() {
                 return remote.send(from_domain, &to_domain, stanza);
             }
             let text = format!("no route to {to_domain}: it is not hosted here and this node has no server-to-server federation");
@@ -325,7 +325,7 @@ impl Router {
                 self.deliver(&t, stanza, None);
                 continue;
             }
-            match (self.remote.get(), domain_of(stanza.from.as_deref())) {
+            match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
                 (Some(remote), Some(from)) if self.is_hosted(&from) => {
                     remote.send(&from, &to, stanza)
                 }

@@ -61,7 +61,6 @@ pub struct S2sContext {
     pub dead_peer_timeout: Duration,
     /// Live s2s streams, both directions.
     pub streams: DashMap<u64, StreamEntry>,
-    next_id: AtomicU64,
     /// Where events and metrics go.
     pub observer: Arc<Observer>,
 }
@@ -93,6 +92,20 @@ pub struct StreamStats {
     pub bytes_in: std::sync::atomic::AtomicU64,
     /// When one was last routed, in Unix milliseconds (0: never).
     pub last_in_ms: std::sync::atomic::AtomicU64,
+}
+
+/// The node's federation connection manager as the rest of the node sees it; replaced
+/// whole when federation restarts for a configuration change.
+pub struct Side {
+    pub federation: Arc<federation::Federation>,
+    /// Where server-to-server streams connect.
+    pub addr: SocketAddr,
+}
+
+impl Side {
+    pub fn context(&self) -> &Arc<S2sContext> {
+        self.federation.context()
+    }
 }
 
 /// How operators name a stream's direction.
@@ -137,13 +150,15 @@ impl S2sContext {
             negotiate_timeout: config.limits.handshake_timeout,
             dead_peer_timeout: DEAD_PEER_TIMEOUT,
             streams: DashMap::new(),
-            next_id: AtomicU64::new(1),
             observer,
         })
     }
 
+    /// A stream id unique in this process, across federation restarts (operators close
+    /// streams by id).
     pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn reader_limits(&self) -> Limits {
