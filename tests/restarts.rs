@@ -562,3 +562,95 @@ fn reload_by_command_and_by_sighup() {
 
     assert!(node.terminate());
 }
+
+/// A tenant's certificate replaced in place: at the reload its router restarts and the new
+/// certificate is presented. B requires certificates from one CA; acme's first one is
+/// self-signed (B refuses it), its replacement is CA-signed (B accepts it).
+#[actix_rt::test]
+async fn a_renewed_tenant_certificate_is_presented_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (acme_cert, acme_key) = pki.self_signed("acme", &["acme.example"]);
+    let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
+    let ca = pki.ca_path();
+    let fed =
+        "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
+    let (pa, pb) = (free_port(), free_port());
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let tls_a = format!("ca = [\"{}\"]", ca.display());
+    let a_router = write_node(&NodeSpec {
+        dir: &a_dir,
+        s2s_port: pa,
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port: pb,
+        federation: fed,
+        tls: &tls_a,
+        dialback: "shared",
+    });
+    let tenant_file = a_dir.join("tenants/acme.toml");
+    let mut text = std::fs::read_to_string(&tenant_file).unwrap();
+    text.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        acme_cert.display(),
+        acme_key.display()
+    ));
+    write(&tenant_file, &text);
+    let tls_b = format!(
+        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
+        b_cert.display(),
+        b_key.display(),
+        ca.display()
+    );
+    let b_router = write_node(&NodeSpec {
+        dir: &b_dir,
+        s2s_port: pb,
+        tenant: "globex",
+        domain: "globex.example",
+        secret: "globex-secret",
+        peer_domain: "acme.example",
+        peer_port: pa,
+        federation: fed,
+        tls: &tls_b,
+        dialback: "shared",
+    });
+    // A fixed component port: the scheduler owns the node, so the test cannot ask it.
+    let component_a: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let text = std::fs::read_to_string(&a_router).unwrap();
+    write(
+        &a_router,
+        &text.replace(
+            "component = \"127.0.0.1:0\"",
+            &format!("component = \"{component_a}\""),
+        ),
+    );
+    let cfg = xfed::config::load(&a_router).unwrap_or_else(|e| panic!("{e}"));
+    let sup = Supervisor::start(cfg, Arc::new(SystemClock))
+        .await
+        .expect("A starts");
+    let b = start_at(&b_router).await;
+    let mut acme = component(component_a, "acme.example", "acme-secret").await;
+    let mut globex = component(b.component_addr(), "globex.example", "globex-secret").await;
+    wait_links(&b, "globex", 1).await;
+    acme.send("<message from='a@acme.example' to='g@globex.example' id='1'/>")
+        .await;
+    acme.expect("id='1' type='error'").await;
+
+    // Renewed in place: same files, a CA-signed certificate in them.
+    let (signed_cert, signed_key, _) = pki.leaf("acme-renewed", &["acme.example"]);
+    std::fs::copy(&signed_cert, &acme_cert).unwrap();
+    std::fs::copy(&signed_key, &acme_key).unwrap();
+    let r = sup.reload().await.expect("accepted");
+    assert_eq!(r["changes"][0]["what"][0], "certificate changed", "{r}");
+    acme.read_to_close().await;
+    let mut acme = component(component_a, "acme.example", "acme-secret").await;
+    acme.send(
+        "<message from='a@acme.example' to='g@globex.example' id='2'><body>now</body></message>",
+    )
+    .await;
+    globex.expect("<body>now</body>").await;
+    sup.shutdown().await;
+    b.shutdown().await;
+}

@@ -175,6 +175,7 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
             "name": slot.name,
             "version": tv.as_ref().map_or(1, |v| v.applied),
             "latest_version": tv.as_ref().map_or(1, |v| v.latest),
+            "digest": tv.as_ref().and_then(|v| v.digest.clone()),
             "state": if tv.as_ref().is_some_and(|v| v.is_stale()) { "stale" } else { "current" },
             "pending": tv.as_ref().map(|v| v.pending.clone()).unwrap_or_default(),
             "federation": {"state": if active { "active" } else { "inactive" }, "why": why},

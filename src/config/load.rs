@@ -182,7 +182,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     let tenants = load_tenants(&at(&file.tenants_dir), router_path, &mut errs);
 
     match schedule {
-        Some(schedule) if errs.is_empty() => Ok(Config {
+        Some(schedule) if errs.is_empty() => Ok(with_file_digests(Config {
             path: router_path.to_path_buf(),
             node_name,
             listen,
@@ -209,9 +209,33 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
             },
             events,
             tenants,
-        }),
+            files: BTreeMap::new(),
+        })),
         _ => Err(ConfigErrors(errs)),
     }
+}
+
+/// Records what the TLS files hold now (see [`Config::files`]).
+fn with_file_digests(mut c: Config) -> Config {
+    use sha2::{Digest, Sha256};
+    let mut paths: Vec<PathBuf> = c.tls.ca.iter().chain(&c.tls.crl).cloned().collect();
+    for cert in c
+        .tls
+        .cert
+        .iter()
+        .chain(c.tenants.iter().filter_map(|t| t.tls.as_ref()))
+    {
+        paths.push(cert.cert.clone());
+        paths.push(cert.key.clone());
+    }
+    for p in paths {
+        let digest = std::fs::read(&p).map_or_else(
+            |_| "unreadable".to_owned(),
+            |b| format!("{:x}", Sha256::digest(&b)),
+        );
+        c.files.insert(p, digest);
+    }
+    c
 }
 
 /// Reads every `*.toml` in `dir`, then checks what only the whole set can show: unique

@@ -36,6 +36,9 @@ pub struct Config {
     pub events: EventsConfig,
     /// Tenants, sorted by name.
     pub tenants: Vec<TenantConfig>,
+    /// SHA-256 of every certificate, key, CA and CRL file as read at load, so a file
+    /// replaced in place counts as a change at the next reload.
+    pub files: BTreeMap<PathBuf, String>,
 }
 
 /// Listening sockets.

@@ -23,11 +23,25 @@ impl Node {
     /// Applies the tenant changes among `changes`, moving the node to `new`'s tenants.
     /// Stops and restarts go first, so a domain moving between tenants is free when its new
     /// owner starts. Answers what each change disconnected.
+    ///
+    /// When a tenant's certificate comes, goes or changes, the TLS configuration is rebuilt
+    /// first (new streams present the new certificate); if it cannot be, nothing is applied.
     pub async fn apply_tenants(
         &mut self,
         new: &Config,
         changes: &[Change],
-    ) -> Vec<(Change, Dropped)> {
+    ) -> Result<Vec<(Change, Dropped)>, String> {
+        let certs = |c: &Config| -> Vec<(String, Option<crate::config::CertPaths>)> {
+            c.tenants
+                .iter()
+                .map(|t| (t.name.clone(), t.tls.clone()))
+                .collect()
+        };
+        let renewed = |c: &Change| c.what.iter().any(|w| w == "certificate changed");
+        if certs(&self.config) != certs(new) || changes.iter().any(renewed) {
+            let tls = crate::s2s::tls::TlsContext::new(new, &self.certificate)?;
+            self.s2s().tls.store(Arc::new(tls));
+        }
         let mut list: Vec<TenantEntry> = self.tenants.load().as_ref().clone();
         let mut ordered: Vec<&Change> = changes
             .iter()
@@ -56,7 +70,12 @@ impl Node {
                     dropped.links = close_links(&addr).await;
                     self.router.uninstall(&slot);
                     let old = slot.view().owned.clone();
-                    let kept: HashSet<&str> = cfg.all_domains().collect();
+                    // A new certificate: every stream of the tenant presented the old one.
+                    let kept: HashSet<&str> = if renewed(change) {
+                        HashSet::new()
+                    } else {
+                        cfg.all_domains().collect()
+                    };
                     dropped.streams =
                         self.close_streams(|local, _| old.contains(local) && !kept.contains(local));
                     addr.do_send(Stop);
@@ -77,12 +96,22 @@ impl Node {
                     continue;
                 }
             }
+            // Its settings changed: what failed before is worth trying again at once.
+            let federation = self.side.load().federation.clone();
+            let domains = new
+                .tenant(name)
+                .into_iter()
+                .chain(self.config.tenant(name))
+                .flat_map(|t| t.all_domains());
+            for d in domains {
+                federation.forget_failures(d);
+            }
             out.push((change.clone(), dropped));
         }
         list.sort_by(|a, b| a.1.name.cmp(&b.1.name));
         self.tenants.store(Arc::new(list));
         self.config.tenants = new.tenants.clone();
-        out
+        Ok(out)
     }
 
     /// What applying `change` (towards `new`) would disconnect.

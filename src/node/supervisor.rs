@@ -362,7 +362,11 @@ impl State {
                 }
             }
         }
-        done.extend(node.apply_tenants(&target, &changes).await);
+        let applied = node
+            .apply_tenants(&target, &changes)
+            .await
+            .map_err(|e| json!({"error": format!("cannot apply the tenant changes: {e}")}))?;
+        done.extend(applied);
         let mut listed = Vec::new();
         for (change, dropped) in &done {
             self.record(restart_event(change, *dropped, why));

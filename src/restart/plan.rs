@@ -180,7 +180,7 @@ pub fn plan(old: &Config, new: &Config) -> Vec<Change> {
                 what: vec!["tenant removed".into()],
             }),
             (Some(a), Some(b)) => {
-                if let Some(change) = tenant_change(instance, a, b) {
+                if let Some(change) = tenant_change(instance, (old, a), (new, b)) {
                     out.push(change);
                 }
             }
@@ -190,7 +190,11 @@ pub fn plan(old: &Config, new: &Config) -> Vec<Change> {
     out
 }
 
-fn tenant_change(instance: Instance, a: &TenantConfig, b: &TenantConfig) -> Option<Change> {
+fn tenant_change(
+    instance: Instance,
+    (old, a): (&Config, &TenantConfig),
+    (new, b): (&Config, &TenantConfig),
+) -> Option<Change> {
     let mut router = Vec::new();
     list_diff(&mut router, "domains", &a.domains, &b.domains);
     list_diff(
@@ -202,7 +206,7 @@ fn tenant_change(instance: Instance, a: &TenantConfig, b: &TenantConfig) -> Opti
     if a.secret != b.secret {
         router.push("secret changed".into());
     }
-    if cert_digest(a.tls.as_ref()) != cert_digest(b.tls.as_ref()) {
+    if cert_digest(old, a.tls.as_ref()) != cert_digest(new, b.tls.as_ref()) {
         router.push("certificate changed".into());
     }
     let mut fed = Vec::new();
@@ -271,28 +275,30 @@ fn set_diff<T: Ord + fmt::Display>(
     }
 }
 
-/// A digest of a file's contents ("missing" when it cannot be read), so a certificate
-/// renewed in place counts as a change.
-fn file_digest(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
-        Err(_) => "missing".into(),
-    }
+/// The digest of a file's contents as the configuration read it, so a certificate renewed
+/// in place counts as a change.
+fn file_digest<'a>(c: &'a Config, path: &Path) -> &'a str {
+    c.files.get(path).map_or("unread", String::as_str)
 }
 
-fn cert_digest(paths: Option<&CertPaths>) -> Option<(String, String)> {
-    paths.map(|p| (file_digest(&p.cert), file_digest(&p.key)))
+fn cert_digest(c: &Config, paths: Option<&CertPaths>) -> Option<(String, String)> {
+    paths.map(|p| {
+        (
+            format!("{}:{}", p.cert.display(), file_digest(c, &p.cert)),
+            format!("{}:{}", p.key.display(), file_digest(c, &p.key)),
+        )
+    })
 }
 
 fn tls_digest(c: &Config) -> String {
     let mut h = Sha256::new();
-    if let Some((cert, key)) = cert_digest(c.tls.cert.as_ref()) {
+    if let Some((cert, key)) = cert_digest(c, c.tls.cert.as_ref()) {
         h.update(cert);
         h.update(key);
     }
     for p in c.tls.ca.iter().chain(&c.tls.crl) {
         h.update(p.as_os_str().as_encoded_bytes());
-        h.update(file_digest(p));
+        h.update(file_digest(c, p));
     }
     format!("{:x}", h.finalize())
 }
@@ -327,7 +333,7 @@ pub fn digest(config: &Config, instance: &Instance) -> Option<String> {
                 t.chat_node_aliases,
                 t.privacy,
                 t.static_routes,
-                cert_digest(t.tls.as_ref()),
+                cert_digest(config, t.tls.as_ref()),
             ));
         }
     }

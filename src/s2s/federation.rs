@@ -91,8 +91,8 @@ impl Federation {
     fn start(&self, local: &str, remote: &str) {
         let same_cert = |other: &str| {
             Arc::ptr_eq(
-                &self.ctx.tls.client_for(other),
-                &self.ctx.tls.client_for(local),
+                &self.ctx.tls.load().client_for(other),
+                &self.ctx.tls.load().client_for(local),
             )
         };
         let candidates: Vec<Arc<Mutex<Pair>>> = self
@@ -244,6 +244,17 @@ impl Federation {
             StanzaCondition::RemoteServerTimeout,
             "the stream closed before the stanza was sent",
         );
+    }
+
+    /// Forgets the back-off of every failed pair from `local`: its configuration changed,
+    /// so the next stanza tries again at once.
+    pub fn forget_failures(&self, local: &str) {
+        for e in self.pairs.iter().filter(|e| e.key().0 == local) {
+            let mut state = e.value().lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(&*state, Pair::Failed { .. }) {
+                *state = Pair::Idle;
+            }
+        }
     }
 
     /// Bytes of stanzas waiting for streams being set up.

@@ -143,7 +143,7 @@ async fn negotiate(
                 && conn
                     .tls
                     .as_ref()
-                    .is_some_and(|t| ctx.tls.judge(&t.peer_chain, "").chain.is_ok());
+                    .is_some_and(|t| ctx.tls.load().judge(&t.peer_chain, "").chain.is_ok());
             let offer = features::offer(
                 conn.tls.is_some(),
                 mode != SecurityMode::NoTls,
@@ -175,7 +175,7 @@ async fn negotiate(
                 conn.send(&format!("<proceed xmlns='{TLS_NS}'/>"))
                     .await
                     .map_err(io_error)?;
-                conn.tls_accept(ctx.tls.server.clone(), ctx.negotiate_timeout)
+                conn.tls_accept(ctx.tls.load().server.clone(), ctx.negotiate_timeout)
                     .await
                     .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
                 *header_sent = false;
@@ -258,7 +258,7 @@ fn sasl_external(
         .map(|d| domain_key(d.as_str()).into_owned())
         .map_err(|_| format!("{claimed:?} is not a domain"))?;
     ctx.policy
-        .certificate_proves(&ctx.tls, conn.tls.as_ref(), &remote)?;
+        .certificate_proves(&ctx.tls.load(), conn.tls.as_ref(), &remote)?;
     Ok((local.to_owned(), remote))
 }
 

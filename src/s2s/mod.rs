@@ -50,7 +50,8 @@ pub struct S2sContext {
     /// Offer and use SASL EXTERNAL when certificates allow.
     pub sasl_external: bool,
     pub dialback: dialback::DialbackKey,
-    pub tls: tls::TlsContext,
+    /// Replaced when a tenant's certificate changes; established streams keep their session.
+    pub tls: arc_swap::ArcSwap<tls::TlsContext>,
     pub resolver: resolve::Resolver,
     pub workers: Arc<Workers>,
     pub limits: crate::config::Limits,
@@ -142,7 +143,7 @@ impl S2sContext {
             },
             sasl_external: config.federation.sasl_external,
             dialback,
-            tls,
+            tls: arc_swap::ArcSwap::from_pointee(tls),
             resolver: resolve::Resolver::new(&config.dns_nameservers)?,
             workers,
             limits: config.limits,

@@ -133,8 +133,12 @@ async fn negotiate(
                 "the target is direct TLS only, and security_mode is no-tls".into(),
             ));
         }
-        conn.tls_connect(ctx.tls.client_for(local), remote, ctx.negotiate_timeout)
-            .await?;
+        conn.tls_connect(
+            ctx.tls.load().client_for(local),
+            remote,
+            ctx.negotiate_timeout,
+        )
+        .await?;
     }
     loop {
         conn.send(&header(local, remote)).await?;
@@ -170,8 +174,12 @@ async fn negotiate(
                 if answer.name != "proceed" {
                     return Err(DialError::Refused(format!("{remote} refused STARTTLS")));
                 }
-                conn.tls_connect(ctx.tls.client_for(local), remote, ctx.negotiate_timeout)
-                    .await?;
+                conn.tls_connect(
+                    ctx.tls.load().client_for(local),
+                    remote,
+                    ctx.negotiate_timeout,
+                )
+                .await?;
                 continue;
             }
             if mode == SecurityMode::TlsRequired {
@@ -186,7 +194,7 @@ async fn negotiate(
             }
         }
         ctx.policy
-            .trusts(&ctx.tls, conn.tls.as_ref(), remote)
+            .trusts(&ctx.tls.load(), conn.tls.as_ref(), remote)
             .map_err(|e| DialError::Refused(format!("{remote} not trusted: {e}")))?;
         if ctx.sasl_external && conn.tls.is_some() && features.sasl_external {
             if let Some(id) = sasl_external(conn, local, remote).await? {

@@ -101,10 +101,10 @@ impl S2sStream {
                 format!("{local} is not hosted here"),
             ));
         }
-        if let Err(reason) = self
-            .ctx
-            .policy
-            .trusts(&self.ctx.tls, self.tls.as_ref(), &remote)
+        if let Err(reason) =
+            self.ctx
+                .policy
+                .trusts(&self.ctx.tls.load(), self.tls.as_ref(), &remote)
         {
             tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
             self.ctx.report_failure(
