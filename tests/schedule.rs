@@ -75,11 +75,18 @@ async fn staged_changes_apply_at_the_scheduled_utc_time() {
     let sup = Supervisor::start(cfg, clock).await.expect("starts");
     assert_eq!(sup.view().next_run, Some(utc("2027-01-01T00:30:00Z")));
 
-    // Staged at 23:59 on the last day of the year: it waits past midnight UTC.
+    // Two changes staged at 23:59 on the last day of the year: they wait past midnight UTC
+    // and go out together in one run.
     add_domain(dir.path(), "acme", "acme.net");
     let r = sup.reload().await.expect("accepted");
     assert_eq!(r["staged"], true);
+    add_domain(dir.path(), "acme", "acme.org");
+    sup.reload().await.expect("accepted");
     assert_eq!(stale(&sup.view()), [Instance::Tenant("acme".into())]);
+    assert_eq!(
+        sup.view().versions.instances[&Instance::Tenant("acme".into())].pending,
+        ["domains +acme.net", "domains +acme.org"]
+    );
     tokio::time::advance(Duration::from_secs(30 * 60)).await; // 00:29
     tokio::task::yield_now().await;
     let v = sup.view();
@@ -108,7 +115,7 @@ async fn staged_changes_apply_at_the_scheduled_utc_time() {
     })
     .await;
     assert!(stale(&v).is_empty(), "{v:?}");
-    assert_eq!(v.versions.latest, 3);
+    assert_eq!(v.versions.latest, 4);
 
     // A run with nothing staged says so.
     tokio::time::advance(Duration::from_secs(24 * 3600)).await;
