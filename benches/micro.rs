@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot path's pieces: the stream reader (stanzas framed per second),
-//! the routing lookup (domain → tenant with 1,000 tenants and 100,000 domains), the privacy
-//! decision against 100,000 static routes, and the dialback key (XEP-0185).
+//! the namespace fix-up of a stanza that declares its stream's namespace, the routing lookup
+//! (domain → tenant with 1,000 tenants and 100,000 domains), the privacy decision against
+//! 100,000 static routes, and the dialback key (XEP-0185).
 //!
 //! `cargo bench --bench micro` (criterion prints medians; `-- --quick` for a short run).
 
@@ -63,6 +64,35 @@ fn reader(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+fn fixup(c: &mut Criterion) {
+    let text = format!(
+        "{HEADER}<message xmlns='jabber:component:accept' from='a@acme.example' to='u@remote.example' id='1'><body>{}</body></message>",
+        "x".repeat(200)
+    );
+    let mut r = StreamReader::new(Limits {
+        max_stanza_bytes: 524_288,
+        max_depth: 64,
+    });
+    let mut buf = BytesMut::from(text.as_bytes());
+    let stanza = loop {
+        match r.decode(&mut buf) {
+            Ok(Some(Frame::Stanza(s))) => break s,
+            Ok(Some(_)) => continue,
+            other => panic!("no stanza: {:?}", other.map(|_| ())),
+        }
+    };
+    c.bench_function("namespace fix-up (explicit xmlns removed)", |b| {
+        b.iter_batched(
+            || stanza.clone(),
+            |mut s| {
+                s.drop_default_ns();
+                black_box(s)
+            },
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 fn tenant(i: usize, domains: usize) -> TenantConfig {
@@ -152,5 +182,5 @@ fn dialback(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, reader, routing, dialback);
+criterion_group!(benches, reader, fixup, routing, dialback);
 criterion_main!(benches);

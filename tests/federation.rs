@@ -73,6 +73,19 @@ async fn message_and_reply_cross_two_nodes_over_tls_and_dialback() {
     globex.expect("<body>over s2s</body>").await;
     globex.send("<message from='bob@globex.example' to='alice@acme.example/r' id='m2'><body>reply</body></message>").await;
     acme.expect("<body>reply</body>").await;
+    // A stanza that declares the component namespace itself crosses with it removed (the
+    // peer would refuse jabber:component:accept on s2s), and the stream lives on.
+    acme.send("<message xmlns='jabber:component:accept' from='alice@acme.example/r' to='bob@globex.example' id='m3'><body>explicit</body></message>").await;
+    globex.expect("<body>explicit</body>").await;
+    assert!(
+        globex.received.contains(
+            "<message from='alice@acme.example/r' to='bob@globex.example' id='m3'><body>explicit"
+        ),
+        "{}",
+        globex.received
+    );
+    acme.send("<message from='alice@acme.example/r' to='bob@globex.example' id='m4'><body>after</body></message>").await;
+    globex.expect("<body>after</body>").await;
 
     let (out_a, in_a) = p.a.s2s_stream_counts();
     let (out_b, in_b) = p.b.s2s_stream_counts();

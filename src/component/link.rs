@@ -197,7 +197,7 @@ impl ComponentLink {
     }
 
     /// Checks what a component may send and routes it.
-    fn on_stanza(&mut self, s: Stanza) -> Result<(), StreamError> {
+    fn on_stanza(&mut self, mut s: Stanza) -> Result<(), StreamError> {
         if s.kind == Kind::Other {
             return Err(StreamError::new(
                 C::UnsupportedStanzaType,
@@ -241,6 +241,7 @@ impl ComponentLink {
                 "stanza without a 'to' address",
             ));
         }
+        s.drop_default_ns();
         self.router.route(&self.origin, &from_domain, s);
         Ok(())
     }

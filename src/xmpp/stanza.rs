@@ -84,6 +84,24 @@ impl Stanza {
         Ok(s)
     }
 
+    /// Namespace fix-up for forwarding: a stanza that declares its stream's content
+    /// namespace itself (`<message xmlns='jabber:component:accept'>`) has the declaration
+    /// removed, so on the next stream it inherits that stream's namespace (`jabber:server`
+    /// on s2s) instead of carrying the wrong one. Stanzas without it — nearly all — are
+    /// left untouched, bytes and all.
+    pub fn drop_default_ns(&mut self) {
+        if self.xmlns.is_none() {
+            return;
+        }
+        if let Some((from, to)) = default_ns_span(&self.bytes) {
+            let mut out = Vec::with_capacity(self.bytes.len());
+            out.extend_from_slice(&self.bytes[..from]);
+            out.extend_from_slice(&self.bytes[to..]);
+            self.bytes = Bytes::from(out);
+            self.xmlns = None;
+        }
+    }
+
     /// Is this an error stanza? Errors are never answered with errors (RFC 6120 §8.3.1).
     pub fn is_error(&self) -> bool {
         self.type_.as_deref() == Some("error")
@@ -211,3 +229,73 @@ pub fn stream_error(err: &StreamError) -> String {
 
 /// The stream's close.
 pub const STREAM_CLOSE: &str = "</stream:stream>";
+
+/// The byte range of ` xmlns='…'` (whitespace before it included) in the start tag of
+/// `bytes`, if the start tag declares a default namespace.
+fn default_ns_span(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    let mut quote = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'>' => return None,
+            None if b.is_ascii_whitespace() => {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                let rest = &bytes[i..];
+                let name_end = rest
+                    .iter()
+                    .position(|c| *c == b'=' || c.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
+                if &rest[..name_end] == b"xmlns" {
+                    let mut j = i + name_end;
+                    while j < bytes.len() && (bytes[j].is_ascii_whitespace() || bytes[j] == b'=') {
+                        j += 1;
+                    }
+                    let q = *bytes.get(j)?;
+                    let close = bytes[j + 1..].iter().position(|c| *c == q)? + j + 1;
+                    return Some((start, close + 1));
+                }
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod fixup_tests {
+    use super::default_ns_span;
+
+    fn fixed(s: &str) -> String {
+        let b = s.as_bytes();
+        match default_ns_span(b) {
+            Some((f, t)) => format!("{}{}", &s[..f], &s[t..]),
+            None => s.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_the_stanzas_own_default_namespace_goes() {
+        assert_eq!(
+            fixed("<message xmlns='jabber:component:accept' to='a@b'><body/></message>"),
+            "<message to='a@b'><body/></message>"
+        );
+        assert_eq!(
+            fixed("<iq to='a' xmlns = \"jabber:component:accept\" id='1'/>"),
+            "<iq to='a' id='1'/>"
+        );
+        // Prefixed declarations, look-alike values and children stay.
+        let keep =
+            "<message xmlns:x='urn:x' to='xmlns=&apos;y&apos;'><body xmlns='urn:b'/></message>";
+        assert_eq!(fixed(keep), keep);
+        assert_eq!(fixed("<presence/>"), "<presence/>");
+    }
+}

@@ -19,7 +19,7 @@ impl S2sStream {
     /// An element on an inbound stream.
     pub(super) fn inbound(
         &mut self,
-        s: Stanza,
+        mut s: Stanza,
         ctx: &mut Context<Self>,
     ) -> Result<(), StreamError> {
         if is_dialback(&s, "result") {
@@ -77,6 +77,7 @@ impl S2sStream {
         self.stats
             .last_in_ms
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
+        s.drop_default_ns();
         router.route_inbound(&to, &from, s);
         Ok(())
     }
