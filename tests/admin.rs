@@ -13,21 +13,15 @@ use serde_json::Value;
 #[actix_rt::test]
 async fn operator_sees_and_closes_federated_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let AdminPair { ra, rb, token, pb } = admin_pair(dir.path());
-    let a = start_at(&ra).await;
-    let b = start_at(&rb).await;
-    let url = format!("http://{}", a.admin_addr().expect("admin API on"));
-    let token = token.display().to_string();
-    let mut acme = component(a.component_addr(), "acme.example", "secret").await;
-    let mut globex = component(b.component_addr(), "globex.example", "secret").await;
-    wait_links(&b, "globex", 1).await;
-    acme.send(
-        "<message from='a@acme.example' to='g@globex.example' id='1'><body>one</body></message>",
-    )
-    .await;
-    globex.expect("<body>one</body>").await;
-    globex.send("<message from='g@globex.example' to='a@acme.example' id='2'><body>two</body></message>").await;
-    acme.expect("<body>two</body>").await;
+    let AdminWorld {
+        a,
+        b,
+        url,
+        token,
+        pb,
+        mut acme,
+        mut globex,
+    } = admin_world(dir.path()).await;
     acme.send("<message from='a@acme.example' to='x@down.example' id='3'/>")
         .await;
     acme.expect("id='3' type='error'").await;

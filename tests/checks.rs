@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::fed::Pki;
 use x509_parser::certification_request::X509CertificationRequest;
@@ -14,15 +13,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 fn xfed(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xfed"))
-        .args(args)
-        .output()
-        .expect("xfed runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::fed::xfed_blocking(args)
 }
 
 /// A node (acme with a chat alias, on the node certificate) and tenant globex with its own

@@ -1,19 +1,13 @@
 //! The `xfed` command as an operator runs it: `check-config` and `run` on good and broken
 //! configurations.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 fn xfed(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xfed"))
-        .args(args)
-        .output()
-        .expect("xfed runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::fed::xfed_blocking(args)
 }
 
 fn fixture(case: &str) -> String {

@@ -168,54 +168,8 @@ async fn tenant_certificate_is_presented_outbound_and_chosen_by_sni_inbound() {
     let certs = tempfile::tempdir().unwrap();
     let pki = Pki::new(certs.path());
     let (acme_cert, acme_key, _) = pki.leaf("acme", &["acme.example"]);
-    let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
-    let ca = pki.ca_path();
-    let fed =
-        "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
-    let tls_a = format!("ca = [\"{}\"]", ca.display());
-    let tls_b = format!(
-        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
-        b_cert.display(),
-        b_key.display(),
-        ca.display()
-    );
-    // Written before the nodes start: two_nodes writes the files, so add the tenant's [tls]
-    // through a node directory we control.
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_port(), free_port());
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let a_router = write_node(&NodeSpec {
-        dir: &a_dir,
-        s2s_port: pa,
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port: pb,
-        federation: fed,
-        tls: &tls_a,
-        dialback: "shared",
-    });
-    let tenant_file = a_dir.join("tenants/acme.toml");
-    let mut text = std::fs::read_to_string(&tenant_file).unwrap();
-    text.push_str(&format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        acme_cert.display(),
-        acme_key.display()
-    ));
-    std::fs::write(&tenant_file, text).unwrap();
-    let b_router = write_node(&NodeSpec {
-        dir: &b_dir,
-        s2s_port: pb,
-        tenant: "globex",
-        domain: "globex.example",
-        secret: "globex-secret",
-        peer_domain: "acme.example",
-        peer_port: pa,
-        federation: fed,
-        tls: &tls_b,
-        dialback: "shared",
-    });
+    let (a_router, b_router) = tenant_cert_pair(dir.path(), &pki, &acme_cert, &acme_key);
     let a = start_at(&a_router).await;
     let b = start_at(&b_router).await;
     let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;

@@ -45,23 +45,16 @@ fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 #[actix_rt::test]
 async fn events_and_metrics_follow_federated_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let AdminPair { ra, rb, token, .. } = admin_pair(dir.path());
-    let a = start_at(&ra).await;
-    let b = start_at(&rb).await;
-    let url = format!("http://{}", a.admin_addr().expect("admin API on"));
-    let token = token.display().to_string();
+    let AdminWorld {
+        a,
+        b,
+        url,
+        token,
+        mut acme,
+        globex: _globex,
+        ..
+    } = admin_world(dir.path()).await;
     let node = ["--admin", url.as_str(), "--token-file", token.as_str()];
-    let mut acme = component(a.component_addr(), "acme.example", "secret").await;
-    let mut globex = component(b.component_addr(), "globex.example", "secret").await;
-    wait_links(&b, "globex", 1).await;
-
-    acme.send(
-        "<message from='a@acme.example' to='g@globex.example' id='1'><body>one</body></message>",
-    )
-    .await;
-    globex.expect("<body>one</body>").await;
-    globex.send("<message from='g@globex.example' to='a@acme.example' id='2'><body>two</body></message>").await;
-    acme.expect("<body>two</body>").await;
     // Refused by acme's allow list, and a listed domain whose server is down.
     acme.send("<message from='a@acme.example' to='x@nope.example' id='3'/>")
         .await;

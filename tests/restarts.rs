@@ -571,51 +571,7 @@ async fn a_renewed_tenant_certificate_is_presented_after_reload() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let (acme_cert, acme_key) = pki.self_signed("acme", &["acme.example"]);
-    let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
-    let ca = pki.ca_path();
-    let fed =
-        "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
-    let (pa, pb) = (free_port(), free_port());
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let tls_a = format!("ca = [\"{}\"]", ca.display());
-    let a_router = write_node(&NodeSpec {
-        dir: &a_dir,
-        s2s_port: pa,
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port: pb,
-        federation: fed,
-        tls: &tls_a,
-        dialback: "shared",
-    });
-    let tenant_file = a_dir.join("tenants/acme.toml");
-    let mut text = std::fs::read_to_string(&tenant_file).unwrap();
-    text.push_str(&format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        acme_cert.display(),
-        acme_key.display()
-    ));
-    write(&tenant_file, &text);
-    let tls_b = format!(
-        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
-        b_cert.display(),
-        b_key.display(),
-        ca.display()
-    );
-    let b_router = write_node(&NodeSpec {
-        dir: &b_dir,
-        s2s_port: pb,
-        tenant: "globex",
-        domain: "globex.example",
-        secret: "globex-secret",
-        peer_domain: "acme.example",
-        peer_port: pa,
-        federation: fed,
-        tls: &tls_b,
-        dialback: "shared",
-    });
+    let (a_router, b_router) = tenant_cert_pair(dir.path(), &pki, &acme_cert, &acme_key);
     // A fixed component port: the scheduler owns the node, so the test cannot ask it.
     let component_a: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let text = std::fs::read_to_string(&a_router).unwrap();

@@ -4,15 +4,12 @@
 //! presented for — naming exactly what is missing.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::{CertPaths, Config};
-use crate::s2s::tls::{NodeCertificate, TlsContext};
+use crate::s2s::tls::{read_chain, NodeCertificate, TlsContext};
 
 /// A certificate expiring sooner than this is reported.
 const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -200,12 +197,6 @@ fn check_one(
         text,
         problems,
     }
-}
-
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The DNS names among the certificate's subject alternative names, lower case.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Node;
 use crate::config::{Config, TenantConfig};
 use crate::restart::plan::{Action, Change, Instance};
-use crate::routing::{policy, LinkControl};
+use crate::routing::{policy, LinkControl, TenantView};
 use crate::tenant::{ControlLinks, ListLinks, Stop, TenantActor, TenantEntry, UpdateConfig};
 
 /// What applying one change disconnected.
@@ -37,8 +37,7 @@ impl Node {
                 .map(|t| (t.name.clone(), t.tls.clone()))
                 .collect()
         };
-        let renewed = |c: &Change| c.what.iter().any(|w| w == "certificate changed");
-        if certs(&self.config) != certs(new) || changes.iter().any(renewed) {
+        if certs(&self.config) != certs(new) || changes.iter().any(Change::renews_certificate) {
             let tls = crate::s2s::tls::TlsContext::new(new, &self.certificate)?;
             self.s2s().tls.store(Arc::new(tls));
         }
@@ -55,46 +54,34 @@ impl Node {
             };
             let position = list.iter().position(|(_, s)| &s.name == name);
             let fresh = new.tenant(name).cloned().map(Arc::new);
+            // Decided on the tenant as it runs, before the change.
+            let hit = position.map(|i| closes(change, &list[i].1.view(), fresh.as_deref()));
             let mut dropped = Dropped::default();
             match (change.action, position, fresh) {
                 (Action::StopTenant, Some(i), _) => {
                     let (addr, slot) = list.remove(i);
                     dropped.links = close_links(&addr).await;
                     self.router.uninstall(&slot);
-                    let owned = slot.view().owned.clone();
-                    dropped.streams = self.close_streams(|local, _| owned.contains(local));
                     addr.do_send(Stop);
                 }
                 (Action::RestartTenant, Some(i), Some(cfg)) => {
                     let (addr, slot) = list[i].clone();
                     dropped.links = close_links(&addr).await;
                     self.router.uninstall(&slot);
-                    let old = slot.view().owned.clone();
-                    // A new certificate: every stream of the tenant presented the old one.
-                    let kept: HashSet<&str> = if renewed(change) {
-                        HashSet::new()
-                    } else {
-                        cfg.all_domains().collect()
-                    };
-                    dropped.streams =
-                        self.close_streams(|local, _| old.contains(local) && !kept.contains(local));
                     addr.do_send(Stop);
                     list[i] = self.start_tenant(cfg);
                 }
                 (Action::StartTenant, None, Some(cfg)) => list.push(self.start_tenant(cfg)),
                 (Action::UpdateFederation, Some(i), Some(cfg)) => {
-                    let (addr, slot) = list[i].clone();
-                    let before = slot.view().config.clone();
-                    let _ = addr.send(UpdateConfig(cfg.clone())).await;
-                    let owned = slot.view().owned.clone();
-                    dropped.streams = self.close_streams(|local, remote| {
-                        owned.contains(local) && federation_changed(&before, &cfg, remote)
-                    });
+                    let _ = list[i].0.send(UpdateConfig(cfg)).await;
                 }
                 (action, _, _) => {
                     tracing::warn!(instance = %change.instance, ?action, "change does not match the running tenants; skipped");
                     continue;
                 }
+            }
+            if let Some(hit) = hit {
+                dropped.streams = self.close_streams(&*hit);
             }
             // Its settings changed: what failed before is worth trying again at once.
             let federation = self.side.load().federation.clone();
@@ -120,12 +107,8 @@ impl Node {
         let all_streams = s2s.streams.len();
         match change.action {
             Action::RestartNode => {
-                let mut links = 0;
-                for (addr, _) in self.tenants.load().iter() {
-                    links += addr.send(ListLinks).await.map_or(0, |l| l.len());
-                }
                 return Dropped {
-                    links,
+                    links: self.link_count().await,
                     streams: all_streams,
                 };
             }
@@ -149,34 +132,26 @@ impl Node {
         let Some((addr, slot)) = entry else {
             return Dropped::default();
         };
-        let view = slot.view();
-        let count = |hit: &dyn Fn(&str, &str) -> bool| {
-            s2s.streams
-                .iter()
-                .filter(|e| e.pairs.iter().any(|p| hit(&p.local, &p.remote)))
-                .count()
-        };
-        let links = || async { addr.send(ListLinks).await.map_or(0, |l| l.len()) };
-        match (change.action, new.tenant(name)) {
-            (Action::StopTenant, _) => Dropped {
-                links: links().await,
-                streams: count(&|l, _| view.owned.contains(l)),
-            },
-            (Action::RestartTenant, Some(cfg)) => {
-                let kept: HashSet<&str> = cfg.all_domains().collect();
-                Dropped {
-                    links: links().await,
-                    streams: count(&|l, _| view.owned.contains(l) && !kept.contains(l)),
-                }
+        let links = match change.action {
+            Action::StopTenant | Action::RestartTenant => {
+                addr.send(ListLinks).await.map_or(0, |l| l.len())
             }
-            (Action::UpdateFederation, Some(cfg)) => Dropped {
-                links: 0,
-                streams: count(&|l, r| {
-                    view.owned.contains(l) && federation_changed(&view.config, cfg, r)
-                }),
-            },
-            _ => Dropped::default(),
+            _ => 0,
+        };
+        let hit = closes(change, &slot.view(), new.tenant(name));
+        Dropped {
+            links,
+            streams: self.streams_where(&*hit).len(),
         }
+    }
+
+    /// Component links up, all tenants.
+    pub async fn link_count(&self) -> usize {
+        let mut links = 0;
+        for (addr, _) in self.tenants.load().iter() {
+            links += addr.send(ListLinks).await.map_or(0, |l| l.len());
+        }
+        links
     }
 
     fn start_tenant(&self, cfg: Arc<TenantConfig>) -> TenantEntry {
@@ -185,18 +160,26 @@ impl Node {
         (addr, slot)
     }
 
-    /// Closes, gracefully, every s2s stream with a pair `(local, remote)` for which `hit`
-    /// holds; answers how many.
-    fn close_streams(&self, hit: impl Fn(&str, &str) -> bool) -> usize {
-        let mut n = 0;
-        let s2s = self.s2s();
-        for e in s2s.streams.iter() {
-            if e.pairs.iter().any(|p| hit(&p.local, &p.remote)) {
-                e.control.do_send(LinkControl::Retire("restart"));
-                n += 1;
-            }
+    /// The s2s streams with a pair `(local, remote)` for which `hit` holds.
+    fn streams_where(
+        &self,
+        hit: &dyn Fn(&str, &str) -> bool,
+    ) -> Vec<actix::Recipient<LinkControl>> {
+        self.s2s()
+            .streams
+            .iter()
+            .filter(|e| e.pairs.iter().any(|p| hit(&p.local, &p.remote)))
+            .map(|e| e.control.clone())
+            .collect()
+    }
+
+    /// Closes those streams gracefully; answers how many.
+    fn close_streams(&self, hit: &dyn Fn(&str, &str) -> bool) -> usize {
+        let streams = self.streams_where(hit);
+        for control in &streams {
+            control.do_send(LinkControl::Retire("restart"));
         }
-        n
+        streams.len()
     }
 }
 
@@ -205,6 +188,33 @@ async fn close_links(addr: &actix::Addr<TenantActor>) -> usize {
     addr.send(ControlLinks(LinkControl::Retire("restart")))
         .await
         .unwrap_or(0)
+}
+
+/// A test on a stream's (local, remote) domain pairs.
+type PairTest = Box<dyn Fn(&str, &str) -> bool>;
+
+/// Which of a tenant's s2s streams `change` closes, given the tenant as it runs (`view`) and
+/// as it will be (`new`): a test on a stream's (local, remote) pairs. Applying a change and
+/// predicting what it drops (`xfed restart --dry-run`) both ask this.
+fn closes(change: &Change, view: &TenantView, new: Option<&TenantConfig>) -> PairTest {
+    let owned = view.owned.clone();
+    match (change.action, new) {
+        (Action::StopTenant, _) => Box::new(move |l, _| owned.contains(l)),
+        (Action::RestartTenant, Some(cfg)) => {
+            // A new certificate: every stream of the tenant presented the old one.
+            let kept: HashSet<String> = if change.renews_certificate() {
+                HashSet::new()
+            } else {
+                cfg.all_domains().map(str::to_owned).collect()
+            };
+            Box::new(move |l, _| owned.contains(l) && !kept.contains(l))
+        }
+        (Action::UpdateFederation, Some(cfg)) => {
+            let (before, after) = (view.config.clone(), cfg.clone());
+            Box::new(move |l, r| owned.contains(l) && federation_changed(&before, &after, r))
+        }
+        _ => Box::new(|_, _| false),
+    }
 }
 
 /// Does a stream to `remote` need closing after the tenant's federation settings went from

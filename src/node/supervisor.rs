@@ -115,6 +115,10 @@ fn gone() -> Value {
     json!({"error": "the node is shutting down"})
 }
 
+/// What a reload or restart comes to: the answer, and the configuration to restart the
+/// whole node on if it comes to that.
+type Outcome = Result<(Value, Option<Config>), Value>;
+
 /// The scheduler's own state.
 struct State {
     /// `None` only while the node restarts.
@@ -143,16 +147,12 @@ impl State {
             tokio::select! {
                 request = rx.recv() => match request {
                     Some(Request::Reload(reply)) => {
-                        let (answer, full) = self.reload().await;
-                        let _ = reply.send(answer);
-                        // After the answer: the admin API that asked restarts too.
-                        if let Some(target) = full {
-                            self.restart_node(target, "reload").await;
-                        }
+                        let outcome = self.reload().await;
+                        let _ = self.finish(outcome, Some(reply), "reload").await;
                     }
                     Some(Request::Restart { tenant, dry_run, reply }) => {
-                        // The answer goes out through `reply`.
-                        let _ = self.restart(tenant.as_deref(), dry_run, "operator", Some(reply)).await;
+                        let outcome = self.restart(tenant.as_deref(), dry_run, "operator").await;
+                        let _ = self.finish(outcome, Some(reply), "operator").await;
                     }
                     Some(Request::Shutdown(reply)) => {
                         if let Some(node) = self.node.take() {
@@ -168,7 +168,8 @@ impl State {
                     let now = next.unwrap_or_else(|| self.clock.now());
                     let stale = !self.with_view(|v| v.versions.stale().is_empty());
                     let outcome = if stale {
-                        match self.restart(None, false, "schedule", None).await {
+                        let outcome = self.restart(None, false, "schedule").await;
+                        match self.finish(outcome, None, "schedule").await {
                             Ok(_) => "applied the staged changes".to_owned(),
                             Err(e) => format!("failed: {}", e["error"].as_str().unwrap_or_default()),
                         }
@@ -198,16 +199,9 @@ impl State {
         self.node().observer().events.record(event);
     }
 
-    /// Reads the configuration again; answers, and the configuration to restart the whole
-    /// node on once the answer is out, if it comes to that.
-    async fn reload(&mut self) -> (Result<Value, Value>, Option<Config>) {
-        match self.reload_inner().await {
-            Ok((v, full)) => (Ok(v), full),
-            Err(e) => (Err(e), None),
-        }
-    }
-
-    async fn reload_inner(&mut self) -> Result<(Value, Option<Config>), Value> {
+    /// Reads the configuration again: the answer, and the configuration to restart the whole
+    /// node on if it comes to that (see [`State::finish`]).
+    async fn reload(&mut self) -> Outcome {
         let path = self.latest.path.clone();
         let new = match config::load(&path) {
             Ok(c) => c,
@@ -257,7 +251,7 @@ impl State {
                 json!({"version": version, "changes": listed, "applied": false, "staged": true});
             return Ok((v, None));
         }
-        let (applied, full) = self.restart_inner(None, false, "reload", true).await?;
+        let (applied, full) = self.restart(None, false, "reload").await?;
         let v = json!({
             "version": version, "changes": listed, "applied": true, "staged": false,
             "restarted": applied["restarted"],
@@ -294,40 +288,31 @@ impl State {
         Ok(mixed)
     }
 
-    async fn restart(
+    /// Sends the answer (to `reply` when a request asked), then — after it, since the
+    /// admin API that asked restarts too — the whole-node restart the outcome calls for.
+    async fn finish(
         &mut self,
-        tenant: Option<&str>,
-        dry_run: bool,
-        why: &str,
+        outcome: Outcome,
         reply: Option<oneshot::Sender<Result<Value, Value>>>,
+        why: &str,
     ) -> Result<Value, Value> {
-        let answer = self
-            .restart_inner(tenant, dry_run, why, reply.is_some())
-            .await;
-        let (answer, then_full) = match answer {
+        let (answer, full) = match outcome {
             Ok((v, full)) => (Ok(v), full),
             Err(e) => (Err(e), None),
         };
         if let Some(reply) = reply {
             let _ = reply.send(answer.clone());
         }
-        // A whole-node restart happens after the answer went out: the admin API that asked
-        // restarts too.
-        if let Some(target) = then_full {
+        if let Some(target) = full {
             self.restart_node(target, why).await;
         }
         answer
     }
 
-    /// Applies (or, with `dry_run`, describes) a restart. A whole-node restart is returned
-    /// as the configuration to start, for the caller to run after answering.
-    async fn restart_inner(
-        &mut self,
-        tenant: Option<&str>,
-        dry_run: bool,
-        why: &str,
-        defer_full: bool,
-    ) -> Result<(Value, Option<Config>), Value> {
+    /// Applies (or, with `dry_run`, describes) a restart of the stale instances. A
+    /// whole-node restart is returned as the configuration to start, for
+    /// [`State::finish`] to run after answering.
+    async fn restart(&mut self, tenant: Option<&str>, dry_run: bool, why: &str) -> Outcome {
         let target = self.target(tenant)?;
         let changes = plan(&self.applied, &target);
         let full = changes.iter().any(|c| c.action == Action::RestartNode);
@@ -340,12 +325,8 @@ impl State {
             if dry_run {
                 return Ok((json!({"dry_run": true, "restarted": listed}), None));
             }
-            if defer_full {
-                let v = json!({"dry_run": false, "restarted": listed, "node_restarting": true});
-                return Ok((v, Some(target)));
-            }
-            self.restart_node(target, why).await;
-            return Ok((json!({"dry_run": false, "restarted": listed}), None));
+            let v = json!({"dry_run": false, "restarted": listed, "node_restarting": true});
+            return Ok((v, Some(target)));
         }
         let node = self.node.as_mut().expect("the node runs between requests");
         let mut done = Vec::new();
@@ -390,12 +371,8 @@ impl State {
         // The event log and metrics carry over, unless their own settings changed.
         let observer = (node.config.events == target.events).then(|| node.observer().clone());
         let (out, inb) = node.s2s_stream_counts();
-        let mut links = 0;
-        for t in &node.config.tenants {
-            links += node.links(&t.name).await.len();
-        }
         let dropped = Dropped {
-            links,
+            links: node.link_count().await,
             streams: out + inb,
         };
         tracing::info!(why, "restarting the node for a configuration change");

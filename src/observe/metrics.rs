@@ -26,6 +26,9 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// Counters with labels known only at run time, registered once each.
     counters: DashMap<SeriesId, Counter>,
+    /// Bounces by condition: found without building a label set (a flood of bounces is
+    /// exactly when this must stay cheap).
+    bounces: DashMap<&'static str, Counter>,
     pub dial_seconds: Histogram,
     pub dns_lookups: Counter,
     pub dns_failures: Counter,
@@ -124,6 +127,7 @@ impl Metrics {
             recorder,
             handle,
             counters: DashMap::new(),
+            bounces: DashMap::new(),
             dial_seconds,
             dns_lookups,
             dns_failures,
@@ -172,9 +176,13 @@ impl Metrics {
         }
     }
 
-    pub fn bounced(&self, condition: &str) {
-        self.counter("xfed_bounces_total", &[("condition", condition)])
-            .increment(1);
+    pub fn bounced(&self, condition: &'static str) {
+        if let Some(c) = self.bounces.get(condition) {
+            return c.increment(1);
+        }
+        let c = self.counter("xfed_bounces_total", &[("condition", condition)]);
+        c.increment(1);
+        self.bounces.insert(condition, c);
     }
 
     pub fn policy_denied(&self, tenant: &str, direction: &'static str) {

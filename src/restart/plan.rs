@@ -71,6 +71,17 @@ pub struct Change {
     pub what: Vec<String>,
 }
 
+/// How a change names a tenant certificate replaced (same paths, new contents included).
+const CERTIFICATE_CHANGED: &str = "certificate changed";
+
+impl Change {
+    /// Does the change give a tenant a new certificate (so every stream that presented the
+    /// old one must go)?
+    pub fn renews_certificate(&self) -> bool {
+        self.what.iter().any(|w| w == CERTIFICATE_CHANGED)
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.instance, self.what.join("; "))
@@ -80,68 +91,46 @@ impl fmt::Display for Change {
 /// The changes from `old` to `new`, node first, then tenants by name.
 pub fn plan(old: &Config, new: &Config) -> Vec<Change> {
     let mut out = Vec::new();
-    let mut node_all = Vec::new();
-    let mut node_fed = Vec::new();
-    let note = |list: &mut Vec<String>, key: &str, changed: bool| {
-        if changed {
-            list.push(format!("{key} changed"));
-        }
-    };
-    note(&mut node_all, "node.name", old.node_name != new.node_name);
-    note(
-        &mut node_all,
-        "listen.component",
-        old.listen.component != new.listen.component,
-    );
-    note(
-        &mut node_all,
-        "listen.admin",
-        old.listen.admin != new.listen.admin,
-    );
-    note(
-        &mut node_all,
-        "admin.token_file",
-        old.admin_token != new.admin_token,
-    );
-    note(&mut node_all, "events", old.events != new.events);
-    note(
-        &mut node_fed,
-        "listen.s2s",
-        old.listen.s2s != new.listen.s2s,
-    );
-    note(&mut node_fed, "tls", tls_digest(old) != tls_digest(new));
     let (of, nf) = (&old.federation, &new.federation);
-    note(
-        &mut node_fed,
-        "federation.security_mode",
-        of.security_mode != nf.security_mode,
-    );
-    note(
-        &mut node_fed,
-        "federation.require_client_certs",
-        of.require_client_certs != nf.require_client_certs,
-    );
-    note(
-        &mut node_fed,
-        "federation.sasl_external",
-        of.sasl_external != nf.sasl_external,
-    );
-    note(
-        &mut node_fed,
-        "federation.dialback_secret",
-        of.dialback_secret != nf.dialback_secret,
-    );
-    note(
-        &mut node_fed,
-        "federation.idle_timeout_secs",
-        of.idle_timeout != nf.idle_timeout,
-    );
-    note(
-        &mut node_fed,
-        "dns.nameservers",
-        old.dns_nameservers != new.dns_nameservers,
-    );
-    note(&mut node_fed, "limits", old.limits != new.limits);
+    let mut node_all = changed(&[
+        ("node.name", old.node_name != new.node_name),
+        (
+            "listen.component",
+            old.listen.component != new.listen.component,
+        ),
+        ("listen.admin", old.listen.admin != new.listen.admin),
+        ("admin.token_file", old.admin_token != new.admin_token),
+        ("events", old.events != new.events),
+    ]);
+    let node_fed = changed(&[
+        ("listen.s2s", old.listen.s2s != new.listen.s2s),
+        ("tls", tls_digest(old) != tls_digest(new)),
+        (
+            "federation.security_mode",
+            of.security_mode != nf.security_mode,
+        ),
+        (
+            "federation.require_client_certs",
+            of.require_client_certs != nf.require_client_certs,
+        ),
+        (
+            "federation.sasl_external",
+            of.sasl_external != nf.sasl_external,
+        ),
+        (
+            "federation.dialback_secret",
+            of.dialback_secret != nf.dialback_secret,
+        ),
+        (
+            "federation.idle_timeout_secs",
+            of.idle_timeout != nf.idle_timeout,
+        ),
+        (
+            "dns.nameservers",
+            old.dns_nameservers != new.dns_nameservers,
+        ),
+        ("limits", old.limits != new.limits),
+    ]);
     if !node_all.is_empty() {
         node_all.extend(node_fed);
         out.push(Change {
@@ -190,6 +179,14 @@ pub fn plan(old: &Config, new: &Config) -> Vec<Change> {
     out
 }
 
+/// `"<key> changed"` for each key whose flag is set.
+fn changed(keys: &[(&str, bool)]) -> Vec<String> {
+    keys.iter()
+        .filter(|(_, c)| *c)
+        .map(|(k, _)| format!("{k} changed"))
+        .collect()
+}
+
 fn tenant_change(
     instance: Instance,
     (old, a): (&Config, &TenantConfig),
@@ -207,7 +204,7 @@ fn tenant_change(
         router.push("secret changed".into());
     }
     if cert_digest(old, a.tls.as_ref()) != cert_digest(new, b.tls.as_ref()) {
-        router.push("certificate changed".into());
+        router.push(CERTIFICATE_CHANGED.into());
     }
     let mut fed = Vec::new();
     if a.privacy.mode != b.privacy.mode {

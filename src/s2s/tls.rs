@@ -216,9 +216,7 @@ impl NodeCertificate {
     pub fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
         match self {
             NodeCertificate::Configured { cert, key } => {
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("{}: {e}", cert.display()))?;
+                let chain = read_chain(cert)?;
                 let key = PrivateKeyDer::from_pem_file(key)
                     .map_err(|e| format!("{}: {e}", key.display()))?;
                 Ok((chain, key))
@@ -233,6 +231,13 @@ impl NodeCertificate {
             }
         }
     }
+}
+
+/// The PEM certificate chain in `path`, end entity first.
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The node's TLS identity, loaded or made at start.

@@ -338,16 +338,120 @@ pub fn wait_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Opt
     None
 }
 
-/// Runs `xfed ARGS --config router`: (succeeded, stdout + stderr).
-pub fn cli_with_config(args: &[&str], router: &Path) -> (bool, String) {
+/// Runs the `xfed` binary to its end, blocking: (exit code, stdout, stderr).
+pub fn xfed_blocking(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xfed"))
         .args(args)
-        .arg("--config")
-        .arg(router)
         .output()
-        .unwrap();
+        .expect("xfed runs");
     (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `xfed ARGS --config router`: (succeeded, stdout + stderr).
+pub fn cli_with_config(args: &[&str], router: &Path) -> (bool, String) {
+    let router = router.to_str().expect("a UTF-8 path");
+    let (code, out, err) = xfed_blocking(&[args, &["--config", router]].concat());
+    (code == 0, out + &err)
+}
+
+/// Node A (tenant acme, presenting its own certificate `acme_cert`/`acme_key`) and node B
+/// (tenant globex, a certificate from `pki`'s CA), both trusting only that CA and requiring
+/// valid certificates (dialback, no SASL EXTERNAL). Answers the router files (A, B).
+pub fn tenant_cert_pair(
+    dir: &Path,
+    pki: &Pki,
+    acme_cert: &Path,
+    acme_key: &Path,
+) -> (PathBuf, PathBuf) {
+    let (b_cert, b_key, _) = pki.leaf("b", &["globex.example"]);
+    let ca = pki.ca_path();
+    let fed =
+        "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
+    let (pa, pb) = (free_port(), free_port());
+    let tls_a = format!("ca = [\"{}\"]", ca.display());
+    let a_dir = dir.join("a");
+    let a_router = write_node(&NodeSpec {
+        dir: &a_dir,
+        s2s_port: pa,
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port: pb,
+        federation: fed,
+        tls: &tls_a,
+        dialback: "shared",
+    });
+    let tenant_file = a_dir.join("tenants/acme.toml");
+    let mut text = std::fs::read_to_string(&tenant_file).unwrap();
+    text.push_str(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        acme_cert.display(),
+        acme_key.display()
+    ));
+    std::fs::write(&tenant_file, text).unwrap();
+    let tls_b = format!(
+        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
+        b_cert.display(),
+        b_key.display(),
+        ca.display()
+    );
+    let b_router = write_node(&NodeSpec {
+        dir: &dir.join("b"),
+        s2s_port: pb,
+        tenant: "globex",
+        domain: "globex.example",
+        secret: "globex-secret",
+        peer_domain: "acme.example",
+        peer_port: pa,
+        federation: fed,
+        tls: &tls_b,
+        dialback: "shared",
+    });
+    (a_router, b_router)
+}
+
+/// [`admin_pair`], running: both nodes started, acme's component on A and globex's on B
+/// connected, and one message crossed each way.
+pub struct AdminWorld {
+    pub a: xfed::node::Node,
+    pub b: xfed::node::Node,
+    /// A's admin API.
+    pub url: String,
+    /// A's admin token file.
+    pub token: String,
+    /// B's s2s port.
+    pub pb: u16,
+    pub acme: super::Raw,
+    pub globex: super::Raw,
+}
+
+pub async fn admin_world(dir: &Path) -> AdminWorld {
+    let AdminPair { ra, rb, token, pb } = admin_pair(dir);
+    let a = start_at(&ra).await;
+    let b = start_at(&rb).await;
+    let url = format!("http://{}", a.admin_addr().expect("admin API on"));
+    let mut acme = super::component(a.component_addr(), "acme.example", "secret").await;
+    let mut globex = super::component(b.component_addr(), "globex.example", "secret").await;
+    super::wait_links(&b, "globex", 1).await;
+    acme.send(
+        "<message from='a@acme.example' to='g@globex.example' id='1'><body>one</body></message>",
+    )
+    .await;
+    globex.expect("<body>one</body>").await;
+    globex.send("<message from='g@globex.example' to='a@acme.example' id='2'><body>two</body></message>").await;
+    acme.expect("<body>two</body>").await;
+    AdminWorld {
+        a,
+        b,
+        url,
+        token: token.display().to_string(),
+        pb,
+        acme,
+        globex,
+    }
 }
