@@ -18,34 +18,7 @@ struct Pair {
 /// each routing statically to the other, with the given `[federation]` and `[tls]` lines.
 async fn two_nodes(fed_a: &str, tls_a: &str, fed_b: &str, tls_b: &str) -> Pair {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_port(), free_port());
-    let spec = |sub: &'static str| dir.path().join(sub);
-    let a_dir = spec("a");
-    let b_dir = spec("b");
-    let a = write_node(&NodeSpec {
-        dir: &a_dir,
-        s2s_port: pa,
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port: pb,
-        federation: fed_a,
-        tls: tls_a,
-        dialback: "shared-dialback-secret",
-    });
-    let b = write_node(&NodeSpec {
-        dir: &b_dir,
-        s2s_port: pb,
-        tenant: "globex",
-        domain: "globex.example",
-        secret: "globex-secret",
-        peer_domain: "acme.example",
-        peer_port: pa,
-        federation: fed_b,
-        tls: tls_b,
-        dialback: "shared-dialback-secret",
-    });
+    let (a, b, _) = write_pair(dir.path(), (fed_a, tls_a), (fed_b, tls_b));
     let a = start_at(&a).await;
     let b = start_at(&b).await;
     Pair { _dir: dir, a, b }

@@ -37,28 +37,11 @@ fn side(fed: &str, tls: String) -> Side {
 /// Starts A and B with the given sides, sends one message A → B, and reports the outcome.
 async fn outcome(a: Side, b: Side) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let (pa, pb) = (free_port(), free_port());
-    let node = |sub: &str, port, tenant, domain, peer, peer_port, s: &Side| {
-        let d = dir.path().join(sub);
-        write_node(&NodeSpec {
-            dir: &d,
-            s2s_port: port,
-            tenant,
-            domain,
-            secret: "secret",
-            peer_domain: peer,
-            peer_port,
-            federation: &s.fed,
-            tls: &s.tls,
-            dialback: "shared",
-        })
-    };
-    let ra = node("a", pa, "acme", "acme.example", "globex.example", pb, &a);
-    let rb = node("b", pb, "globex", "globex.example", "acme.example", pa, &b);
+    let (ra, rb, _) = write_pair(dir.path(), (&a.fed, &a.tls), (&b.fed, &b.tls));
     let a = start_node(&ra).await;
     let b = start_node(&rb).await;
-    let mut acme = component(a.component_addr(), "acme.example", "secret").await;
-    let mut globex = component(b.component_addr(), "globex.example", "secret").await;
+    let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
+    let mut globex = component(b.component_addr(), "globex.example", "globex-secret").await;
     wait_links(&b, "globex", 1).await;
     acme.send(
         "<message from='a@acme.example' to='b@globex.example' id='m'><body>hello</body></message>",

@@ -185,6 +185,39 @@ pub fn write_node(spec: &NodeSpec<'_>) -> PathBuf {
     path
 }
 
+/// Writes node A (tenant acme, acme.example, secret `acme-secret`) and node B (tenant
+/// globex, globex.example, secret `globex-secret`) below `dir`, each routing statically to
+/// the other, with `(federation, tls)` lines for each. Answers the router files (A, B) and
+/// B's s2s port.
+pub fn write_pair(dir: &Path, a: (&str, &str), b: (&str, &str)) -> (PathBuf, PathBuf, u16) {
+    let (pa, pb) = (free_port(), free_port());
+    let ra = write_node(&NodeSpec {
+        dir: &dir.join("a"),
+        s2s_port: pa,
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port: pb,
+        federation: a.0,
+        tls: a.1,
+        dialback: "shared",
+    });
+    let rb = write_node(&NodeSpec {
+        dir: &dir.join("b"),
+        s2s_port: pb,
+        tenant: "globex",
+        domain: "globex.example",
+        secret: "globex-secret",
+        peer_domain: "acme.example",
+        peer_port: pa,
+        federation: b.0,
+        tls: b.1,
+        dialback: "shared",
+    });
+    (ra, rb, pb)
+}
+
 /// Two nodes federating over TLS with dialback: A (tenant acme, acme.example) with its admin
 /// API on and a static route to `down.example` where nothing listens; B (tenant globex,
 /// globex.example).
@@ -198,25 +231,9 @@ pub struct AdminPair {
 }
 
 pub fn admin_pair(dir: &Path) -> AdminPair {
-    let (pa, pb, down) = (free_port(), free_port(), free_port());
+    let down = free_port();
     let fed = "security_mode = \"tls-required\"\nrequire_client_certs = false";
-    let spec = |sub: &str, port, tenant, domain, peer, peer_port| {
-        let d = dir.join(sub);
-        write_node(&NodeSpec {
-            dir: &d,
-            s2s_port: port,
-            tenant,
-            domain,
-            secret: "secret",
-            peer_domain: peer,
-            peer_port,
-            federation: fed,
-            tls: "",
-            dialback: "shared",
-        })
-    };
-    let ra = spec("a", pa, "acme", "acme.example", "globex.example", pb);
-    let rb = spec("b", pb, "globex", "globex.example", "acme.example", pa);
+    let (ra, rb, pb) = write_pair(dir, (fed, ""), (fed, ""));
     let token = dir.join("a/admin.token");
     std::fs::write(&token, "let-me-in\n").unwrap();
     let mut text = std::fs::read_to_string(&ra).unwrap();
@@ -371,22 +388,15 @@ pub fn tenant_cert_pair(
     let ca = pki.ca_path();
     let fed =
         "security_mode = \"tls-required\"\nrequire_client_certs = true\nsasl_external = false";
-    let (pa, pb) = (free_port(), free_port());
     let tls_a = format!("ca = [\"{}\"]", ca.display());
-    let a_dir = dir.join("a");
-    let a_router = write_node(&NodeSpec {
-        dir: &a_dir,
-        s2s_port: pa,
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port: pb,
-        federation: fed,
-        tls: &tls_a,
-        dialback: "shared",
-    });
-    let tenant_file = a_dir.join("tenants/acme.toml");
+    let tls_b = format!(
+        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
+        b_cert.display(),
+        b_key.display(),
+        ca.display()
+    );
+    let (a_router, b_router, _) = write_pair(dir, (fed, &tls_a), (fed, &tls_b));
+    let tenant_file = dir.join("a/tenants/acme.toml");
     let mut text = std::fs::read_to_string(&tenant_file).unwrap();
     text.push_str(&format!(
         "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
@@ -394,24 +404,6 @@ pub fn tenant_cert_pair(
         acme_key.display()
     ));
     std::fs::write(&tenant_file, text).unwrap();
-    let tls_b = format!(
-        "cert = \"{}\"\nkey = \"{}\"\nca = [\"{}\"]",
-        b_cert.display(),
-        b_key.display(),
-        ca.display()
-    );
-    let b_router = write_node(&NodeSpec {
-        dir: &dir.join("b"),
-        s2s_port: pb,
-        tenant: "globex",
-        domain: "globex.example",
-        secret: "globex-secret",
-        peer_domain: "acme.example",
-        peer_port: pa,
-        federation: fed,
-        tls: &tls_b,
-        dialback: "shared",
-    });
     (a_router, b_router)
 }
 
@@ -435,8 +427,8 @@ pub async fn admin_world(dir: &Path) -> AdminWorld {
     let a = start_at(&ra).await;
     let b = start_at(&rb).await;
     let url = format!("http://{}", a.admin_addr().expect("admin API on"));
-    let mut acme = super::component(a.component_addr(), "acme.example", "secret").await;
-    let mut globex = super::component(b.component_addr(), "globex.example", "secret").await;
+    let mut acme = super::component(a.component_addr(), "acme.example", "acme-secret").await;
+    let mut globex = super::component(b.component_addr(), "globex.example", "globex-secret").await;
     super::wait_links(&b, "globex", 1).await;
     acme.send(
         "<message from='a@acme.example' to='g@globex.example' id='1'><body>one</body></message>",
