@@ -1,0 +1,316 @@
+//! The measurements, each run the same way against either system: the load links on edge A
+//! write, the sink links on edge B count, and the counters decide what arrived.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::link::{self, Role, Tally};
+use crate::systems::{component_addr, local, remote, Edges, SECRET};
+use crate::world::{A_IP, B_IP};
+
+/// The component links of one run.
+pub struct Rig {
+    pub tally: Arc<Tally>,
+    /// One writer per load domain l<i>, in order.
+    load: Vec<OwnedWriteHalf>,
+    /// Kept open so the sink links stay up; they are read by their own tasks.
+    _sink: Vec<OwnedWriteHalf>,
+}
+
+impl Rig {
+    /// Connects the sink links to B, then one load link per pair to A.
+    pub async fn connect(edges: &Edges, pairs: usize) -> Result<Rig, String> {
+        let tally = Tally::new();
+        let sink = open(B_IP, &edges.sink_domains, &tally, Role::Sink).await?;
+        let domains: Vec<String> = (0..pairs).map(local).collect();
+        let load = open(A_IP, &domains, &tally, Role::Load).await?;
+        Ok(Rig {
+            tally,
+            load,
+            _sink: sink,
+        })
+    }
+
+    /// Connects the load links again (after edge A restarted), keeping the sink.
+    pub async fn reconnect_load(&mut self, pairs: usize) -> Result<(), String> {
+        let domains: Vec<String> = (0..pairs).map(local).collect();
+        self.load = open(A_IP, &domains, &self.tally, Role::Load).await?;
+        Ok(())
+    }
+}
+
+async fn open(
+    ip: &str,
+    domains: &[String],
+    tally: &Arc<Tally>,
+    role: Role,
+) -> Result<Vec<OwnedWriteHalf>, String> {
+    let addr = component_addr(ip);
+    let mut writers = Vec::with_capacity(domains.len());
+    for batch in domains.chunks(100) {
+        let links =
+            futures_util::future::join_all(batch.iter().map(|d| link::connect(addr, d, SECRET)))
+                .await;
+        for l in links {
+            let l = l.map_err(|e| e.to_string())?;
+            tokio::spawn(link::count(l.reader, l.rest, tally.clone(), role));
+            writers.push(l.writer);
+        }
+    }
+    Ok(writers)
+}
+
+/// What happened to the messages of one measurement.
+#[derive(Debug, Default, Clone)]
+pub struct Delivery {
+    pub sent: u64,
+    pub received: u64,
+    pub bounced: u64,
+    /// Neither delivered nor bounced when the drain time ran out.
+    pub lost: u64,
+    pub first_bounce: Option<String>,
+}
+
+fn delivery(tally: &Tally, before: (u64, u64, u64)) -> Delivery {
+    let sent = tally.sent.load(Ordering::Acquire) - before.0;
+    let received = tally.received.load(Ordering::Acquire) - before.1;
+    let bounced = tally.bounced.load(Ordering::Acquire) - before.2;
+    Delivery {
+        sent,
+        received,
+        bounced,
+        lost: sent.saturating_sub(received + bounced),
+        first_bounce: tally.first_bounce.lock().expect("not poisoned").clone(),
+    }
+}
+
+fn counters(tally: &Tally) -> (u64, u64, u64) {
+    (
+        tally.sent.load(Ordering::Acquire),
+        tally.received.load(Ordering::Acquire),
+        tally.bounced.load(Ordering::Acquire),
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// Messages delivered per second over the steady-state window.
+    pub per_sec: f64,
+    pub delivery: Delivery,
+}
+
+/// Closed loop: every pair writes as fast as the window of messages in flight allows
+/// (`window` per pair), so nothing is dropped for being offered faster than it can be
+/// carried; delivered messages are counted over `measure` after `warm`.
+pub async fn throughput(
+    rig: &mut Rig,
+    warm: Duration,
+    measure: Duration,
+    window: u64,
+) -> Throughput {
+    const BATCH: usize = 16;
+    let tally = rig.tally.clone();
+    let before = counters(&tally);
+    let stop = Arc::new(AtomicBool::new(false));
+    let total_window = window * rig.load.len() as u64;
+    let mut tasks = Vec::new();
+    for (i, mut w) in rig.load.drain(..).enumerate() {
+        let (tally, stop) = (tally.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (from, to) = (local(i), remote(i));
+            let mut buf = Vec::with_capacity(BATCH * link::MESSAGE_BYTES);
+            while !stop.load(Ordering::Relaxed) {
+                if !tally
+                    .wait_window(total_window, Duration::from_millis(200))
+                    .await
+                {
+                    continue;
+                }
+                buf.clear();
+                let stamp = tally.now_us();
+                for _ in 0..BATCH {
+                    link::message(&mut buf, &from, &to, stamp);
+                }
+                tally.sent.fetch_add(BATCH as u64, Ordering::AcqRel);
+                if w.write_all(&buf).await.is_err() {
+                    tally.sent.fetch_sub(BATCH as u64, Ordering::AcqRel);
+                    break;
+                }
+            }
+            w
+        }));
+    }
+    tokio::time::sleep(warm).await;
+    let (r0, t0) = (tally.received.load(Ordering::Acquire), Instant::now());
+    tokio::time::sleep(measure).await;
+    let (r1, t1) = (tally.received.load(Ordering::Acquire), Instant::now());
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Ok(w) = t.await {
+            rig.load.push(w);
+        }
+    }
+    tally.drain(Duration::from_secs(60)).await;
+    Throughput {
+        per_sec: (r1 - r0) as f64 / (t1 - t0).as_secs_f64(),
+        delivery: delivery(&tally, before),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Latency {
+    pub offered_per_sec: f64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+    pub p999_us: u32,
+    pub max_us: u32,
+    pub samples: usize,
+    pub delivery: Delivery,
+}
+
+/// Open loop: `rate` messages per second spread evenly over the pairs, each stamped with its
+/// send time; the sinks record the end-to-end latency of those that arrive during `measure`.
+pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration) -> Latency {
+    let tally = rig.tally.clone();
+    let before = counters(&tally);
+    let stop = Arc::new(AtomicBool::new(false));
+    let pairs = rig.load.len() as u64;
+    let period = Duration::from_secs_f64(pairs as f64 / rate as f64);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut tasks = Vec::new();
+    for (i, mut w) in rig.load.drain(..).enumerate() {
+        let (tally, stop) = (tally.clone(), stop.clone());
+        let offset = period.mul_f64(i as f64 / pairs as f64);
+        tasks.push(tokio::spawn(async move {
+            let (from, to) = (local(i), remote(i));
+            let mut tick = tokio::time::interval_at(start + offset, period);
+            let mut buf = Vec::with_capacity(link::MESSAGE_BYTES);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                buf.clear();
+                link::message(&mut buf, &from, &to, tally.now_us());
+                tally.sent.fetch_add(1, Ordering::AcqRel);
+                if w.write_all(&buf).await.is_err() {
+                    tally.sent.fetch_sub(1, Ordering::AcqRel);
+                    break;
+                }
+            }
+            w
+        }));
+    }
+    tokio::time::sleep(warm).await;
+    tally.latencies.lock().expect("not poisoned").clear();
+    let sent0 = tally.sent.load(Ordering::Acquire);
+    let t0 = Instant::now();
+    tally.recording.store(true, Ordering::Release);
+    tokio::time::sleep(measure).await;
+    tally.recording.store(false, Ordering::Release);
+    let offered = (tally.sent.load(Ordering::Acquire) - sent0) as f64 / t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Ok(w) = t.await {
+            rig.load.push(w);
+        }
+    }
+    tally.drain(Duration::from_secs(60)).await;
+    let mut lat = std::mem::take(&mut *tally.latencies.lock().expect("not poisoned"));
+    lat.sort_unstable();
+    let pick = |q: f64| -> u32 {
+        if lat.is_empty() {
+            return 0;
+        }
+        lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)]
+    };
+    Latency {
+        offered_per_sec: offered,
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+        p999_us: pick(0.999),
+        max_us: lat.last().copied().unwrap_or(0),
+        samples: lat.len(),
+        delivery: delivery(&tally, before),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Streams {
+    /// Streams asked for (one fresh remote domain each).
+    pub streams: usize,
+    /// New s2s streams per second: first message to a fresh domain until it arrived.
+    pub per_sec: f64,
+    pub rss_a: (u64, u64),
+    pub rss_b: (u64, u64),
+    pub fds_a: (usize, usize),
+    pub fds_b: (usize, usize),
+    pub delivery: Delivery,
+    /// How edge A's streams were secured, where the system can tell.
+    pub secured: String,
+}
+
+impl Streams {
+    /// RSS growth per stream on (A, B), in bytes.
+    pub fn per_stream(&self) -> (f64, f64) {
+        let n = self.streams.max(1) as f64;
+        (
+            self.rss_a.1.saturating_sub(self.rss_a.0) as f64 / n,
+            self.rss_b.1.saturating_sub(self.rss_b.0) as f64 / n,
+        )
+    }
+}
+
+/// One message from l0 to each of `n` fresh remote domains, at most `concurrency` of them
+/// waiting for their stream at a time: every message needs a new s2s stream (TCP, TLS 1.3,
+/// dialback). Then the streams sit idle and each edge's resident memory is read again.
+pub async fn streams(
+    rig: &mut Rig,
+    edges: &Edges,
+    first: usize,
+    n: usize,
+    concurrency: u64,
+) -> Streams {
+    let tally = rig.tally.clone();
+    let before = counters(&tally);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss_a0, rss_b0) = (edges.a.rss(), edges.b.rss());
+    let (fds_a0, fds_b0) = (fds(edges.a.pid()), fds(edges.b.pid()));
+    let from = local(0);
+    let w = &mut rig.load[0];
+    let t0 = Instant::now();
+    let mut buf = Vec::with_capacity(link::MESSAGE_BYTES);
+    for j in 0..n {
+        if !tally
+            .wait_window(concurrency, Duration::from_secs(60))
+            .await
+        {
+            break;
+        }
+        buf.clear();
+        link::message(&mut buf, &from, &remote(first + j), tally.now_us());
+        tally.sent.fetch_add(1, Ordering::AcqRel);
+        if w.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    tally.drain(Duration::from_secs(120)).await;
+    let elapsed = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = delivery(&tally, before);
+    Streams {
+        streams: n,
+        per_sec: d.received as f64 / elapsed.as_secs_f64(),
+        rss_a: (rss_a0, edges.a.rss()),
+        rss_b: (rss_b0, edges.b.rss()),
+        fds_a: (fds_a0, fds(edges.a.pid())),
+        fds_b: (fds_b0, fds(edges.b.pid())),
+        delivery: d,
+        secured: String::new(),
+    }
+}
+
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}

@@ -1,0 +1,296 @@
+//! The run's results: a table for the terminal, the same as JSON, and what counts as a
+//! failed run (a system that could not be measured, or xfed losing or bouncing messages).
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::measure::{Delivery, Latency, Streams, Throughput};
+use crate::systems::System;
+use crate::Plan;
+
+pub struct SystemResult {
+    pub system: System,
+    pub throughput: Throughput,
+    /// One per offered load of the plan, in its order.
+    pub latency: Vec<Latency>,
+    pub streams: Streams,
+    /// Throughput with the crowd of tenants and static routes on edge A (xfed only).
+    pub crowd: Option<Throughput>,
+}
+
+pub struct Report {
+    plan: Plan,
+    open_files: u64,
+    pub systems: Vec<SystemResult>,
+    pub failures: Vec<String>,
+}
+
+/// Picks one quantile out of a latency measurement.
+type Quantile = fn(&Latency) -> u32;
+/// The target for xfed: a bound and whether xfed must be above (`>=`) or below it.
+type Target = Option<(f64, &'static str)>;
+
+/// One row: a figure per system, how to compare them, and the target for xfed.
+struct Row {
+    name: String,
+    unit: &'static str,
+    values: Vec<Option<f64>>,
+    /// The ratio is xfed / Prosody when higher is better, Prosody / xfed when lower is.
+    higher_is_better: bool,
+    target: Target,
+}
+
+impl Report {
+    pub fn new(plan: &Plan, open_files: u64) -> Report {
+        Report {
+            plan: plan.clone(),
+            open_files,
+            systems: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn get(&self, s: System) -> Option<&SystemResult> {
+        self.systems.iter().find(|r| r.system == s)
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        let p = &self.plan;
+        let per = |f: &dyn Fn(&SystemResult) -> Option<f64>| -> Vec<Option<f64>> {
+            [System::Xfed, System::Prosody]
+                .iter()
+                .map(|s| self.get(*s).and_then(f))
+                .collect()
+        };
+        let lat = |k: usize, q: fn(&Latency) -> u32| {
+            per(&|r| r.latency.get(k).map(|l| q(l) as f64 / 1000.0))
+        };
+        let xfed_base = self.get(System::Xfed).map(|r| r.throughput.per_sec);
+        let mut rows = vec![Row {
+            name: format!("throughput, {} pairs, {} s", p.pairs, p.measure.as_secs()),
+            unit: "msg/s",
+            values: per(&|r| Some(r.throughput.per_sec)),
+            higher_is_better: true,
+            target: Some((200_000.0, ">=")),
+        }];
+        for (k, &rate) in p.latency_rates.iter().enumerate() {
+            let quantiles: [(&str, Quantile, Target); 3] = [
+                ("p50", |l| l.p50_us, None),
+                ("p99", |l| l.p99_us, (rate == 10_000).then_some((1.0, "<="))),
+                ("p99.9", |l| l.p999_us, None),
+            ];
+            for (q, f, target) in quantiles {
+                rows.push(Row {
+                    name: format!("latency {q} at {rate}/s offered"),
+                    unit: "ms",
+                    values: lat(k, f),
+                    higher_is_better: false,
+                    target,
+                });
+            }
+        }
+        rows.extend([
+            Row {
+                name: "RSS per idle TLS s2s stream, edge A (outbound)".into(),
+                unit: "KiB",
+                values: per(&|r| Some(r.streams.per_stream().0 / 1024.0)),
+                higher_is_better: false,
+                target: Some((16.0, "<=")),
+            },
+            Row {
+                name: "RSS per idle TLS s2s stream, edge B (inbound)".into(),
+                unit: "KiB",
+                values: per(&|r| Some(r.streams.per_stream().1 / 1024.0)),
+                higher_is_better: false,
+                target: Some((16.0, "<=")),
+            },
+            Row {
+                name: "streams measured for RSS and handshakes".into(),
+                unit: "",
+                values: per(&|r| Some(r.streams.streams as f64)),
+                higher_is_better: true,
+                target: None,
+            },
+            Row {
+                name: "new s2s streams per second (TCP+TLS 1.3+dialback)".into(),
+                unit: "/s",
+                values: per(&|r| Some(r.streams.per_sec)),
+                higher_is_better: true,
+                target: Some((1_000.0, ">=")),
+            },
+            Row {
+                name: format!(
+                    "throughput with {} tenants / {} routes, share of 1 tenant",
+                    p.crowd.tenants, p.crowd.routes
+                ),
+                unit: "%",
+                values: vec![
+                    self.get(System::Xfed)
+                        .and_then(|r| r.crowd.as_ref())
+                        .zip(xfed_base)
+                        .map(|(c, b)| 100.0 * c.per_sec / b.max(1e-9)),
+                    None,
+                ],
+                higher_is_better: true,
+                target: Some((90.0, ">=")),
+            },
+        ]);
+        rows
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\n{:<58} {:>12} {:>12} {:>8}  target (xfed)",
+            "metric", "xfed", "prosody", "ratio"
+        );
+        for row in self.rows() {
+            let cell =
+                |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", row.unit));
+            let ratio = match (row.values[0], row.values[1]) {
+                (Some(x), Some(p)) if !row.unit.is_empty() => {
+                    let r = if row.higher_is_better { x / p } else { p / x };
+                    format!("{r:.1}x")
+                }
+                _ => "-".into(),
+            };
+            let target = match (row.target, row.values[0]) {
+                (Some((t, op)), Some(x)) => {
+                    let met = if op == ">=" { x >= t } else { x <= t };
+                    format!(
+                        "{op} {t} {}: {}",
+                        row.unit,
+                        if met { "met" } else { "NOT met" }
+                    )
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<58} {:>12} {:>12} {:>8}  {}",
+                row.name,
+                cell(row.values[0]),
+                cell(row.values[1]),
+                ratio,
+                target
+            );
+        }
+        for r in &self.systems {
+            if !r.streams.secured.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{:<8} edge A streams: {}",
+                    r.system.name(),
+                    r.streams.secured
+                );
+            }
+            let d = [
+                ("throughput", &r.throughput.delivery),
+                ("streams", &r.streams.delivery),
+            ]
+            .into_iter()
+            .chain(r.latency.iter().map(|l| ("latency", &l.delivery)));
+            for (what, d) in d {
+                let _ = writeln!(
+                    out,
+                    "{:<8} {:<11} sent {:>9}  delivered {:>9}  bounced {:>6}  lost {:>6}",
+                    r.system.name(),
+                    what,
+                    d.sent,
+                    d.received,
+                    d.bounced,
+                    d.lost
+                );
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let delivery = |d: &Delivery| {
+            json!({"sent": d.sent, "received": d.received, "bounced": d.bounced, "lost": d.lost,
+                   "first_bounce": d.first_bounce})
+        };
+        let systems: Vec<Value> = self
+            .systems
+            .iter()
+            .map(|r| {
+                let (a, b) = r.streams.per_stream();
+                json!({
+                    "system": r.system.name(),
+                    "throughput": {"per_sec": r.throughput.per_sec,
+                                   "delivery": delivery(&r.throughput.delivery)},
+                    "latency": r.latency.iter().map(|l| json!({
+                                "offered_per_sec": l.offered_per_sec,
+                                "p50_us": l.p50_us, "p99_us": l.p99_us,
+                                "p999_us": l.p999_us, "max_us": l.max_us,
+                                "samples": l.samples,
+                                "delivery": delivery(&l.delivery)})).collect::<Vec<_>>(),
+                    "streams": {"count": r.streams.streams, "per_sec": r.streams.per_sec,
+                                "rss_a_bytes": [r.streams.rss_a.0, r.streams.rss_a.1],
+                                "rss_b_bytes": [r.streams.rss_b.0, r.streams.rss_b.1],
+                                "fds_a": [r.streams.fds_a.0, r.streams.fds_a.1],
+                                "fds_b": [r.streams.fds_b.0, r.streams.fds_b.1],
+                                "rss_per_stream_a_bytes": a, "rss_per_stream_b_bytes": b,
+                                "secured": r.streams.secured,
+                                "delivery": delivery(&r.streams.delivery)},
+                    "crowd_throughput": r.crowd.as_ref().map(|c| json!({
+                        "per_sec": c.per_sec, "delivery": delivery(&c.delivery)})),
+                })
+            })
+            .collect();
+        let rows: Vec<Value> = self
+            .rows()
+            .iter()
+            .map(|r| {
+                json!({"metric": r.name, "unit": r.unit, "xfed": r.values[0],
+                       "prosody": r.values[1], "target": r.target.map(|t| format!("{} {}", t.1, t.0))})
+            })
+            .collect();
+        let p = &self.plan;
+        let doc = json!({
+            "date": chrono::Utc::now().to_rfc3339(),
+            "machine": {"cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+                        "open_files_limit": self.open_files},
+            "plan": {"pairs": p.pairs, "warm_secs": p.warm.as_secs(),
+                     "measure_secs": p.measure.as_secs(), "window_per_pair": p.window,
+                     "latency_rates": p.latency_rates, "latency_secs": p.latency_measure.as_secs(),
+                     "streams": p.streams, "stream_concurrency": p.concurrency,
+                     "tenants": p.crowd.tenants, "routes": p.crowd.routes},
+            "rows": rows,
+            "systems": systems,
+            "failures": self.failures,
+        });
+        serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n"
+    }
+
+    /// What makes the run fail: a system not measured, or xfed not delivering everything.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.failures.clone();
+        if let Some(x) = self.get(System::Xfed) {
+            let mut check = |what: &str, d: &Delivery| {
+                if d.sent == 0 || d.received != d.sent {
+                    out.push(format!(
+                        "xfed {what}: sent {}, delivered {}, bounced {} (first: {}), lost {}",
+                        d.sent,
+                        d.received,
+                        d.bounced,
+                        d.first_bounce.as_deref().unwrap_or("-"),
+                        d.lost
+                    ));
+                }
+            };
+            check("throughput", &x.throughput.delivery);
+            for l in &x.latency {
+                check("latency", &l.delivery);
+            }
+            check("streams", &x.streams.delivery);
+            if let Some(c) = &x.crowd {
+                check("tenancy throughput", &c.delivery);
+            }
+        }
+        out
+    }
+}
