@@ -72,6 +72,25 @@ async fn privacy_is_checked_on_both_sides() {
     node.shutdown().await;
 }
 
+/// A component may send as soon as it reads `<handshake/>`: a stanza to its own tenant comes
+/// straight back over its link, never bounced for want of one (the link is routable before
+/// the handshake is answered). Twenty fresh links in a row, each used at once.
+#[actix_rt::test]
+async fn a_link_is_routable_once_its_handshake_is_answered() {
+    let dir = two_tenants("");
+    let node = start(dir.path()).await;
+    let addr = node.component_addr();
+    for i in 0..20 {
+        let mut acme = component(addr, "acme.example", "acme-secret").await;
+        let id = format!("s{i}");
+        acme.send(msg("a@acme.example", "b@acme.example", &id))
+            .await;
+        acme.expect(&format!("<body>{id}</body>")).await;
+        assert!(!acme.received.contains("type='error'"), "{}", acme.received);
+    }
+    node.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn chat_node_alias_routes_like_a_domain() {
     let dir = two_tenants("");

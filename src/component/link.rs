@@ -143,7 +143,7 @@ impl Negotiation {
                         "the handshake does not match the tenant's secret",
                     ));
                 }
-                self.outbox.send_raw(Bytes::from_static(b"<handshake/>"));
+                // `<handshake/>` goes out once the link is routable (`ComponentLink::started`).
                 Ok(Some(tenant))
             }
             Some(Frame::Stanza(s)) => Err(StreamError::new(
@@ -257,10 +257,18 @@ impl Actor for ComponentLink {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(tenant = self.tenant(), peer = %self.peer, link = self.origin.link.id, "component link up");
+        let (routable, ready) = tokio::sync::oneshot::channel();
         self.origin.tenant.notify(LinkEvent::Up {
             link: self.origin.link.clone(),
             peer: self.peer,
             control: ctx.address().recipient(),
+            routable,
+        });
+        let outbox = self.origin.link.outbox.clone();
+        actix_rt::spawn(async move {
+            if ready.await.is_ok() {
+                outbox.send_raw(Bytes::from_static(b"<handshake/>"));
+            }
         });
     }
 

@@ -101,6 +101,10 @@ pub enum LinkEvent {
         link: LinkHandle,
         peer: SocketAddr,
         control: Recipient<LinkControl>,
+        /// Answered once routing can reach the link, so that the link tells its peer it is
+        /// in service (XEP-0114 `<handshake/>`) only then: a reply to the peer's first
+        /// stanza must not find the tenant without it.
+        routable: tokio::sync::oneshot::Sender<()>,
     },
     Down {
         id: u64,

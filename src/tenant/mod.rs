@@ -81,12 +81,15 @@ impl Handler<LinkEvent> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, event: LinkEvent, _: &mut Context<Self>) {
+        let mut routable = None;
         match event {
             LinkEvent::Up {
                 link,
                 peer,
                 control,
+                routable: ready,
             } => {
+                routable = Some(ready);
                 self.observer.events.record(
                     Event::new(Kind::LinkUp)
                         .tenant(Some(&self.config.name))
@@ -116,6 +119,10 @@ impl Handler<LinkEvent> for TenantActor {
             }
         }
         self.publish();
+        if let Some(ready) = routable {
+            // The link may have gone meanwhile; then nobody waits for the answer.
+            let _ = ready.send(());
+        }
     }
 }
 
