@@ -193,22 +193,38 @@ impl XmlConn {
     }
 }
 
+/// Read buffer of a quiet stream: enough for a whitespace keepalive or a small stanza.
+const READ_SMALL: usize = 512;
+/// Read buffer of a busy stream, reached by doubling while reads fill the buffer.
+const READ_LARGE: usize = 16 * 1024;
+
 /// Frames read from `rd`, decoding what `buf` already holds before reading more.
+///
+/// The buffer follows the traffic: it doubles while reads fill it and falls back to
+/// [`READ_SMALL`] after a read smaller than that, so that thousands of idle streams do not each
+/// sit on a buffer sized for the busiest moment they had.
 fn frames<R: AsyncRead + Unpin + 'static>(
     rd: R,
     reader: StreamReader,
     buf: BytesMut,
 ) -> impl Stream<Item = Result<Frame, ReadError>> + 'static {
-    futures_util::stream::unfold(Some((rd, reader, buf)), |state| async move {
-        let (mut rd, mut reader, mut buf) = state?;
+    futures_util::stream::unfold(Some((rd, reader, buf, READ_SMALL)), |state| async move {
+        let (mut rd, mut reader, mut buf, mut want) = state?;
         loop {
             match reader.decode(&mut buf) {
-                Ok(Some(frame)) => return Some((Ok(frame), Some((rd, reader, buf)))),
+                Ok(Some(frame)) => return Some((Ok(frame), Some((rd, reader, buf, want)))),
                 Ok(None) => {}
                 Err(e) => return Some((Err(e), None)),
             }
+            if buf.is_empty() && buf.capacity() > want {
+                buf = BytesMut::new();
+            }
+            buf.reserve(want);
+            let room = buf.capacity() - buf.len();
             match rd.read_buf(&mut buf).await {
                 Ok(0) => return None,
+                Ok(n) if n >= room => want = (want * 2).min(READ_LARGE),
+                Ok(n) if n < READ_SMALL => want = READ_SMALL,
                 Ok(_) => {}
                 Err(e) => return Some((Err(e.into()), None)),
             }

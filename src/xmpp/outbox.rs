@@ -20,13 +20,15 @@ use super::stanza::Stanza;
 /// Most bytes gathered into one write.
 const MAX_BATCH: usize = 256 * 1024;
 
+/// One entry of the queue. Kept small (a stanza is boxed): the queue's first block of slots
+/// stays allocated for as long as the connection lives, idle or not.
 enum Out {
     /// A routed stanza: counted against the queue bound, handed back if never written.
-    Stanza(Stanza),
+    Stanza(Box<Stanza>),
     /// Something we generated (an error reply, a handshake answer).
-    Raw(Bytes),
+    Raw(Box<Bytes>),
     /// Final bytes (a stream error or `</stream:stream>`), then shut the socket down.
-    Close(Bytes),
+    Close(Box<Bytes>),
 }
 
 /// Why a stanza could not be queued; the stanza comes back to the caller.
@@ -116,10 +118,10 @@ impl Outbox {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             return Err(SendError::Full(Box::new(stanza)));
         }
-        self.tx.send(Out::Stanza(stanza)).map_err(|e| {
+        self.tx.send(Out::Stanza(Box::new(stanza))).map_err(|e| {
             self.queued.fetch_sub(len, Ordering::AcqRel);
             match e.0 {
-                Out::Stanza(s) => SendError::Closed(Box::new(s)),
+                Out::Stanza(s) => SendError::Closed(s),
                 // Invariant: we just sent an `Out::Stanza`.
                 _ => unreachable!("send returns what was sent"),
             }
@@ -128,12 +130,12 @@ impl Outbox {
 
     /// Queues bytes we generated. Returns false when the connection is closed.
     pub fn send_raw(&self, bytes: Bytes) -> bool {
-        self.tx.send(Out::Raw(bytes)).is_ok()
+        self.tx.send(Out::Raw(Box::new(bytes))).is_ok()
     }
 
     /// Writes what is queued, then `tail`, then shuts the connection down.
     pub fn close(&self, tail: Bytes) {
-        let _ = self.tx.send(Out::Close(tail));
+        let _ = self.tx.send(Out::Close(Box::new(tail)));
     }
 
     /// True once the writer has stopped taking stanzas.
@@ -184,7 +186,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     stall: Duration,
     on_undelivered: impl FnOnce(Vec<Stanza>),
 ) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Allocated when there is something to write and let go when the queue runs dry, so
+    // that an idle connection holds no write buffer.
+    let mut buf = BytesMut::new();
     while let Some(first) = rx.recv().await {
         let mut counted = 0;
         let mut stanzas = 0;
@@ -221,7 +225,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 .fetch_add(counted as u64, Ordering::Relaxed);
             counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
         }
-        buf.clear();
+        if rx.is_empty() {
+            buf = BytesMut::new();
+        } else {
+            buf.clear();
+        }
         if !matches!(written, Ok(Ok(()))) {
             tracing::debug!("write failed or stalled; closing the connection");
             break;
@@ -236,7 +244,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     while let Ok(out) = rx.try_recv() {
         if let Out::Stanza(s) = out {
             counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
-            undelivered.push(s);
+            undelivered.push(*s);
         }
     }
     if !undelivered.is_empty() {
