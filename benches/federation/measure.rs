@@ -53,8 +53,7 @@ async fn open(
     let mut writers = Vec::with_capacity(domains.len());
     for batch in domains.chunks(100) {
         let links =
-            futures_util::future::join_all(batch.iter().map(|d| link::connect(addr, d, SECRET)))
-                .await;
+            futures_util::future::join_all(batch.iter().map(|d| connect_patiently(addr, d))).await;
         for l in links {
             let l = l.map_err(|e| e.to_string())?;
             tokio::spawn(link::count(l.reader, l.rest, tally.clone(), role));
@@ -62,6 +61,22 @@ async fn open(
         }
     }
     Ok(writers)
+}
+
+/// A component link, tried again until it is accepted or five minutes have passed: Prosody
+/// takes its component hosts into service one by one after it starts listening.
+async fn connect_patiently(
+    addr: std::net::SocketAddr,
+    domain: &str,
+) -> std::io::Result<link::Link> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match link::connect(addr, domain, SECRET).await {
+            Ok(l) => return Ok(l),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// What happened to the messages of one measurement.

@@ -153,12 +153,18 @@ fn xfed_node(bin: &Path, dir: &Path, side: &str, layout: Layout, crowd: Option<C
         let t = tenant("sink", (0..layout.pairs + layout.fresh).map(remote));
         fs::write(tenants.join("sink.toml"), t).expect("writable");
     }
-    let argv = vec![
-        bin.display().to_string(),
-        "run".into(),
-        "--config".into(),
-        config.display().to_string(),
-    ];
+    // XFED_BENCH_WRAP="valgrind --tool=massif" (say) runs each xfed edge under a profiler.
+    let wrap = std::env::var("XFED_BENCH_WRAP").unwrap_or_default();
+    let argv: Vec<String> = wrap
+        .split_whitespace()
+        .map(str::to_string)
+        .chain([
+            bin.display().to_string(),
+            "run".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ])
+        .collect();
     let mut p = Proc::spawn(&format!("xfed-{side}"), dir, &argv, &[("XFED_LOG", "warn")]);
     p.wait_listening(component_addr(ip), Duration::from_secs(60));
     p
@@ -240,6 +246,8 @@ s2s_require_encryption = true
 s2s_secure_auth = false
 ssl = {ssl}
 unbound = {{ options = {{ ["local-zone"] = "test. transparent" }} }}
+-- The default backlog of 128 drops connections when hundreds of streams open at once.
+network_settings = {{ tcp_backlog = 4096 }}
 -- Prosody needs one VirtualHost to start; no user logs in to it.
 VirtualHost "{side}.test"
 "#
@@ -271,6 +279,8 @@ VirtualHost "{side}.test"
     .chain([file.display().to_string()])
     .collect();
     let mut p = Proc::spawn(&format!("prosody-{side}"), dir, &argv, &[]);
+    // Listening comes first; the component hosts activate one by one after it (about 13 ms
+    // each), and a link to a host not yet active is refused: the rig retries until it is.
     p.wait_listening(component_addr(ip), Duration::from_secs(120));
     p
 }
