@@ -58,6 +58,9 @@ pub struct Failure {
 pub struct Federation {
     ctx: Arc<S2sContext>,
     pairs: DashMap<(String, String), Arc<Mutex<Pair>>>,
+    /// The local domains that have a pair with each remote domain: a new pair looks for a
+    /// stream to join among these, not among every pair of the node.
+    locals_by_remote: DashMap<String, Vec<String>>,
     /// The last failure of each (local, remote) pair that ever failed.
     failures: DashMap<(String, String), Failure>,
     /// Ourselves, for the tasks and streams we start.
@@ -69,6 +72,7 @@ impl Federation {
         Arc::new_cyclic(|me| Federation {
             ctx,
             pairs: DashMap::new(),
+            locals_by_remote: DashMap::new(),
             failures: DashMap::new(),
             me: me.clone(),
         })
@@ -79,10 +83,22 @@ impl Federation {
     }
 
     fn pair(&self, local: &str, remote: &str) -> Arc<Mutex<Pair>> {
-        self.pairs
+        let mut created = false;
+        let pair = self
+            .pairs
             .entry((local.to_owned(), remote.to_owned()))
-            .or_insert_with(|| Arc::new(Mutex::new(Pair::Idle)))
-            .clone()
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(Mutex::new(Pair::Idle))
+            })
+            .clone();
+        if created {
+            self.locals_by_remote
+                .entry(remote.to_owned())
+                .or_default()
+                .push(local.to_owned());
+        }
+        pair
     }
 
     /// Gets a pair authenticated: on a stream to the same remote domain that another local
@@ -95,17 +111,23 @@ impl Federation {
                 &self.ctx.tls.load().client_for(local),
             )
         };
-        let candidates: Vec<Arc<Mutex<Pair>>> = self
-            .pairs
+        let others = self
+            .locals_by_remote
+            .get(remote)
+            .map(|locals| locals.clone())
+            .unwrap_or_default();
+        let candidates: Vec<Arc<Mutex<Pair>>> = others
             .iter()
-            .filter(|e| {
-                e.key().1 == remote
-                    && e.key().0 != local
-                    && same_cert(&e.key().0)
+            .filter(|other| {
+                *other != local
+                    && same_cert(other)
                     // A stream serves one tenant, so a change to one never closes another's.
-                    && self.ctx.tenant_of(&e.key().0) == self.ctx.tenant_of(local)
+                    && self.ctx.tenant_of(other) == self.ctx.tenant_of(local)
             })
-            .map(|e| e.value().clone())
+            .filter_map(|other| {
+                let pair = self.pairs.get(&(other.clone(), remote.to_owned()))?;
+                Some(pair.value().clone())
+            })
             .collect();
         for pair in candidates {
             let state = pair.lock().unwrap_or_else(|e| e.into_inner());
