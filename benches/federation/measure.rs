@@ -136,7 +136,7 @@ pub async fn throughput(
     for (i, mut w) in rig.load.drain(..).enumerate() {
         let (tally, stop) = (tally.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let (from, to) = (local(i), remote(i));
+            let template = link::Template::new(&local(i), &remote(i));
             let mut buf = Vec::with_capacity(BATCH * link::MESSAGE_BYTES);
             while !stop.load(Ordering::Relaxed) {
                 if !tally
@@ -148,7 +148,7 @@ pub async fn throughput(
                 buf.clear();
                 let stamp = tally.now_us();
                 for _ in 0..BATCH {
-                    link::message(&mut buf, &from, &to, stamp);
+                    template.write(&mut buf, stamp);
                 }
                 tally.sent.fetch_add(BATCH as u64, Ordering::AcqRel);
                 if w.write_all(&buf).await.is_err() {
@@ -201,13 +201,13 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
         let (tally, stop) = (tally.clone(), stop.clone());
         let offset = period.mul_f64(i as f64 / pairs as f64);
         tasks.push(tokio::spawn(async move {
-            let (from, to) = (local(i), remote(i));
+            let template = link::Template::new(&local(i), &remote(i));
             let mut tick = tokio::time::interval_at(start + offset, period);
             let mut buf = Vec::with_capacity(link::MESSAGE_BYTES);
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 buf.clear();
-                link::message(&mut buf, &from, &to, tally.now_us());
+                template.write(&mut buf, tally.now_us());
                 tally.sent.fetch_add(1, Ordering::AcqRel);
                 if w.write_all(&buf).await.is_err() {
                     tally.sent.fetch_sub(1, Ordering::AcqRel);
