@@ -111,10 +111,18 @@ fn counters(tally: &Tally) -> (u64, u64, u64) {
     )
 }
 
+/// How often the throughput loop reads the delivery count.
+const SAMPLE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct Throughput {
-    /// Messages delivered per second over the steady-state window.
+    /// The median of the one-second delivery rates over the steady-state window: a passing
+    /// stall of the shared machine moves it less than it moves the mean.
     pub per_sec: f64,
+    /// Messages delivered over the whole window, per second.
+    pub mean_per_sec: f64,
+    /// The slowest and fastest one-second rates.
+    pub range: (f64, f64),
     pub delivery: Delivery,
 }
 
@@ -161,8 +169,15 @@ pub async fn throughput(
     }
     tokio::time::sleep(warm).await;
     let (r0, t0) = (tally.received.load(Ordering::Acquire), Instant::now());
-    tokio::time::sleep(measure).await;
-    let (r1, t1) = (tally.received.load(Ordering::Acquire), Instant::now());
+    let mut rates = Vec::new();
+    let (mut last_r, mut last_t) = (r0, t0);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + SAMPLE, SAMPLE);
+    while last_t < t0 + measure {
+        tick.tick().await;
+        let (r, t) = (tally.received.load(Ordering::Acquire), Instant::now());
+        rates.push((r - last_r) as f64 / (t - last_t).as_secs_f64());
+        (last_r, last_t) = (r, t);
+    }
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         if let Ok(w) = t.await {
@@ -170,8 +185,14 @@ pub async fn throughput(
         }
     }
     tally.drain(Duration::from_secs(60)).await;
+    rates.sort_by(f64::total_cmp);
     Throughput {
-        per_sec: (r1 - r0) as f64 / (t1 - t0).as_secs_f64(),
+        per_sec: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        mean_per_sec: (last_r - r0) as f64 / (last_t - t0).as_secs_f64(),
+        range: (
+            rates.first().copied().unwrap_or(0.0),
+            rates.last().copied().unwrap_or(0.0),
+        ),
         delivery: delivery(&tally, before),
     }
 }

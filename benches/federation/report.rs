@@ -220,7 +220,10 @@ impl Report {
                 let (a, b) = r.streams.per_stream();
                 json!({
                     "system": r.system.name(),
-                    "throughput": {"per_sec": r.throughput.per_sec,
+                    "throughput": {"median_per_sec": r.throughput.per_sec,
+                                   "mean_per_sec": r.throughput.mean_per_sec,
+                                   "slowest_second": r.throughput.range.0,
+                                   "fastest_second": r.throughput.range.1,
                                    "delivery": delivery(&r.throughput.delivery)},
                     "latency": r.latency.iter().map(|l| json!({
                                 "offered_per_sec": l.offered_per_sec,
@@ -237,7 +240,8 @@ impl Report {
                                 "secured": r.streams.secured,
                                 "delivery": delivery(&r.streams.delivery)},
                     "crowd_throughput": r.crowd.as_ref().map(|c| json!({
-                        "per_sec": c.per_sec, "delivery": delivery(&c.delivery)})),
+                        "median_per_sec": c.per_sec, "mean_per_sec": c.mean_per_sec,
+                        "delivery": delivery(&c.delivery)})),
                 })
             })
             .collect();
