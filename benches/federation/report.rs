@@ -68,7 +68,11 @@ impl Report {
         };
         let xfed_base = self.get(System::Xfed).map(|r| r.throughput.per_sec);
         let mut rows = vec![Row {
-            name: format!("throughput, {} pairs, {} s", p.pairs, p.measure.as_secs()),
+            name: format!(
+                "throughput, {} pairs, median of {} s",
+                p.pairs,
+                p.measure.as_secs()
+            ),
             unit: "msg/s",
             values: per(&|r| Some(r.throughput.per_sec)),
             higher_is_better: true,
