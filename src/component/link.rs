@@ -266,8 +266,12 @@ impl Actor for ComponentLink {
         });
         let outbox = self.origin.link.outbox.clone();
         actix_rt::spawn(async move {
-            if ready.await.is_ok() {
-                outbox.send_raw(Bytes::from_static(b"<handshake/>"));
+            match ready.await {
+                Ok(()) => {
+                    outbox.send_raw(Bytes::from_static(b"<handshake/>"));
+                }
+                // The tenant stopped before taking the link: nothing would ever route to it.
+                Err(_) => outbox.close(Bytes::from_static(STREAM_CLOSE.as_bytes())),
             }
         });
     }

@@ -78,6 +78,8 @@ fn score(sender: u64, link: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::xmpp::Outbox;
 
@@ -89,8 +91,6 @@ mod tests {
             })
             .collect()
     }
-
-    use std::time::Duration;
 
     /// Every link is handed out once, in falling score order: the first is the one a
     /// sender sticks to, the others are its fail-over order.
