@@ -257,8 +257,7 @@ async fn run_system(
             crowd.tenants, crowd.routes
         );
         edges = tokio::task::spawn_blocking(move || {
-            systems::restart_xfed_a(xfed_bin(), &load_dir, &mut edges, layout, crowd);
-            edges
+            systems::restart_xfed_a(xfed_bin(), &load_dir, edges, layout, crowd)
         })
         .await
         .map_err(|e| format!("edge A did not restart: {e}"))?;

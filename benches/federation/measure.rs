@@ -91,15 +91,38 @@ pub struct Delivery {
 }
 
 fn delivery(tally: &Tally, before: (u64, u64, u64)) -> Delivery {
-    let sent = tally.sent.load(Ordering::Acquire) - before.0;
-    let received = tally.received.load(Ordering::Acquire) - before.1;
-    let bounced = tally.bounced.load(Ordering::Acquire) - before.2;
+    let now = counters(tally);
+    let (sent, received, bounced) = (now.0 - before.0, now.1 - before.1, now.2 - before.2);
     Delivery {
         sent,
         received,
         bounced,
         lost: sent.saturating_sub(received + bounced),
         first_bounce: tally.first_bounce.lock().expect("not poisoned").clone(),
+    }
+}
+
+/// Writes `count` messages held in `buf`, counted as sent unless the write fails.
+async fn write_counted(w: &mut OwnedWriteHalf, tally: &Tally, buf: &[u8], count: u64) -> bool {
+    tally.sent.fetch_add(count, Ordering::AcqRel);
+    let ok = w.write_all(buf).await.is_ok();
+    if !ok {
+        tally.sent.fetch_sub(count, Ordering::AcqRel);
+    }
+    ok
+}
+
+/// Tells the writer tasks to stop and takes their links back into the rig.
+async fn rejoin(
+    rig: &mut Rig,
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<OwnedWriteHalf>>,
+) {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Ok(w) = t.await {
+            rig.load.push(w);
+        }
     }
 }
 
@@ -158,9 +181,7 @@ pub async fn throughput(
                 for _ in 0..BATCH {
                     template.write(&mut buf, stamp);
                 }
-                tally.sent.fetch_add(BATCH as u64, Ordering::AcqRel);
-                if w.write_all(&buf).await.is_err() {
-                    tally.sent.fetch_sub(BATCH as u64, Ordering::AcqRel);
+                if !write_counted(&mut w, &tally, &buf, BATCH as u64).await {
                     break;
                 }
             }
@@ -178,12 +199,7 @@ pub async fn throughput(
         rates.push((r - last_r) as f64 / (t - last_t).as_secs_f64());
         (last_r, last_t) = (r, t);
     }
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        if let Ok(w) = t.await {
-            rig.load.push(w);
-        }
-    }
+    rejoin(rig, &stop, tasks).await;
     tally.drain(Duration::from_secs(60)).await;
     rates.sort_by(f64::total_cmp);
     Throughput {
@@ -229,9 +245,7 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
                 tick.tick().await;
                 buf.clear();
                 template.write(&mut buf, tally.now_us());
-                tally.sent.fetch_add(1, Ordering::AcqRel);
-                if w.write_all(&buf).await.is_err() {
-                    tally.sent.fetch_sub(1, Ordering::AcqRel);
+                if !write_counted(&mut w, &tally, &buf, 1).await {
                     break;
                 }
             }
@@ -246,12 +260,7 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
     tokio::time::sleep(measure).await;
     tally.recording.store(false, Ordering::Release);
     let offered = (tally.sent.load(Ordering::Acquire) - sent0) as f64 / t0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        if let Ok(w) = t.await {
-            rig.load.push(w);
-        }
-    }
+    rejoin(rig, &stop, tasks).await;
     tally.drain(Duration::from_secs(60)).await;
     let mut lat = std::mem::take(&mut *tally.latencies.lock().expect("not poisoned"));
     lat.sort_unstable();
@@ -312,7 +321,7 @@ pub async fn streams(
     let before = counters(&tally);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_a0, rss_b0) = (edges.a.rss(), edges.b.rss());
-    let (fds_a0, fds_b0) = (fds(edges.a.pid()), fds(edges.b.pid()));
+    let (fds_a0, fds_b0) = (edges.a.open_files(), edges.b.open_files());
     let from = local(0);
     let w = &mut rig.load[0];
     let t0 = Instant::now();
@@ -326,8 +335,7 @@ pub async fn streams(
         }
         buf.clear();
         link::message(&mut buf, &from, &remote(first + j), tally.now_us());
-        tally.sent.fetch_add(1, Ordering::AcqRel);
-        if w.write_all(&buf).await.is_err() {
+        if !write_counted(w, &tally, &buf, 1).await {
             break;
         }
     }
@@ -340,13 +348,9 @@ pub async fn streams(
         per_sec: d.received as f64 / elapsed.as_secs_f64(),
         rss_a: (rss_a0, edges.a.rss()),
         rss_b: (rss_b0, edges.b.rss()),
-        fds_a: (fds_a0, fds(edges.a.pid())),
-        fds_b: (fds_b0, fds(edges.b.pid())),
+        fds_a: (fds_a0, edges.a.open_files()),
+        fds_b: (fds_b0, edges.b.open_files()),
         delivery: d,
         secured: String::new(),
     }
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }

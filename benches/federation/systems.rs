@@ -102,15 +102,14 @@ pub fn start_xfed(bin: &Path, dir: &Path, layout: Layout) -> Edges {
     }
 }
 
-/// Starts edge A again, with `crowd` configured beside the load tenant.
-pub fn restart_xfed_a(bin: &Path, dir: &Path, edges: &mut Edges, layout: Layout, crowd: Crowd) {
-    let fresh = xfed_node(bin, &dir.join("xfed-a-crowd"), "a", layout, Some(crowd));
-    // Dropping the old A stops it gracefully; the new one takes over its addresses.
-    let old = std::mem::replace(&mut edges.a, fresh);
-    drop(old);
-    edges
-        .a
-        .wait_listening(component_addr(A_IP), Duration::from_secs(60));
+/// Stops edge A, then starts it again with `crowd` configured beside the load tenant. In
+/// that order: the new node must bind the addresses the old one held, and must not be taken
+/// for listening while the old one still answers.
+pub fn restart_xfed_a(bin: &Path, dir: &Path, edges: Edges, layout: Layout, crowd: Crowd) -> Edges {
+    let Edges { a, b, sink_domains } = edges;
+    drop(a);
+    let a = xfed_node(bin, &dir.join("xfed-a-crowd"), "a", layout, Some(crowd));
+    Edges { a, b, sink_domains }
 }
 
 fn xfed_node(bin: &Path, dir: &Path, side: &str, layout: Layout, crowd: Option<Crowd>) -> Proc {

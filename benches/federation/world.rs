@@ -128,6 +128,11 @@ impl Proc {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// File descriptors the process holds open.
+    pub fn open_files(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
     /// The last lines of its log, for a failure message.
     pub fn tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
