@@ -116,11 +116,21 @@ pub struct EventLog {
 
 struct Inner {
     next_seq: u64,
-    ring: VecDeque<Value>,
+    ring: VecDeque<Recorded>,
     capacity: usize,
     file: Option<Rotating>,
     /// Per repeat key: when it was last recorded and how many were folded since.
     repeats: HashMap<String, (Instant, u64)>,
+}
+
+/// An event as the ring keeps it: its JSON line, as written to the file, and what queries
+/// filter on. A line is a few hundred bytes where the same event as a JSON tree is several
+/// times that; with one or two events per stream, that difference is paid per stream on a
+/// node that has just opened thousands.
+struct Recorded {
+    time: DateTime<Utc>,
+    tenant: Option<Box<str>>,
+    line: Box<str>,
 }
 
 impl EventLog {
@@ -194,26 +204,25 @@ impl EventLog {
     /// Events matching `query`, oldest first.
     pub fn query(&self, query: &Query) -> Vec<Value> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let since = query.since.map(|t| t.to_rfc3339());
-        let mut out: Vec<Value> = inner
+        let matching: Vec<&Recorded> = inner
             .ring
             .iter()
             .filter(|e| {
-                since
-                    .as_deref()
-                    .is_none_or(|s| e["time"].as_str().is_some_and(|t| t >= s))
+                query.since.is_none_or(|since| e.time >= since)
                     && query
                         .tenant
                         .as_deref()
-                        .is_none_or(|t| e["tenant"].as_str() == Some(t))
+                        .is_none_or(|t| e.tenant.as_deref() == Some(t))
             })
-            .cloned()
             .collect();
-        if let Some(limit) = query.limit {
-            let skip = out.len().saturating_sub(limit);
-            out.drain(..skip);
-        }
-        out
+        let skip = query
+            .limit
+            .map_or(0, |limit| matching.len().saturating_sub(limit));
+        matching[skip..]
+            .iter()
+            // Invariant: every line was serialized from a JSON object by `push`.
+            .filter_map(|e| serde_json::from_str(&e.line).ok())
+            .collect()
     }
 }
 
@@ -221,20 +230,20 @@ impl Inner {
     fn push(&mut self, event: Event, repeated: Option<u64>) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let now = Utc::now();
         let mut v = Map::new();
         v.insert("seq".into(), seq.into());
-        // One fixed format (UTC, microseconds) so times compare as strings.
+        // One fixed format (UTC, microseconds), as readers of the file expect.
         v.insert(
             "time".into(),
-            Utc::now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
                 .into(),
         );
         v.insert("module".into(), MODULE.into());
         v.insert("event".into(), event.kind.as_str().into());
         v.insert(
             "tenant".into(),
-            event.tenant.map_or(Value::Null, Value::String),
+            event.tenant.clone().map_or(Value::Null, Value::String),
         );
         v.insert("domains".into(), json!(event.domains));
         for (k, val) in event.fields {
@@ -243,9 +252,9 @@ impl Inner {
         if let Some(n) = repeated {
             v.insert("repeated".into(), n.into());
         }
-        let value = Value::Object(v);
+        let line = Value::Object(v).to_string();
         if let Some(file) = &mut self.file {
-            if let Err(e) = file.append(&value) {
+            if let Err(e) = file.append(&line) {
                 tracing::error!(error = %e, "cannot write the event log file; events are kept in memory only");
                 self.file = None;
             }
@@ -253,7 +262,11 @@ impl Inner {
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
-        self.ring.push_back(value);
+        self.ring.push_back(Recorded {
+            time: now,
+            tenant: event.tenant.map(String::into_boxed_str),
+            line: line.into_boxed_str(),
+        });
     }
 }
 
@@ -280,14 +293,13 @@ impl Rotating {
         })
     }
 
-    fn append(&mut self, value: &Value) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+    fn append(&mut self, line: &str) -> std::io::Result<()> {
+        let len = line.len() as u64 + 1;
+        if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
             self.rotate()?;
         }
-        self.file.write_all(&line)?;
-        self.size += line.len() as u64;
+        self.file.write_all(format!("{line}\n").as_bytes())?;
+        self.size += len;
         Ok(())
     }
 
