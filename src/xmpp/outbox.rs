@@ -7,28 +7,28 @@
 //! [`SendError::Full`] instead of growing our memory. When the connection dies, the stanzas
 //! still queued are handed back (`on_undelivered`) to be rerouted or bounced, never dropped.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::stanza::Stanza;
 
 /// Most bytes gathered into one write.
 const MAX_BATCH: usize = 256 * 1024;
 
-/// One entry of the queue. Kept small (a stanza is boxed): the queue's first block of slots
-/// stays allocated for as long as the connection lives, idle or not.
+/// One entry of the queue.
 enum Out {
     /// A routed stanza: counted against the queue bound, handed back if never written.
     Stanza(Box<Stanza>),
     /// Something we generated (an error reply, a handshake answer).
-    Raw(Box<Bytes>),
+    Raw(Bytes),
     /// Final bytes (a stream error or `</stream:stream>`), then shut the socket down.
-    Close(Box<Bytes>),
+    Close(Bytes),
 }
 
 /// Why a stanza could not be queued; the stanza comes back to the caller.
@@ -40,27 +40,61 @@ pub enum SendError {
     Closed(Box<Stanza>),
 }
 
+/// What the senders and the writer task share: one allocation per connection. The queue
+/// is a plain deque under a lock that the writer holds only to swap it out whole, so an
+/// idle connection holds no slots at all (a channel would keep its first block of slots and
+/// its padded halves, about 1 KiB, for the connection's life).
+struct Shared {
+    queue: Mutex<VecDeque<Out>>,
+    /// Wakes the writer when a sender puts the first entry into an empty queue.
+    wake: Notify,
+    /// Set once the writer has stopped: nothing more is taken.
+    closed: AtomicBool,
+    /// Bytes of stanzas queued and not yet written: the backpressure signal.
+    queued: AtomicUsize,
+    /// Stanzas written so far: tells idle connections from busy ones.
+    written: AtomicU64,
+    /// Bytes of stanzas written so far.
+    written_bytes: AtomicU64,
+    /// When a stanza was last written, in Unix milliseconds (0: never).
+    last_write_ms: AtomicU64,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Out>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `out` unless the writer has stopped, in which case it comes back.
+    fn push(&self, out: Out) -> Result<(), Out> {
+        let mut queue = self.queue();
+        // Checked under the lock: the writer sets it under the lock before its last drain.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(out);
+        }
+        let was_empty = queue.is_empty();
+        queue.push_back(out);
+        drop(queue);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
 /// A cloneable handle on a connection's write queue.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Out>,
-    /// Bytes of stanzas queued and not yet written: the backpressure signal.
-    queued: Arc<AtomicUsize>,
-    /// The bound on `queued`.
+    shared: Arc<Shared>,
+    /// The bound on queued stanza bytes.
     limit: usize,
-    /// Stanzas written so far: tells idle connections from busy ones.
-    written: Arc<AtomicU64>,
-    /// Bytes of stanzas written so far.
-    written_bytes: Arc<AtomicU64>,
-    /// When a stanza was last written, in Unix milliseconds (0: never).
-    last_write_ms: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
-            .field("queued", &self.queued.load(Ordering::Relaxed))
-            .field("closed", &self.tx.is_closed())
+            .field("queued", &self.queued_bytes())
+            .field("closed", &self.is_closed())
             .finish()
     }
 }
@@ -80,87 +114,78 @@ impl Outbox {
     where
         W: AsyncWrite + Unpin + 'static,
     {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(AtomicU64::new(0));
-        let written_bytes = Arc::new(AtomicU64::new(0));
-        let last_write_ms = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            written: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
+            last_write_ms: AtomicU64::new(0),
+        });
         let task = actix_rt::spawn(write_loop(
             writer,
-            rx,
-            Counters {
-                queued: queued.clone(),
-                written: written.clone(),
-                written_bytes: written_bytes.clone(),
-                last_write_ms: last_write_ms.clone(),
-            },
+            Closer(shared.clone()),
             stall,
             on_undelivered,
         ));
-        (
-            Outbox {
-                tx,
-                queued,
-                limit,
-                written,
-                written_bytes,
-                last_write_ms,
-            },
-            task,
-        )
+        (Outbox { shared, limit }, task)
     }
 
     /// Queues a routed stanza.
     pub fn send(&self, stanza: Stanza) -> Result<(), SendError> {
         let len = stanza.bytes.len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let queued = &self.shared.queued;
+        let before = queued.fetch_add(len, Ordering::AcqRel);
         if before > 0 && before + len > self.limit {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            queued.fetch_sub(len, Ordering::AcqRel);
             return Err(SendError::Full(Box::new(stanza)));
         }
-        self.tx.send(Out::Stanza(Box::new(stanza))).map_err(|e| {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            match e.0 {
-                Out::Stanza(s) => SendError::Closed(s),
-                // Invariant: we just sent an `Out::Stanza`.
-                _ => unreachable!("send returns what was sent"),
-            }
-        })
+        self.shared
+            .push(Out::Stanza(Box::new(stanza)))
+            .map_err(|out| {
+                queued.fetch_sub(len, Ordering::AcqRel);
+                match out {
+                    Out::Stanza(s) => SendError::Closed(s),
+                    // Invariant: we just pushed an `Out::Stanza`.
+                    _ => unreachable!("push returns what was pushed"),
+                }
+            })
     }
 
     /// Queues bytes we generated. Returns false when the connection is closed.
     pub fn send_raw(&self, bytes: Bytes) -> bool {
-        self.tx.send(Out::Raw(Box::new(bytes))).is_ok()
+        self.shared.push(Out::Raw(bytes)).is_ok()
     }
 
     /// Writes what is queued, then `tail`, then shuts the connection down.
     pub fn close(&self, tail: Bytes) {
-        let _ = self.tx.send(Out::Close(Box::new(tail)));
+        let _ = self.shared.push(Out::Close(tail));
     }
 
     /// True once the writer has stopped taking stanzas.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.shared.closed.load(Ordering::Acquire)
     }
 
     /// Bytes of stanzas waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.shared.queued.load(Ordering::Relaxed)
     }
 
     /// Stanzas written since the connection opened.
     pub fn stanzas_written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.shared.written.load(Ordering::Relaxed)
     }
 
     /// Bytes of stanzas written since the connection opened.
     pub fn bytes_written(&self) -> u64 {
-        self.written_bytes.load(Ordering::Relaxed)
+        self.shared.written_bytes.load(Ordering::Relaxed)
     }
 
     /// When a stanza was last written, in Unix milliseconds (0: never).
     pub fn last_write_ms(&self) -> u64 {
-        self.last_write_ms.load(Ordering::Relaxed)
+        self.shared.last_write_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -171,30 +196,51 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What the writer task reports back through shared counters.
-struct Counters {
-    queued: Arc<AtomicUsize>,
-    written: Arc<AtomicU64>,
-    written_bytes: Arc<AtomicU64>,
-    last_write_ms: Arc<AtomicU64>,
+/// The writer's hold on the shared state: however the writer ends (returns, or its task is
+/// dropped with the runtime), the queue is closed to senders.
+struct Closer(Arc<Shared>);
+
+impl Closer {
+    /// Closes the queue and takes what is left in it.
+    fn close(&self) -> VecDeque<Out> {
+        let mut queue = self.0.queue();
+        self.0.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *queue)
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    counters: Counters,
+    shared: Closer,
     stall: Duration,
     on_undelivered: impl FnOnce(Vec<Stanza>),
 ) {
+    let counters = &*shared.0;
     // Allocated when there is something to write and let go when the queue runs dry, so
-    // that an idle connection holds no write buffer.
+    // that an idle connection holds no write buffer and no queue slots.
     let mut buf = BytesMut::new();
-    while let Some(first) = rx.recv().await {
+    // Entries taken from the queue and not yet written (a write stops at MAX_BATCH).
+    let mut batch = VecDeque::new();
+    loop {
+        if batch.is_empty() {
+            std::mem::swap(&mut batch, &mut *counters.queue());
+            if batch.is_empty() {
+                // Let the drained deque's slots go while idle.
+                batch = VecDeque::new();
+                counters.wake.notified().await;
+                continue;
+            }
+        }
         let mut counted = 0;
         let mut stanzas = 0;
         let mut closing = false;
-        let mut next = Some(first);
-        while let Some(out) = next.take() {
+        while let Some(out) = batch.pop_front() {
             match out {
                 Out::Stanza(s) => {
                     counted += s.bytes.len();
@@ -208,8 +254,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     break;
                 }
             }
-            if buf.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
+            if buf.len() >= MAX_BATCH {
+                break;
             }
         }
         let written = tokio::time::timeout(stall, async {
@@ -225,11 +271,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 .fetch_add(counted as u64, Ordering::Relaxed);
             counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
         }
-        if rx.is_empty() {
-            buf = BytesMut::new();
-        } else {
-            buf.clear();
-        }
+        buf.clear();
         if !matches!(written, Ok(Ok(()))) {
             tracing::debug!("write failed or stalled; closing the connection");
             break;
@@ -238,16 +280,113 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             let _ = tokio::time::timeout(stall, writer.shutdown()).await;
             break;
         }
-    }
-    rx.close();
-    let mut undelivered = Vec::new();
-    while let Ok(out) = rx.try_recv() {
-        if let Out::Stanza(s) = out {
-            counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
-            undelivered.push(*s);
+        if batch.is_empty() && counters.queue().is_empty() {
+            buf = BytesMut::new();
         }
     }
+    let left = shared.close();
+    let undelivered: Vec<Stanza> = batch
+        .into_iter()
+        .chain(left)
+        .filter_map(|out| match out {
+            Out::Stanza(s) => {
+                counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
+                Some(*s)
+            }
+            _ => None,
+        })
+        .collect();
     if !undelivered.is_empty() {
         on_undelivered(undelivered);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::xmpp::stanza::Kind;
+
+    fn stanza(body: &str) -> Stanza {
+        Stanza {
+            bytes: Bytes::from(format!("<message>{body}</message>")),
+            name: "message".into(),
+            kind: Kind::Message,
+            to: None,
+            from: None,
+            id: None,
+            type_: None,
+            xmlns: None,
+        }
+    }
+
+    /// Reads what the peer end of a duplex pipe got until it closes.
+    async fn read_all(mut peer: tokio::io::DuplexStream) -> String {
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), peer.read_to_end(&mut got)).await;
+        String::from_utf8(got).unwrap()
+    }
+
+    #[test]
+    fn stanzas_raw_bytes_and_the_tail_are_written_in_order_then_the_socket_shuts() {
+        actix_rt::System::new().block_on(async {
+            let (ours, peer) = tokio::io::duplex(1 << 16);
+            let (outbox, task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(5), |_| {});
+            assert!(outbox.send_raw(Bytes::from_static(b"<a/>")));
+            outbox.send(stanza("1")).unwrap();
+            outbox.send(stanza("2")).unwrap();
+            outbox.close(Bytes::from_static(b"</stream:stream>"));
+            let got = read_all(peer).await;
+            assert_eq!(
+                got,
+                "<a/><message>1</message><message>2</message></stream:stream>"
+            );
+            task.await.unwrap();
+            assert!(outbox.is_closed());
+            assert_eq!(outbox.stanzas_written(), 2);
+            assert_eq!(outbox.queued_bytes(), 0);
+            let refused = outbox.send(stanza("3"));
+            assert!(
+                matches!(refused, Err(SendError::Closed(s)) if s.bytes.ends_with(b"3</message>"))
+            );
+        });
+    }
+
+    /// A peer that reads nothing: the queue fills to its bound and refuses more, and when
+    /// the write stalls past its limit every stanza still queued comes back.
+    #[test]
+    fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
+        actix_rt::System::new().block_on(async {
+            let (ours, _peer) = tokio::io::duplex(64);
+            let back = Rc::new(RefCell::new(Vec::new()));
+            let sink = back.clone();
+            let (outbox, task) = Outbox::spawn(ours, 200, Duration::from_millis(200), move |s| {
+                sink.borrow_mut().extend(s)
+            });
+            let mut accepted = 0;
+            let mut full = 0;
+            for i in 0..50 {
+                match outbox.send(stanza(&format!("{i:03}"))) {
+                    Ok(()) => accepted += 1,
+                    Err(SendError::Full(_)) => full += 1,
+                    Err(SendError::Closed(_)) => panic!("closed before the stall limit"),
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(full > 0, "the bound refused some");
+            task.await.unwrap();
+            assert!(outbox.is_closed());
+            let written = outbox.stanzas_written() as usize;
+            let back = back.borrow();
+            // Those the writer had taken for its stalled write are lost with the socket;
+            // everything still queued behind them comes back.
+            assert!(!back.is_empty(), "queued stanzas were handed back");
+            assert!(written + back.len() <= accepted);
+            assert_eq!(outbox.queued_bytes(), 0, "nothing left counted as queued");
+        });
     }
 }
