@@ -9,6 +9,12 @@ use xfed::admin::client::{self, AdminClient, ClientError};
 use xfed::config;
 use xfed::node::supervisor::Supervisor;
 
+/// mimalloc: thread-local free lists make the small allocations of the hot path (a stanza's
+/// bytes and attributes, queue entries) cheaper than glibc's malloc, measured in the
+/// federation benchmark (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// xfed: a multitenant XMPP federation router.
 #[derive(Parser)]
 #[command(version, about)]
