@@ -337,3 +337,161 @@ async fn tls_required_refuses_dialback_before_starttls() {
     );
     a.shutdown().await;
 }
+
+/// A stand-in authoritative server for globex.example: answers every `<db:verify/>` as
+/// valid, and reports each connection it accepts and each question it gets. A connection
+/// that has had 3 questions is closed after the third answer.
+async fn authoritative(
+    listener: tokio::net::TcpListener,
+    seen: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut n = 0;
+    while let Ok((mut s, _)) = listener.accept().await {
+        n += 1;
+        let _ = seen.send(format!("connection {n}"));
+        let seen = seen.clone();
+        actix_rt::spawn(async move {
+            let mut text = String::new();
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut opened = false;
+            let mut asked = 0;
+            loop {
+                let Ok(Ok(k)) = tokio::time::timeout(WAIT, s.read(&mut buf)).await else {
+                    return;
+                };
+                if k == 0 {
+                    return;
+                }
+                text.push_str(&String::from_utf8_lossy(&buf[..k]));
+                if !opened && text.contains("<stream:stream") {
+                    opened = true;
+                    let _ = s
+                        .write_all(
+                            b"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
+                              xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' \
+                              id='auth-stream' version='1.0'><stream:features/>",
+                        )
+                        .await;
+                }
+                while let Some(start) = text.find("<db:verify ") {
+                    let Some(end) = text[start..].find("</db:verify>") else {
+                        break;
+                    };
+                    let q = text[start..start + end].to_owned();
+                    text.drain(..start + end);
+                    let attr = |name: &str| {
+                        q.split(&format!("{name}='"))
+                            .nth(1)
+                            .and_then(|r| r.split('\'').next())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let (from, id) = (attr("from"), attr("id"));
+                    let _ = seen.send(format!("verify {from} {id}"));
+                    let answer = format!(
+                        "<db:verify from='globex.example' to='{from}' id='{id}' type='valid'/>"
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                    asked += 1;
+                }
+                if asked >= 3 {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// globex.example opens a stream to `to` and offers a dialback key; answers what xfed said.
+async fn dialback_from_globex(node: &xfed::node::Node, to: &str) -> Raw {
+    let mut c = Raw::connect(node.s2s_addr()).await;
+    c.send(format!(
+        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' to='{to}' version='1.0'>"
+    ))
+    .await;
+    c.read_until(|r| r.contains("</stream:features>")).await;
+    c.send(format!(
+        "<db:result from='globex.example' to='{to}'>0123456789abcdef</db:result>"
+    ))
+    .await;
+    c.expect("<db:result").await;
+    c.read_until(|r| r.contains("type=")).await;
+    c
+}
+
+/// Streams from one remote server to several domains of a tenant are checked with the
+/// remote's authoritative server over one connection, not one each; when that server closes
+/// it, the next check opens another.
+#[actix_rt::test]
+async fn dialback_checks_for_one_remote_share_a_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    actix_rt::spawn(authoritative(listener, seen_tx));
+    let router = node_a(dir.path(), port, NO_TLS, 5);
+    let tenant = dir.path().join("tenants").join("acme.toml");
+    let text = std::fs::read_to_string(&tenant).unwrap().replace(
+        "domains = [\"acme.example\"]",
+        "domains = [\"acme.example\", \"two.acme.example\", \"three.acme.example\"]",
+    );
+    std::fs::write(&tenant, text).unwrap();
+    let a = start_at(&router).await;
+
+    let mut streams = Vec::new();
+    for to in ["acme.example", "two.acme.example", "three.acme.example"] {
+        let c = dialback_from_globex(&a, to).await;
+        assert!(
+            c.received
+                .contains(&format!("from='{to}' to='globex.example' type='valid'")),
+            "{to}: {}",
+            c.received
+        );
+        streams.push(c);
+    }
+    let mut log = Vec::new();
+    while let Ok(line) = seen.try_recv() {
+        log.push(line);
+    }
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("connection")).count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("verify")).count(),
+        3,
+        "{log:?}"
+    );
+    for to in ["acme.example", "two.acme.example", "three.acme.example"] {
+        assert!(
+            log.iter().any(|l| l.starts_with(&format!("verify {to} "))),
+            "{log:?}"
+        );
+    }
+
+    // The authoritative server has closed that connection: the next check opens another.
+    let c = dialback_from_globex(&a, "acme.example").await;
+    assert!(
+        c.received
+            .contains("from='acme.example' to='globex.example' type='valid'"),
+        "{}",
+        c.received
+    );
+    while let Ok(line) = seen.try_recv() {
+        log.push(line);
+    }
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("connection")).count(),
+        2,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("verify")).count(),
+        4,
+        "{log:?}"
+    );
+    a.shutdown().await;
+}

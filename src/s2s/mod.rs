@@ -4,6 +4,7 @@
 //! - [`federation::Federation`] is routing's way out: one outbound stream per (local,
 //!   remote) domain pair, stanzas queued while it is set up, bounced when it cannot be;
 //! - [`outbound`] opens streams (originating and receiving-server verify roles);
+//! - [`verify`] keeps the receiving server's connections for dialback checks, shared;
 //! - [`inbound`] negotiates streams peers open (receiving and authoritative roles);
 //! - [`stream::S2sStream`] is the actor of an established stream, either direction;
 //! - [`auth`] decides, in one place, whether a proven peer is trusted.
@@ -18,6 +19,7 @@ pub mod outbound;
 pub mod resolve;
 pub mod stream;
 pub mod tls;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +66,8 @@ pub struct S2sContext {
     pub streams: DashMap<u64, StreamEntry>,
     /// Where events and metrics go.
     pub observer: Arc<Observer>,
+    /// Connections to remote authoritative servers for dialback checks, shared.
+    pub verify_links: verify::VerifyLinks,
 }
 
 /// A live s2s stream as the node keeps track of it.
@@ -152,6 +156,7 @@ impl S2sContext {
             dead_peer_timeout: DEAD_PEER_TIMEOUT,
             streams: DashMap::new(),
             observer,
+            verify_links: verify::VerifyLinks::default(),
         })
     }
 

@@ -11,7 +11,7 @@ use quick_xml::escape::escape;
 use super::{Role, S2sStream};
 use crate::config::domain_key;
 use crate::s2s::auth::Mechanism;
-use crate::s2s::outbound::{self, is_dialback};
+use crate::s2s::outbound::is_dialback;
 use crate::s2s::AuthedPair;
 use crate::xmpp::{ns, Kind, Stanza, StreamCondition as C, StreamError};
 
@@ -148,7 +148,7 @@ impl S2sStream {
                 .targets(&r, routes.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            outbound::verify(&c, &l, &r, &targets, &sid, &key)
+            crate::s2s::verify::verify(&c, &l, &r, &targets, &sid, &key)
                 .await
                 .map_err(|e| e.to_string())
         };

@@ -5,7 +5,10 @@ on Prosody talk across the federation.
   1. the component sends --count messages to the Prosody user: all arrive, in order;
   2. the user answers each one: all answers reach the component, in order;
   3. the component pings the Prosody server itself (iq) and gets a result;
-  4. a presence from the user reaches the component.
+  4. a presence from the user reaches the component;
+  5. with --second-domain, a message from the user to that other domain of the tenant reaches
+     the component (Prosody opens a second stream, which xfed checks with Prosody's
+     authoritative server over the connection it already has for the first).
 Last line: "N passed, M failed"; exit 0 only when all passed; bounded by --timeout.
 """
 
@@ -109,6 +112,10 @@ async def run(a):
         user.send_presence(pto=sender)
         arrived = await until(lambda: any(p.startswith(a.user_jid) for p in comp.presences), deadline)
         results.append((arrived, "presence from the Prosody user reached the component"))
+        if a.second_domain:
+            user.send_message(mto=f"bob@{a.second_domain}", mbody="to the second domain", mtype="chat")
+            arrived = await until(lambda: "to the second domain" in comp.bodies, deadline)
+            results.append((arrived, f"Prosody -> xfed: a message to {a.second_domain} arrived"))
         errors = comp.errors + user.errors
         results.append((not errors, f"errors: {errors}" if errors else "no error stanzas"))
     except asyncio.TimeoutError:
@@ -130,6 +137,7 @@ def main():
     p.add_argument("--user-password", required=True)
     p.add_argument("--user-host", required=True)
     p.add_argument("--user-port", type=int, default=5222)
+    p.add_argument("--second-domain", help="another domain of the component's tenant")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--verbose", action="store_true")

@@ -61,10 +61,11 @@ handshake_timeout_secs = 15
     routes = ""
     if scenario == "static":
         routes = f'[static_routes]\nenabled = true\nroutes = {{ "peer.test" = ["{PROSODY_IP}:5269"] }}\n'
+    domains = '"acme.test", "two.acme.test"' if scenario == "dns" else '"acme.test"'
     with open(os.path.join(tenants, "acme.toml"), "w") as f:
         f.write(f'''name = "acme"
 secret = "acme-component-secret"
-domains = ["acme.test"]
+domains = [{domains}]
 [privacy]
 mode = "allow-list"
 allow = ["peer.test"]
@@ -154,7 +155,8 @@ def check_dns(w, a):
 
 def interop(w, a):
     """xfed and Prosody federating; returns the exit status."""
-    srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269)]
+    srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269),
+           ("_xmpp-server._tcp.two.acme.test", "xfed.test", 5269)]
     hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
     if a.scenario == "a-record":
         hosts.append(("peer.test", PROSODY_IP))
@@ -176,7 +178,8 @@ def interop(w, a):
                  "--component-jid", "acme.test", "--component-secret", "acme-component-secret",
                  "--component-host", XFED_IP, "--component-port", "7400",
                  "--user-jid", "alice@peer.test", "--user-password", "alice-password",
-                 "--user-host", PROSODY_IP, "--count", str(a.count), "--timeout", "60"],
+                 "--user-host", PROSODY_IP, "--count", str(a.count), "--timeout", "60"]
+                + (["--second-domain", "two.acme.test"] if a.scenario == "dns" else []),
                 timeout=120)
     lines = out.stdout.splitlines()
     summary = lines[-1] if lines and lines[-1].endswith(" failed") else "0 passed, 1 failed"
@@ -195,6 +198,13 @@ def interop(w, a):
         ok = bool(hits) and all(f"mechanism={want}" in l for l in hits)
         seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
         print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
+        passed, failed = passed + ok, failed + (not ok)
+    if a.scenario == "dns":
+        # Prosody's two streams (to acme.test and two.acme.test) were checked over one
+        # verify connection to peer.test.
+        opened = [l for l in log if "dialback verify connection opened" in l and "remote=peer.test" in l]
+        ok = len(opened) == 1
+        print(("ok: " if ok else "FAIL: ") + f"verify connections opened to peer.test: {len(opened)} (want 1)")
         passed, failed = passed + ok, failed + (not ok)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or out.returncode != 0 else 0
