@@ -249,22 +249,33 @@ async fn run_system(
         latency,
         streams: s,
         crowd: None,
+        crowd_base: None,
     };
     if system == System::Xfed {
-        let crowd = plan.crowd;
-        eprintln!(
-            "   tenancy: {} tenants, {} static routes",
-            crowd.tenants, crowd.routes
-        );
-        edges = tokio::task::spawn_blocking(move || {
-            systems::restart_xfed_a(xfed_bin(), &load_dir, edges, layout, crowd)
-        })
-        .await
-        .map_err(|e| format!("edge A did not restart: {e}"))?;
-        rig.reconnect_load(plan.pairs).await?;
-        let c = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
-        eprintln!("   {c:?}");
-        result.crowd = Some(c);
+        // Edge A restarted twice, with its one tenant and then with the crowd, so that the
+        // two figures of the share are taken under the same conditions.
+        for crowd in [None, Some(plan.crowd)] {
+            match crowd {
+                Some(c) => eprintln!(
+                    "   tenancy: {} tenants, {} static routes",
+                    c.tenants, c.routes
+                ),
+                None => eprintln!("   tenancy baseline: edge A restarted with 1 tenant"),
+            }
+            let dir = load_dir.clone();
+            edges = tokio::task::spawn_blocking(move || {
+                systems::restart_xfed_a(xfed_bin(), &dir, edges, layout, crowd)
+            })
+            .await
+            .map_err(|e| format!("edge A did not restart: {e}"))?;
+            rig.reconnect_load(plan.pairs).await?;
+            let t = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
+            eprintln!("   {t:?}");
+            match crowd {
+                Some(_) => result.crowd = Some(t),
+                None => result.crowd_base = Some(t),
+            }
+        }
     }
     drop(rig);
     stop(edges).await;

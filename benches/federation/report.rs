@@ -17,6 +17,9 @@ pub struct SystemResult {
     pub streams: Streams,
     /// Throughput with the crowd of tenants and static routes on edge A (xfed only).
     pub crowd: Option<Throughput>,
+    /// Throughput on edge A restarted with its one tenant, measured just before `crowd`
+    /// under the same conditions: the tenancy share is taken against it.
+    pub crowd_base: Option<Throughput>,
 }
 
 pub struct Report {
@@ -66,7 +69,10 @@ impl Report {
         let lat = |k: usize, q: fn(&Latency) -> u32| {
             per(&|r| r.latency.get(k).map(|l| q(l) as f64 / 1000.0))
         };
-        let xfed_base = self.get(System::Xfed).map(|r| r.throughput.per_sec);
+        let xfed_base = self
+            .get(System::Xfed)
+            .and_then(|r| r.crowd_base.as_ref())
+            .map(|b| b.per_sec);
         let mut rows = vec![Row {
             name: format!(
                 "throughput, {} pairs, median of {} s",
@@ -125,7 +131,7 @@ impl Report {
             },
             Row {
                 name: format!(
-                    "throughput with {} tenants / {} routes, share of 1 tenant",
+                    "throughput with {} tenants / {} routes, share of 1 tenant (both on a restarted edge A)",
                     p.crowd.tenants, p.crowd.routes
                 ),
                 unit: "%",
@@ -246,6 +252,9 @@ impl Report {
                     "crowd_throughput": r.crowd.as_ref().map(|c| json!({
                         "median_per_sec": c.per_sec, "mean_per_sec": c.mean_per_sec,
                         "delivery": delivery(&c.delivery)})),
+                    "crowd_base_throughput": r.crowd_base.as_ref().map(|c| json!({
+                        "median_per_sec": c.per_sec, "mean_per_sec": c.mean_per_sec,
+                        "delivery": delivery(&c.delivery)})),
                 })
             })
             .collect();
@@ -295,6 +304,9 @@ impl Report {
                 check("latency", &l.delivery);
             }
             check("streams", &x.streams.delivery);
+            if let Some(c) = &x.crowd_base {
+                check("tenancy baseline throughput", &c.delivery);
+            }
             if let Some(c) = &x.crowd {
                 check("tenancy throughput", &c.delivery);
             }

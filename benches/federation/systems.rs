@@ -105,10 +105,21 @@ pub fn start_xfed(bin: &Path, dir: &Path, layout: Layout) -> Edges {
 /// Stops edge A, then starts it again with `crowd` configured beside the load tenant. In
 /// that order: the new node must bind the addresses the old one held, and must not be taken
 /// for listening while the old one still answers.
-pub fn restart_xfed_a(bin: &Path, dir: &Path, edges: Edges, layout: Layout, crowd: Crowd) -> Edges {
+pub fn restart_xfed_a(
+    bin: &Path,
+    dir: &Path,
+    edges: Edges,
+    layout: Layout,
+    crowd: Option<Crowd>,
+) -> Edges {
     let Edges { a, b, sink_domains } = edges;
     drop(a);
-    let a = xfed_node(bin, &dir.join("xfed-a-crowd"), "a", layout, Some(crowd));
+    let name = if crowd.is_some() {
+        "xfed-a-crowd"
+    } else {
+        "xfed-a-again"
+    };
+    let a = xfed_node(bin, &dir.join(name), "a", layout, crowd);
     Edges { a, b, sink_domains }
 }
 
