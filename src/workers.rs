@@ -2,15 +2,25 @@
 //! Listeners accept on the node's thread and hand each connection to the next worker, where
 //! its actors live from then on.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use actix::{Arbiter, ArbiterHandle};
 use tokio::net::TcpStream;
 
+thread_local! {
+    /// Set on each worker's thread: whose worker it is (a [`Workers`]' id).
+    static CURRENT: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Tells the [`Workers`] of one process apart (tests run several nodes in one).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Round-robin over the worker arbiters.
 pub struct Workers {
+    id: u64,
     handles: Vec<ArbiterHandle>,
     /// The worker to get the next connection.
     next: AtomicUsize,
@@ -18,8 +28,14 @@ pub struct Workers {
 
 impl Workers {
     pub fn new(arbiters: &[Arbiter]) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let handles: Vec<ArbiterHandle> = arbiters.iter().map(|a| a.handle()).collect();
+        for h in &handles {
+            h.spawn_fn(move || CURRENT.with(|c| c.set(Some(id))));
+        }
         Self {
-            handles: arbiters.iter().map(|a| a.handle()).collect(),
+            id,
+            handles,
             next: AtomicUsize::new(0),
         }
     }
@@ -62,6 +78,21 @@ impl Workers {
             actix_rt::spawn(task());
         });
     }
+
+    /// Runs `task` on this thread when it is one of the workers, else on the next worker.
+    /// What `task` starts stays with the caller's other connections: a stream dialed for a
+    /// component link's stanzas gets its writer on the link's thread, so those stanzas reach
+    /// the socket without waking another thread.
+    pub fn spawn_here<Fut>(&self, task: impl FnOnce() -> Fut + Send + 'static)
+    where
+        Fut: Future<Output = ()> + 'static,
+    {
+        if CURRENT.with(Cell::get) == Some(self.id) {
+            actix_rt::spawn(task());
+        } else {
+            self.spawn(task);
+        }
+    }
 }
 
 /// Accepts on `listener` forever, giving each connection to `serve` on a worker.
@@ -83,5 +114,61 @@ pub async fn accept_loop<F, Fut>(
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::thread::ThreadId;
+
+    use super::*;
+
+    /// Where `spawn_here` runs its task when called from `from`: the thread's id, and
+    /// whether that thread is one of the workers.
+    fn spawned_from(workers: &Arc<Workers>, on_worker: bool) -> (ThreadId, ThreadId) {
+        let (tx, rx) = mpsc::channel();
+        let w = workers.clone();
+        let ask = move || {
+            let caller = std::thread::current().id();
+            w.spawn_here(move || async move {
+                let _ = tx.send((caller, std::thread::current().id()));
+            });
+        };
+        if on_worker {
+            workers.handles[1].spawn_fn(ask);
+        } else {
+            ask();
+        }
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the task ran")
+    }
+
+    #[test]
+    fn spawn_here_stays_on_a_worker_and_goes_to_one_from_elsewhere() {
+        let sys = actix_rt::System::new();
+        sys.block_on(async {
+            let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+            let workers = Arc::new(Workers::new(&arbiters));
+            let (caller, ran) = spawned_from(&workers, true);
+            assert_eq!(caller, ran, "asked on a worker: ran on that worker");
+            let (caller, ran) = spawned_from(&workers, false);
+            assert_ne!(caller, ran, "asked elsewhere: ran on a worker");
+            // Another node's workers are not "here".
+            let others = Arc::new(Workers::new(&arbiters[..1]));
+            let (tx, rx) = mpsc::channel();
+            let o = others.clone();
+            workers.handles[1].spawn_fn(move || {
+                let caller = std::thread::current().id();
+                o.spawn_here(move || async move {
+                    let _ = tx.send(caller != std::thread::current().id());
+                });
+            });
+            assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
+            for a in arbiters {
+                a.stop();
+            }
+        });
     }
 }

@@ -151,11 +151,12 @@ impl Federation {
         self.dial(local, remote);
     }
 
-    /// Starts setting up a new stream for a pair (on a worker).
+    /// Starts setting up a new stream for a pair, on the worker that asked (that of the
+    /// component link whose stanza needs it) or, from elsewhere, the next worker.
     fn dial(&self, local: &str, remote: &str) {
         let me = self.me.clone();
         let (local, remote) = (local.to_owned(), remote.to_owned());
-        self.ctx.workers.spawn(move || async move {
+        self.ctx.workers.spawn_here(move || async move {
             let Some(fed) = me.upgrade() else { return };
             let result = fed.connect(&local, &remote).await;
             match result {
