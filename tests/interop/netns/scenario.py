@@ -26,7 +26,7 @@ PROSODY_IP, XFED_IP = "127.0.0.2", "127.0.0.3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def xfed_config(w, scenario, cert, key, ca):
+def xfed_config(w, scenario, cert, key, ca, domains=("acme.test",)):
     tenants = w.path("tenants")
     os.makedirs(tenants, exist_ok=True)
     with open(w.path("dialback.secret"), "w") as f:
@@ -61,7 +61,7 @@ handshake_timeout_secs = 15
     routes = ""
     if scenario == "static":
         routes = f'[static_routes]\nenabled = true\nroutes = {{ "peer.test" = ["{PROSODY_IP}:5269"] }}\n'
-    domains = '"acme.test", "two.acme.test"' if scenario == "dns" else '"acme.test"'
+    domains = ", ".join(f'"{d}"' for d in domains)
     with open(os.path.join(tenants, "acme.toml"), "w") as f:
         f.write(f'''name = "acme"
 secret = "acme-component-secret"
@@ -171,7 +171,9 @@ def interop(w, a):
     x_cert, x_key = w.cert("acme", ["acme.test"], signed=signed)
     ca = w.ca() if signed else None
     w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key, cafile=ca)
-    cfg = xfed_config(w, a.scenario, x_cert, x_key, ca)
+    # In "dns", a second domain of the tenant, for Prosody's second stream.
+    domains = ("acme.test", "two.acme.test") if a.scenario == "dns" else ("acme.test",)
+    cfg = xfed_config(w, a.scenario, x_cert, x_key, ca, domains)
     w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
     w.wait_listening(XFED_IP, 7400)
     out = w.run([sys.executable, os.path.join(HERE, "parties.py"),
