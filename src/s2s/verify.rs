@@ -181,6 +181,7 @@ pub async fn verify(
             Ok(Ok(valid)) => return Ok(valid),
             Ok(Err(_closed)) => continue,
             Err(_) => {
+                link.pending().waiting.remove(&question());
                 return Err(DialError::Timeout(format!("verify with {remote}")));
             }
         }
