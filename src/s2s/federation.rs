@@ -105,12 +105,10 @@ impl Federation {
     /// domain already authenticated by dialback, when that one presents the same
     /// certificate; else on a new stream.
     fn start(&self, local: &str, remote: &str) {
-        let same_cert = |other: &str| {
-            Arc::ptr_eq(
-                &self.ctx.tls.load().client_for(other),
-                &self.ctx.tls.load().client_for(local),
-            )
-        };
+        let tls = self.ctx.tls.load();
+        let my_cert = tls.client_for(local);
+        let my_tenant = self.ctx.tenant_of(local);
+        let same_cert = |other: &str| Arc::ptr_eq(&tls.client_for(other), &my_cert);
         let others = self
             .locals_by_remote
             .get(remote)
@@ -122,7 +120,7 @@ impl Federation {
                 *other != local
                     && same_cert(other)
                     // A stream serves one tenant, so a change to one never closes another's.
-                    && self.ctx.tenant_of(other) == self.ctx.tenant_of(local)
+                    && self.ctx.tenant_of(other) == my_tenant
             })
             .filter_map(|other| {
                 let pair = self.pairs.get(&(other.clone(), remote.to_owned()))?;

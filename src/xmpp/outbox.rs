@@ -231,8 +231,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if batch.is_empty() {
             std::mem::swap(&mut batch, &mut *counters.queue());
             if batch.is_empty() {
-                // Let the drained deque's slots go while idle.
+                // Let the drained deque's slots and the write buffer go while idle.
                 batch = VecDeque::new();
+                buf = BytesMut::new();
                 counters.wake.notified().await;
                 continue;
             }
@@ -279,9 +280,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if closing {
             let _ = tokio::time::timeout(stall, writer.shutdown()).await;
             break;
-        }
-        if batch.is_empty() && counters.queue().is_empty() {
-            buf = BytesMut::new();
         }
     }
     let left = shared.close();
