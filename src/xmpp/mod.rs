@@ -3,12 +3,13 @@
 //! routing.
 
 pub mod error;
+mod markup;
 pub mod ns;
 pub mod outbox;
 pub mod reader;
 pub mod stanza;
 
-pub use error::{StanzaCondition, StreamCondition, StreamError};
+pub use error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
 pub use outbox::{Outbox, SendError};
 pub use reader::{Frame, Limits, ReadError, StreamHeader, StreamReader};
 pub use stanza::{Kind, Stanza};

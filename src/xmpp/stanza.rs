@@ -219,8 +219,12 @@ pub fn stream_header(content_ns: &str, from: Option<&str>, to: Option<&str>, id:
 
 /// A stream error followed by the stream's close (RFC 6120 §4.9.1).
 pub fn stream_error(err: &StreamError) -> String {
+    let app = err
+        .app
+        .map(|a| format!("<{} xmlns='{}'/>", a.as_str(), a.ns()))
+        .unwrap_or_default();
     format!(
-        "<stream:error><{cond} xmlns='{ns}'/><text xmlns='{ns}'>{text}</text></stream:error></stream:stream>",
+        "<stream:error><{cond} xmlns='{ns}'/><text xmlns='{ns}'>{text}</text>{app}</stream:error></stream:stream>",
         cond = err.condition.as_str(),
         ns = ns::XMPP_STREAMS,
         text = escape(&err.text),
