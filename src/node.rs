@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::admin::AdminState;
+use crate::admission::Admission;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
 use crate::observe::{Event, Kind, Observer};
@@ -20,6 +21,7 @@ use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
 use crate::s2s::{inbound, AuthedPair, S2sContext, Side};
 use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
+use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
 mod apply;
@@ -395,11 +397,17 @@ fn accept_s2s(
     workers: &Arc<Workers>,
     ctx: Arc<S2sContext>,
 ) -> tokio::task::JoinHandle<()> {
+    let admission = Admission::new(
+        "s2s",
+        ctx.limits.unauthenticated,
+        Some(ctx.observer.clone()),
+    );
     actix_rt::spawn(accept_loop(
         listener,
         workers.clone(),
-        "s2s",
-        move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
+        admission,
+        ns::SERVER,
+        move |tcp, peer, permit| inbound::accept(tcp, peer, ctx.clone(), permit),
     ))
 }
 

@@ -125,6 +125,9 @@ impl AdminState {
     }
 }
 
+/// Connections the admin API holds at once; more wait in the listen backlog.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
+
 /// Starts the admin API on `listener` (on the current actix system).
 pub fn start(
     listener: std::net::TcpListener,
@@ -145,6 +148,10 @@ pub fn start(
             .route("/api/restart", web::post().to(restart))
     })
     .workers(1)
+    // Operators and a Prometheus scraper need a handful; a flood cannot hold more than this
+    // (the listener is loopback by default and every request needs the token).
+    .max_connections(ADMIN_MAX_CONNECTIONS)
+    .client_request_timeout(std::time::Duration::from_secs(10))
     .disable_signals()
     .listen(listener)?
     .run();

@@ -271,6 +271,13 @@ pub struct LimitsSection {
     /// Bytes of stanzas that may wait for one slow connection before more are refused.
     #[serde(default = "default_queue_bytes")]
     pub queue_bytes_per_connection: usize,
+    /// Connections to the s2s or component listener that have not authenticated yet, per
+    /// source address (IPv6: per /64); more are refused at once.
+    #[serde(default = "default_unauthenticated_per_address")]
+    pub unauthenticated_per_address: usize,
+    /// Connections to one listener that have not authenticated yet, from all sources.
+    #[serde(default = "default_unauthenticated_total")]
+    pub unauthenticated_total: usize,
 }
 
 impl Default for LimitsSection {
@@ -280,6 +287,8 @@ impl Default for LimitsSection {
             max_depth: default_max_depth(),
             handshake_timeout_secs: default_handshake_timeout(),
             queue_bytes_per_connection: default_queue_bytes(),
+            unauthenticated_per_address: default_unauthenticated_per_address(),
+            unauthenticated_total: default_unauthenticated_total(),
         }
     }
 }
@@ -295,6 +304,12 @@ fn default_handshake_timeout() -> u64 {
 }
 fn default_queue_bytes() -> usize {
     16 * 1024 * 1024
+}
+fn default_unauthenticated_per_address() -> usize {
+    32
+}
+fn default_unauthenticated_total() -> usize {
+    4096
 }
 
 /// `tenants/<name>.toml`: one tenant.

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::file::{PrivacyMode, RouterFile, TenantFile};
 use super::{
-    normalize_domain, CertPaths, Config, ConfigError, ConfigErrors, EventsConfig, Federation,
+    normalize_domain, Caps, CertPaths, Config, ConfigError, ConfigErrors, EventsConfig, Federation,
     Limits, Listen, Privacy, Restart, RouteTarget, Secret, StaticRoutes, TenantConfig, Tls,
 };
 
@@ -150,6 +150,17 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
             "must be at least 1 second".into(),
         ));
     }
+    for (key, value) in [
+        (
+            "limits.unauthenticated_per_address",
+            l.unauthenticated_per_address,
+        ),
+        ("limits.unauthenticated_total", l.unauthenticated_total),
+    ] {
+        if value == 0 {
+            errs.push(e(key, "must be at least 1".into()));
+        }
+    }
     if l.queue_bytes_per_connection < l.max_stanza_bytes {
         errs.push(e(
             "limits.queue_bytes_per_connection",
@@ -206,6 +217,10 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
                 max_depth: l.max_depth,
                 handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
                 queue_bytes_per_connection: l.queue_bytes_per_connection,
+                unauthenticated: Caps {
+                    per_address: l.unauthenticated_per_address,
+                    total: l.unauthenticated_total,
+                },
             },
             events,
             tenants,

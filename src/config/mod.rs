@@ -103,6 +103,17 @@ pub struct Limits {
     pub max_depth: usize,
     pub handshake_timeout: Duration,
     pub queue_bytes_per_connection: usize,
+    /// Caps on connections that have not authenticated, for each listener.
+    pub unauthenticated: Caps,
+}
+
+/// Caps on the connections one listener holds that have not authenticated yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// From one source address (IPv6: one /64).
+    pub per_address: usize,
+    /// From all sources together.
+    pub total: usize,
 }
 
 /// One tenant.

@@ -128,6 +128,10 @@ fn good_configuration_loads_every_key_as_written() {
             max_depth: 32,
             handshake_timeout: Duration::from_secs(20),
             queue_bytes_per_connection: 8_388_608,
+            unauthenticated: Caps {
+                per_address: 32,
+                total: 4096,
+            },
         }
     );
     assert_eq!(
@@ -242,6 +246,10 @@ fn every_key_left_out_takes_its_documented_default() {
             max_depth: 64,
             handshake_timeout: Duration::from_secs(30),
             queue_bytes_per_connection: 16_777_216,
+            unauthenticated: Caps {
+                per_address: 32,
+                total: 4096,
+            },
         }
     );
     assert_eq!(

@@ -31,6 +31,8 @@ pub enum Kind {
     StreamFailed,
     StreamClosed,
     PolicyDenied,
+    /// A new connection refused by a listener's admission caps.
+    ConnectionRefused,
     LinkUp,
     LinkDown,
     ConfigLoaded,
@@ -50,6 +52,7 @@ impl Kind {
             Kind::StreamFailed => "stream_failed",
             Kind::StreamClosed => "stream_closed",
             Kind::PolicyDenied => "policy_denied",
+            Kind::ConnectionRefused => "connection_refused",
             Kind::LinkUp => "link_up",
             Kind::LinkDown => "link_down",
             Kind::ConfigLoaded => "config_loaded",
