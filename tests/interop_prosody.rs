@@ -58,11 +58,19 @@ fn prosody_with_sasl_external() {
     scenario("sasl", "7 passed, 0 failed");
 }
 
-/// No usable DNS answer: NXDOMAIN, a lone "." SRV target, a nameserver that never answers.
-/// Each message comes back remote-server-not-found with the reason.
+/// No usable DNS answer: NXDOMAIN and a lone "." SRV target come back remote-server-not-found,
+/// a nameserver that never answers remote-server-timeout; each with the reason.
 #[test]
 fn dns_failures_bounce_with_the_reason() {
     scenario("dns-faults", "3 passed, 0 failed");
+}
+
+/// XEP-0368 both ways: only `_xmpps-server` records are published; Prosody opens its stream
+/// to xfed's s2s port with TLS first, xfed dials Prosody's direct TLS port; dialback over
+/// both; `xfed check-dns` lists the direct TLS record and target.
+#[test]
+fn prosody_over_direct_tls_both_ways() {
+    scenario("direct-tls", "10 passed, 0 failed");
 }
 
 /// No SRV record for Prosody's domain, only an A record: xfed connects to it on port 5269.

@@ -187,7 +187,7 @@ impl Federation {
                 if routes.is_none() {
                     metrics.dns_failures.increment(1);
                 }
-                DialError::Refused(e.to_string())
+                DialError::Dns(e)
             })?;
         let mut last = DialError::Refused(format!("no server found for {remote}"));
         for target in &targets {

@@ -10,6 +10,7 @@ use base64::Engine;
 use super::auth::Mechanism;
 use super::features::{Features, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
+use super::resolve::ResolveError;
 use super::resolve::Target;
 use super::S2sContext;
 use crate::config::SecurityMode;
@@ -38,6 +39,8 @@ pub enum DialError {
     Io(#[from] IoError),
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Dns(#[from] ResolveError),
 }
 
 impl DialError {
@@ -45,6 +48,7 @@ impl DialError {
     pub fn condition(&self) -> StanzaCondition {
         match self {
             DialError::Timeout(_) => StanzaCondition::RemoteServerTimeout,
+            DialError::Dns(e) => e.condition(),
             _ => StanzaCondition::RemoteServerNotFound,
         }
     }
@@ -139,6 +143,7 @@ async fn negotiate(
             ctx.negotiate_timeout,
         )
         .await?;
+        tracing::info!(peer = %conn.peer, %local, %remote, "outbound s2s stream over direct TLS (XEP-0368)");
     }
     loop {
         conn.send(&header(local, remote)).await?;

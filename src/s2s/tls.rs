@@ -29,6 +29,8 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct TlsContext {
     /// Presents, by SNI, a tenant's own certificate for its domains, else the node's.
     pub server: Arc<rustls::ServerConfig>,
+    /// The same for direct TLS (XEP-0368), with ALPN `xmpp-server`.
+    pub server_direct: Arc<rustls::ServerConfig>,
     /// Presents the node's certificate.
     client: Arc<rustls::ClientConfig>,
     /// Present a tenant's own certificate on streams from its domains.
@@ -116,8 +118,13 @@ impl TlsContext {
         for file in &config.tls.crl {
             crls.extend(load_crls(file)?);
         }
+        // XEP-0368 §3: a direct TLS stream names its protocol by ALPN. Offered on direct TLS
+        // only: a STARTTLS handshake from a peer that sends some other protocol still works.
+        let mut server_direct = server.clone();
+        server_direct.alpn_protocols = vec![b"xmpp-server".to_vec()];
         Ok(Self {
             server: Arc::new(server),
+            server_direct: Arc::new(server_direct),
             client,
             tenant_clients,
             anchors,

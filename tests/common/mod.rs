@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod peer;
 
 use std::net::SocketAddr;
 use std::path::Path;

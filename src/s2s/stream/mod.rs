@@ -16,6 +16,7 @@ use crate::s2s::federation::Federation;
 use crate::s2s::io::{TlsInfo, XmlConn};
 use crate::s2s::outbound::is_dialback;
 
+use crate::admission::Permit;
 use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
 use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
@@ -55,15 +56,23 @@ pub enum Role {
         authed: HashSet<(String, String)>,
         /// Pairs whose key is being verified with the authoritative server.
         pending: HashSet<(String, String)>,
+        /// We offered dialback errors (XEP-0220 §2.4, in our stream features), so a request
+        /// we cannot take is answered with `<db:result type='error'/>`, not a stream error.
+        dialback_errors: bool,
+        /// The stream's place among the listener's unauthenticated connections, given back
+        /// when its first pair authenticates.
+        admission: Option<Permit>,
     },
 }
 
 impl Role {
-    pub fn inbound(stream_id: String) -> Self {
+    pub fn inbound(stream_id: String, dialback_errors: bool) -> Self {
         Role::Inbound {
             stream_id,
             authed: HashSet::new(),
             pending: HashSet::new(),
+            dialback_errors,
+            admission: None,
         }
     }
 }

@@ -156,8 +156,10 @@ class World:
 
     # --- Prosody ---------------------------------------------------------------------------
 
-    def prosody(self, domain, ip, users, cert, key, cafile=None, secure_auth=False):
-        """Starts Prosody for `domain` on ip (c2s 5222, s2s 5269) and registers `users`."""
+    def prosody(self, domain, ip, users, cert, key, cafile=None, secure_auth=False,
+                s2s_direct_tls_port=None):
+        """Starts Prosody for `domain` on ip (c2s 5222, s2s 5269, and direct TLS s2s on
+        `s2s_direct_tls_port` when given) and registers `users`."""
         data = self.path(f"prosody-{domain}")
         os.makedirs(data, exist_ok=True)
         shutil.chown(data, "prosody", "prosody")
@@ -171,7 +173,7 @@ local_interfaces = {{ "{ip}" }}
 c2s_ports = {{ 5222 }}
 s2s_ports = {{ 5269 }}
 c2s_direct_tls_ports = {{ }}
-s2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ {s2s_direct_tls_port or ""} }}
 http_ports = {{ }}
 https_ports = {{ }}
 modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix" }}
@@ -197,4 +199,6 @@ VirtualHost "{domain}"
         self.spawn(f"prosody-{domain}", ["prosody", "-F", "--config", cfg], user="prosody")
         self.wait_listening(ip, 5269)
         self.wait_listening(ip, 5222)
+        if s2s_direct_tls_port:
+            self.wait_listening(ip, s2s_direct_tls_port)
         return data
