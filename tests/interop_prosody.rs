@@ -52,10 +52,11 @@ fn prosody_by_static_route() {
     scenario("static", "7 passed, 0 failed");
 }
 
-/// Both sides trust one CA: SASL EXTERNAL both ways, client certificates required by xfed.
+/// Both sides trust one CA: SASL EXTERNAL both ways, client certificates required by xfed;
+/// stream management (XEP-0198) on both streams, which Prosody offers after SASL.
 #[test]
-fn prosody_with_sasl_external() {
-    scenario("sasl", "7 passed, 0 failed");
+fn prosody_with_sasl_external_and_stream_management() {
+    scenario("sasl", "9 passed, 0 failed");
 }
 
 /// No usable DNS answer: NXDOMAIN and a lone "." SRV target come back remote-server-not-found,

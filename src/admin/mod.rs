@@ -116,6 +116,9 @@ impl AdminState {
                     "bytes_in": e.stats.bytes_in.load(Ordering::Relaxed),
                     "bytes_out": e.outbox.bytes_written(),
                     "queued_bytes": e.outbox.queued_bytes(),
+                    "stream_management": e.outbox.is_acked()
+                        || e.stats.sm_enabled.load(Ordering::Relaxed),
+                    "unacked": e.outbox.unacked(),
                 });
                 (*e.key(), value)
             })

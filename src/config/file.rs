@@ -145,6 +145,10 @@ pub struct FederationSection {
     /// Offer and use SASL EXTERNAL (XEP-0178) when certificates allow.
     #[serde(default = "yes")]
     pub sasl_external: bool,
+    /// Offer and use stream management (XEP-0198) on s2s streams: acknowledged delivery,
+    /// and what a dead stream did not get acknowledged goes out again on a new one.
+    #[serde(default = "yes")]
+    pub stream_management: bool,
     /// File holding the dialback secret shared by all nodes (XEP-0185).
     pub dialback_secret_file: Option<PathBuf>,
     /// Seconds without traffic after which an s2s stream closes.
@@ -158,6 +162,7 @@ impl Default for FederationSection {
             security_mode: SecurityMode::default(),
             require_client_certs: true,
             sasl_external: true,
+            stream_management: true,
             dialback_secret_file: None,
             idle_timeout_secs: default_idle(),
         }

@@ -202,6 +202,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
                 security_mode: file.federation.security_mode,
                 require_client_certs: file.federation.require_client_certs,
                 sasl_external: file.federation.sasl_external,
+                stream_management: file.federation.stream_management,
                 dialback_secret,
                 idle_timeout: Duration::from_secs(file.federation.idle_timeout_secs),
             },

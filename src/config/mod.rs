@@ -71,6 +71,8 @@ pub struct Federation {
     pub security_mode: SecurityMode,
     pub require_client_certs: bool,
     pub sasl_external: bool,
+    /// Offer and use XEP-0198 stream management on s2s streams.
+    pub stream_management: bool,
     /// `None`: a random secret is made at start (fine for a single node only).
     pub dialback_secret: Option<Secret>,
     pub idle_timeout: Duration,

@@ -109,6 +109,7 @@ fn good_configuration_loads_every_key_as_written() {
             security_mode: SecurityMode::TlsOptional,
             require_client_certs: false,
             sasl_external: false,
+            stream_management: true,
             // Read from the file, trailing newline dropped.
             dialback_secret: Some(Secret::new("db-s3cret")),
             idle_timeout: Duration::from_secs(300),
@@ -231,6 +232,7 @@ fn every_key_left_out_takes_its_documented_default() {
             security_mode: SecurityMode::TlsRequired,
             require_client_certs: true,
             sasl_external: true,
+            stream_management: true,
             dialback_secret: None,
             idle_timeout: Duration::from_secs(600),
         }

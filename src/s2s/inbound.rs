@@ -50,7 +50,7 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, perm
                     None => *admission = Some(permit),
                 }
             }
-            S2sStream::start(ctx.clone(), conn, role, tls, done.first);
+            S2sStream::start(ctx.clone(), conn, role, tls, done.first, false);
             return;
         }
         Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,
@@ -191,6 +191,7 @@ async fn negotiate(
                 mode != SecurityMode::NoTls,
                 mode == SecurityMode::TlsRequired,
                 offer_sasl,
+                ctx.stream_management,
             );
             conn.send(&offer).await.map_err(io_error)?;
         }

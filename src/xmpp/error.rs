@@ -87,20 +87,19 @@ pub enum AppCondition {
     /// The stanza was larger than this server accepts: RFC 6120 §4.9.3.14's example names
     /// it with `policy-violation`.
     StanzaTooBig,
+    /// XEP-0198 §4: the peer acknowledged `h` stanzas when `sent` were sent; goes with
+    /// `undefined-condition`.
+    HandledCountTooHigh { h: u32, sent: u32 },
 }
 
 impl AppCondition {
-    /// The element name on the wire.
-    pub fn as_str(self) -> &'static str {
+    /// The element as written on the wire.
+    pub fn element(self) -> String {
         match self {
-            AppCondition::StanzaTooBig => "stanza-too-big",
-        }
-    }
-
-    /// The namespace of the element.
-    pub fn ns(self) -> &'static str {
-        match self {
-            AppCondition::StanzaTooBig => "urn:xmpp:errors",
+            AppCondition::StanzaTooBig => "<stanza-too-big xmlns='urn:xmpp:errors'/>".into(),
+            AppCondition::HandledCountTooHigh { h, sent } => format!(
+                "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='{h}' send-count='{sent}'/>"
+            ),
         }
     }
 }

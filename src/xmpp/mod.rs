@@ -2,6 +2,7 @@
 //! attributes, the error vocabulary, and the coalescing writer. Knows nothing of tenants or
 //! routing.
 
+pub mod acks;
 pub mod error;
 mod markup;
 pub mod ns;

@@ -78,6 +78,7 @@ impl S2sStream {
             .last_in_ms
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         s.drop_default_ns();
+        self.count_handled();
         router.route_inbound(&to, &from, s);
         Ok(())
     }

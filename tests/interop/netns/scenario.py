@@ -210,6 +210,15 @@ def interop(w, a):
         seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
         print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
         passed, failed = passed + ok, failed + (not ok)
+    if a.scenario == "sasl":
+        # XEP-0198 both ways: Prosody offers it after SASL EXTERNAL (smacks_enabled_s2s) and
+        # enables ours; every message above crossed acknowledged streams.
+        ok = any("outbound s2s stream authenticated" in l and "sm=true" in l for l in log)
+        print(("ok: " if ok else "FAIL: ") + "stream management on xfed's outbound stream")
+        passed, failed = passed + ok, failed + (not ok)
+        ok = any("stream management enabled by the peer" in l for l in log)
+        print(("ok: " if ok else "FAIL: ") + "Prosody enabled stream management on its stream to xfed")
+        passed, failed = passed + ok, failed + (not ok)
     if a.scenario == "direct-tls":
         for direction in ("inbound", "outbound"):
             ok = any(f"{direction} s2s stream over direct TLS" in l for l in log)

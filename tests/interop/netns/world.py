@@ -176,7 +176,8 @@ c2s_direct_tls_ports = {{ }}
 s2s_direct_tls_ports = {{ {s2s_direct_tls_port or ""} }}
 http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "smacks" }}
+smacks_enabled_s2s = true
 modules_disabled = {{ "s2s_bidi"; "admin_shell" }}
 log = {{ debug = "{data}/prosody.log" }}
 authentication = "internal_plain"
