@@ -416,7 +416,6 @@ fn run(cfg: config::Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("xfed: {e:#}");
             ExitCode::FAILURE
         }

@@ -33,11 +33,13 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen for {what} on {addr}: {source}")]
+    /// The cause is part of the message and deliberately not a `source`: callers print the
+    /// chain (`{:#}`), which would say it twice.
+    #[error("cannot listen for {what} on {addr}: {cause}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("TLS: {0}")]
     Tls(String),
@@ -117,10 +119,10 @@ impl Node {
         let admin = match &config.admin_token {
             Some(token) => {
                 let (listener, addr) = bind("the admin API", config.listen.admin).await?;
-                let std_listener = listener.into_std().map_err(|source| StartError::Bind {
+                let std_listener = listener.into_std().map_err(|cause| StartError::Bind {
                     what: "the admin API",
                     addr,
-                    source,
+                    cause,
                 })?;
                 let state = Arc::new(AdminState {
                     node_name: config.node_name.clone(),
@@ -130,13 +132,12 @@ impl Node {
                     observer: observer.clone(),
                     supervisor,
                 });
-                let handle = crate::admin::start(std_listener, state).map_err(|source| {
-                    StartError::Bind {
+                let handle =
+                    crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
                         what: "the admin API",
                         addr,
-                        source,
-                    }
-                })?;
+                        cause,
+                    })?;
                 Some((addr, handle))
             }
             None => {
@@ -407,7 +408,7 @@ async fn bind(
     what: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
-    let err = |source| StartError::Bind { what, addr, source };
+    let err = |cause| StartError::Bind { what, addr, cause };
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))
