@@ -22,7 +22,7 @@ const MIN_STANZA_BYTES: usize = 10_000;
 /// (to be told that a reload is refused, for one).
 pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
     let file: RouterFile = parse(router_path)?;
-    let base = router_path.parent().unwrap_or(Path::new("."));
+    let base = folder_of(router_path);
     let token = match &file.admin.token_file {
         Some(p) => Some(
             read_secret(&clean(&base.join(p)), "admin.token_file")
@@ -37,7 +37,7 @@ pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>)
 pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     let mut errs = Vec::new();
     let file: RouterFile = parse(router_path).map_err(|e| ConfigErrors(vec![e]))?;
-    let base = router_path.parent().unwrap_or(Path::new("."));
+    let base = folder_of(router_path);
     let at = |p: &Path| clean(&base.join(p));
     let e = |key: &str, reason: String| ConfigError::new(router_path, key, reason);
 
@@ -170,7 +170,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     if ev.max_file_bytes < 4096 {
         errs.push(e("events.max_file_bytes", "must be at least 4096".into()));
     }
-    if let Some(dir) = events.file.as_ref().and_then(|f| f.parent()) {
+    if let Some(dir) = events.file.as_deref().map(folder_of) {
         if !dir.is_dir() {
             errs.push(e(
                 "events.file",
@@ -563,6 +563,14 @@ fn one_line(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The folder `path` is in; `.` for a bare file name (whose parent is the empty path).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// `a/b/../c` → `a/c`, lexically, so paths in messages read the way operators wrote them.
