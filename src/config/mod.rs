@@ -6,6 +6,7 @@
 mod domain;
 pub mod file;
 mod load;
+mod parse;
 mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
