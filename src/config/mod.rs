@@ -6,6 +6,7 @@
 mod domain;
 pub mod file;
 mod load;
+mod locate;
 mod parse;
 mod summary;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use domain::{domain_key, normalize_domain};
 pub use file::{PrivacyMode, SecurityMode};
 pub use load::{admin_endpoint, load};
+pub use locate::{default_router_path, CONFIG_HELP};
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
