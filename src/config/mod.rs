@@ -62,7 +62,7 @@ pub struct CertPaths {
 /// The node's TLS material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
-    /// `None`: a self-signed development certificate is made at start.
+    /// `None`: self-signed development certificates, the node's and one per tenant.
     pub cert: Option<CertPaths>,
     pub ca: Vec<PathBuf>,
     pub crl: Vec<PathBuf>,
