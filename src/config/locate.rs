@@ -38,8 +38,8 @@ mod tests {
 
     #[test]
     fn the_environment_comes_first_then_the_checkout_then_the_system() {
-        let env = Some(PathBuf::from("/srv/xfed/router.toml"));
-        assert_eq!(choose(env.clone(), |_| true), env.unwrap());
+        let env = PathBuf::from("/srv/xfed/router.toml");
+        assert_eq!(choose(Some(env.clone()), |_| true), env);
         assert_eq!(
             choose(Some(PathBuf::new()), |_| true),
             PathBuf::from(CHECKOUT_CONFIG)
