@@ -154,15 +154,15 @@ impl Report {
         // A smoke run's figures come from tiny sizes: judged against the targets they would
         // read as failures of a run that passed.
         let judged = !self.plan.smoke;
-        let _ = writeln!(
-            out,
-            "\n{:<58} {:>12} {:>12} {:>8}  {}",
+        let header = format!(
+            "{:<58} {:>12} {:>12} {:>8}  {}",
             "metric",
             "xfed",
             "prosody",
             "ratio",
             if judged { "target (xfed)" } else { "" }
         );
+        let _ = writeln!(out, "\n{}", header.trim_end());
         for row in self.rows() {
             let cell =
                 |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", row.unit));
