@@ -33,8 +33,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The cause is part of the message and deliberately not a `source`: callers print the
-    /// chain (`{:#}`), which would say it twice.
+    /// The cause is in the message and not a `source`: a chain (`{:#}`) would say it twice.
     #[error("cannot listen for {what} on {addr}: {cause}")]
     Bind {
         what: &'static str,
