@@ -35,11 +35,12 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen for {what} on {addr}: {source}")]
+    /// The cause is in the message and not a `source`: a chain (`{:#}`) would say it twice.
+    #[error("cannot listen for {what} on {addr}: {cause}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("TLS: {0}")]
     Tls(String),
@@ -119,10 +120,10 @@ impl Node {
         let admin = match &config.admin_token {
             Some(token) => {
                 let (listener, addr) = bind("the admin API", config.listen.admin).await?;
-                let std_listener = listener.into_std().map_err(|source| StartError::Bind {
+                let std_listener = listener.into_std().map_err(|cause| StartError::Bind {
                     what: "the admin API",
                     addr,
-                    source,
+                    cause,
                 })?;
                 let state = Arc::new(AdminState {
                     node_name: config.node_name.clone(),
@@ -132,13 +133,12 @@ impl Node {
                     observer: observer.clone(),
                     supervisor,
                 });
-                let handle = crate::admin::start(std_listener, state).map_err(|source| {
-                    StartError::Bind {
+                let handle =
+                    crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
                         what: "the admin API",
                         addr,
-                        source,
-                    }
-                })?;
+                        cause,
+                    })?;
                 Some((addr, handle))
             }
             None => {
@@ -415,7 +415,7 @@ async fn bind(
     what: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
-    let err = |source| StartError::Bind { what, addr, source };
+    let err = |cause| StartError::Bind { what, addr, cause };
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))

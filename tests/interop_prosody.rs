@@ -3,7 +3,10 @@
 //! slixmpp user on Prosody exchange messages both ways, an iq and a presence.
 //!
 //! Needs root (network namespaces), prosody, dnsmasq, openssl and slixmpp: `./scripts/test`
-//! installs them. The scenarios live in `tests/interop/netns/`.
+//! installs them (slixmpp in a virtual environment, see [`common::python`]). The scenarios
+//! live in `tests/interop/netns/`.
+
+mod common;
 
 use std::process::Command;
 
@@ -13,9 +16,9 @@ fn scenario(name: &str, summary: &str) {
         "/tests/interop/netns/scenario.py"
     );
     let out = Command::new("timeout")
+        .arg("180")
+        .arg(common::python())
         .args([
-            "180",
-            "python3",
             script,
             "--xfed",
             env!("CARGO_BIN_EXE_xfed"),
@@ -23,7 +26,7 @@ fn scenario(name: &str, summary: &str) {
             name,
         ])
         .output()
-        .expect("python3 runs");
+        .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -12,6 +12,8 @@
 //! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
 
 pub mod client;
+mod table;
+mod tables;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

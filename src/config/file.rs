@@ -98,7 +98,7 @@ fn default_admin() -> SocketAddr {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
-    /// PEM certificate chain; unset = a self-signed development certificate made at start.
+    /// PEM certificate chain; unset = self-signed development certificates (`s2s::devcert`).
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
     pub key: Option<PathBuf>,

@@ -6,6 +6,8 @@
 mod domain;
 pub mod file;
 mod load;
+mod locate;
+mod parse;
 mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +19,7 @@ use std::time::Duration;
 pub use domain::{domain_key, normalize_domain};
 pub use file::{PrivacyMode, SecurityMode};
 pub use load::{admin_endpoint, load};
+pub use locate::{default_router_path, CONFIG_HELP};
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
@@ -59,7 +62,7 @@ pub struct CertPaths {
 /// The node's TLS material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
-    /// `None`: a self-signed development certificate is made at start.
+    /// `None`: self-signed development certificates, the node's and one per tenant.
     pub cert: Option<CertPaths>,
     pub ca: Vec<PathBuf>,
     pub crl: Vec<PathBuf>,

@@ -9,7 +9,9 @@
 //! - [`stream::S2sStream`] is the actor of an established stream, either direction;
 //! - [`auth`] decides, in one place, whether a proven peer is trusted.
 
+mod anycert;
 pub mod auth;
+mod devcert;
 pub mod dialback;
 pub mod features;
 pub mod federation;

@@ -3,7 +3,7 @@ answering the SRV and A records we give it, certificates made with openssl, Pros
 run as the prosody user, and any other process we start there. Everything started is
 stopped by PID on exit; nothing outside the namespace is touched except /etc/netns/<name>.
 
-Facts this relies on (see ../../../../shared/DESIGN.md §5): `ip netns exec` bind-mounts
+Facts this relies on (see docs/DESIGN.md, "Interop set-up"): `ip netns exec` bind-mounts
 /etc/netns/<name>/resolv.conf; Prosody's resolver needs the `test.` zone made transparent;
 Prosody refuses to run as root.
 """
