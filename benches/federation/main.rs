@@ -254,6 +254,7 @@ async fn run_system(
         streams: s,
         crowd: None,
         crowd_base: None,
+        sm_paired: None,
     };
     if system == System::Xfed {
         // Edge A restarted twice, with its one tenant and then with the crowd, so that the
@@ -283,6 +284,29 @@ async fn run_system(
     }
     drop(rig);
     stop(edges).await;
+    if system == System::Xfed {
+        // Stream management's cost: the same load on fresh edges with it on, then off.
+        let mut paired = Vec::new();
+        for sm in [true, false] {
+            let label = if sm { "on" } else { "off" };
+            eprintln!("   throughput, stream management {label}");
+            let dir = dir.join("xfed").join(format!("load-sm-{label}"));
+            let edges = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).expect("work folder writable");
+                systems::start_xfed_sm(xfed_bin(), &dir, layout, sm)
+            })
+            .await
+            .map_err(|e| format!("edges did not start: {e}"))?;
+            let mut rig = Rig::connect(&edges, plan.pairs).await?;
+            let t = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
+            eprintln!("   {t:?}");
+            paired.push(t);
+            drop(rig);
+            stop(edges).await;
+        }
+        let off = paired.pop();
+        result.sm_paired = paired.pop().zip(off);
+    }
     Ok(result)
 }
 

@@ -20,6 +20,9 @@ pub struct SystemResult {
     /// Throughput on edge A restarted with its one tenant, measured just before `crowd`
     /// under the same conditions: the tenancy share is taken against it.
     pub crowd_base: Option<Throughput>,
+    /// Throughput with stream management (XEP-0198) on, then off, each on fresh edges,
+    /// back to back (xfed only).
+    pub sm_paired: Option<(Throughput, Throughput)>,
 }
 
 pub struct Report {
@@ -145,6 +148,18 @@ impl Report {
                 higher_is_better: true,
                 target: Some((90.0, ">=")),
             },
+            Row {
+                name: "throughput with stream management (XEP-0198) on, share of off (fresh edges, back to back)".into(),
+                unit: "%",
+                values: vec![
+                    self.get(System::Xfed)
+                        .and_then(|r| r.sm_paired.as_ref())
+                        .map(|(on, off)| 100.0 * on.per_sec / off.per_sec.max(1e-9)),
+                    None,
+                ],
+                higher_is_better: true,
+                target: Some((95.0, ">=")),
+            },
         ]);
         rows
     }
@@ -262,6 +277,11 @@ impl Report {
                     "crowd_base_throughput": r.crowd_base.as_ref().map(|c| json!({
                         "median_per_sec": c.per_sec, "mean_per_sec": c.mean_per_sec,
                         "delivery": delivery(&c.delivery)})),
+                    "stream_management_throughput": r.sm_paired.as_ref().map(|(on, off)| json!({
+                        "on": {"median_per_sec": on.per_sec, "mean_per_sec": on.mean_per_sec,
+                               "delivery": delivery(&on.delivery)},
+                        "off": {"median_per_sec": off.per_sec, "mean_per_sec": off.mean_per_sec,
+                                "delivery": delivery(&off.delivery)}})),
                 })
             })
             .collect();
@@ -316,6 +336,10 @@ impl Report {
             }
             if let Some(c) = &x.crowd {
                 check("tenancy throughput", &c.delivery);
+            }
+            if let Some((on, off)) = &x.sm_paired {
+                check("throughput with stream management", &on.delivery);
+                check("throughput without stream management", &off.delivery);
             }
         }
         out

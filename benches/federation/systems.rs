@@ -93,8 +93,13 @@ pub struct Crowd {
 }
 
 pub fn start_xfed(bin: &Path, dir: &Path, layout: Layout) -> Edges {
-    let a = xfed_node(bin, &dir.join("xfed-a"), "a", layout, None);
-    let b = xfed_node(bin, &dir.join("xfed-b"), "b", layout, None);
+    start_xfed_sm(bin, dir, layout, true)
+}
+
+/// Both edges xfed, with stream management (XEP-0198) on their s2s streams on or off.
+pub fn start_xfed_sm(bin: &Path, dir: &Path, layout: Layout, sm: bool) -> Edges {
+    let a = xfed_node(bin, &dir.join("xfed-a"), "a", layout, None, sm);
+    let b = xfed_node(bin, &dir.join("xfed-b"), "b", layout, None, sm);
     Edges {
         a,
         b,
@@ -119,11 +124,18 @@ pub fn restart_xfed_a(
     } else {
         "xfed-a-again"
     };
-    let a = xfed_node(bin, &dir.join(name), "a", layout, crowd);
+    let a = xfed_node(bin, &dir.join(name), "a", layout, crowd, true);
     Edges { a, b, sink_domains }
 }
 
-fn xfed_node(bin: &Path, dir: &Path, side: &str, layout: Layout, crowd: Option<Crowd>) -> Proc {
+fn xfed_node(
+    bin: &Path,
+    dir: &Path,
+    side: &str,
+    layout: Layout,
+    crowd: Option<Crowd>,
+    sm: bool,
+) -> Proc {
     let ip = if side == "a" { A_IP } else { B_IP };
     fs::create_dir_all(dir.join("tenants")).expect("work folder writable");
     let (cert, key) = certificate(dir, &format!("{side}.test"));
@@ -139,6 +151,7 @@ fn xfed_node(bin: &Path, dir: &Path, side: &str, layout: Layout, crowd: Option<C
          [tls]\ncert = \"{}\"\nkey = \"{}\"\n\
          [federation]\nsecurity_mode = \"tls-required\"\nrequire_client_certs = false\n\
          sasl_external = false\ndialback_secret_file = \"dialback.secret\"\n\
+         stream_management = {sm}\n\
          [dns]\nnameservers = [\"127.0.0.53:53\"]\n\
          [admin]\ntoken_file = \"admin.token\"\n\
          [events]\nfile = \"\"\n\

@@ -118,6 +118,7 @@ pub fn connections_table(v: &Value) -> String {
         ("IDLE", Right),
         ("IN", Right),
         ("OUT", Right),
+        ("SM (UNACKED)", Left),
     ]);
     for c in v["connections"].as_array().into_iter().flatten() {
         let pairs: Vec<String> = c["pairs"]
@@ -144,6 +145,10 @@ pub fn connections_table(v: &Value) -> String {
             format!("{}s", str_of(&c["idle_secs"])),
             format!("{}/{}B", str_of(&c["stanzas_in"]), str_of(&c["bytes_in"])),
             format!("{}/{}B", str_of(&c["stanzas_out"]), str_of(&c["bytes_out"])),
+            match c["stream_management"].as_bool() {
+                Some(true) => format!("on ({})", str_of(&c["unacked"])),
+                _ => "off".to_owned(),
+            },
         ]);
     }
     let mut s = table.render();
