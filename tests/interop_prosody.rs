@@ -77,6 +77,14 @@ fn prosody_over_direct_tls_both_ways() {
     scenario("direct-tls", "10 passed, 0 failed");
 }
 
+/// Stream management against a peer that dies: Prosody is killed with SIGKILL while a
+/// component sends 400 messages, and started again. Every message is delivered or returned
+/// with an error — none vanishes — and delivery resumes after the restart.
+#[test]
+fn prosody_killed_mid_flow_loses_nothing() {
+    scenario("sm-kill", "4 passed, 0 failed");
+}
+
 /// No SRV record for Prosody's domain, only an A record: xfed connects to it on port 5269.
 #[test]
 fn prosody_by_a_record_without_srv() {

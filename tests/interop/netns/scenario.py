@@ -9,6 +9,9 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario direct-tls  both sides publish only _xmpps-server SRV records: Prosody dials
                       xfed's s2s port with TLS first and xfed dials Prosody's direct TLS port
                       (XEP-0368); dialback both ways over those streams
+  --scenario sm-kill  SASL EXTERNAL and stream management both ways; Prosody is killed with
+                      SIGKILL while messages flow and started again: every message is
+                      delivered or returned, none vanishes
   --scenario dns-faults  no Prosody: NXDOMAIN and a "." SRV target bounce the message with
                       remote-server-not-found, a silent nameserver with remote-server-timeout
   --scenario check-dns  `xfed check-dns` against dnsmasq: SRV order, which target accepts
@@ -20,7 +23,10 @@ Must run as root (network namespaces).
 
 import argparse
 import os
+import re
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from world import World  # noqa: E402
@@ -100,6 +106,59 @@ def dns_faults(w, a):
         print(f"--- xfed log (tail) ---\n{w.tail('xfed', 40)}", file=sys.stderr)
         w.keep = True
     return out.returncode
+
+
+def sm_kill(w, a):
+    """Stream management against a peer that dies: Prosody killed mid-flow, restarted."""
+    w.dns(srv=[("_xmpp-server._tcp.acme.test", "xfed.test", 5269),
+               ("_xmpp-server._tcp.peer.test", "prosody.test", 5269)],
+          hosts=[("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)])
+    p_cert, p_key = w.cert("peer", ["peer.test"])
+    x_cert, x_key = w.cert("acme", ["acme.test"])
+    ca = w.ca()
+    start_prosody = lambda: w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"},
+                                      p_cert, p_key, cafile=ca)
+    start_prosody()
+    cfg = xfed_config(w, "sasl", x_cert, x_key, ca)
+    w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
+    w.wait_listening(XFED_IP, 7400)
+    count = 400
+    driver = w.spawn("sm-faults", [sys.executable, os.path.join(HERE, "sm_faults.py"), XFED_IP, "7400",
+                                   "acme-component-secret", "alice@peer.test", "alice-password",
+                                   PROSODY_IP, str(count), "25"])
+    # Kill Prosody once an eighth of the messages went out (16 s at 25/s), start it again a
+    # second later: after the back-off of a failed attempt (6 s, give or take a third) the
+    # rest flows again.
+    deadline = time.monotonic() + 60
+    while f"sent {count // 8}" not in open(w.path("sm-faults.log")).read():
+        if time.monotonic() > deadline or driver.poll() is not None:
+            print(w.tail("sm-faults", 40), file=sys.stderr)
+            print("FAIL: the driver did not get going\n0 passed, 1 failed")
+            return 1
+        time.sleep(0.05)
+    w.kill("prosody-peer.test")
+    time.sleep(1)
+    start_prosody()
+    try:
+        driver.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+    # The driver's report: its counts, its checks and its summary (not its "sent N" lines).
+    summary = "0 passed, 1 failed"
+    for line in open(w.path("sm-faults.log")).read().splitlines():
+        if re.fullmatch(r"\d+ passed, \d+ failed", line):
+            summary = line
+        elif line.startswith(("ok: ", "FAIL: ")) or ", delivered " in line:
+            print(line)
+    passed, failed = int(summary.split()[0]), int(summary.split()[2])
+    log = open(w.path("xfed.log")).read().splitlines()
+    ok = any("outbound s2s stream authenticated" in l and "sm=true" in l for l in log)
+    print(("ok: " if ok else "FAIL: ") + "stream management was on")
+    passed, failed = passed + ok, failed + (not ok)
+    if failed:
+        print(f"--- xfed log (tail) ---\n{w.tail('xfed', 60)}", file=sys.stderr)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def check_dns(w, a):
@@ -245,7 +304,8 @@ def interop(w, a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "direct-tls", "dns-faults", "check-dns"],
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "direct-tls", "sm-kill", "dns-faults",
+                            "check-dns"],
                    default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")
@@ -253,7 +313,8 @@ def main():
     with World(keep=a.keep) as w:
         w.address(PROSODY_IP)
         w.address(XFED_IP)
-        run = {"dns-faults": dns_faults, "check-dns": check_dns}.get(a.scenario, interop)
+        run = {"dns-faults": dns_faults, "check-dns": check_dns, "sm-kill": sm_kill}.get(
+            a.scenario, interop)
         code = run(w, a)
         if code != 0:
             w.keep = True

@@ -77,6 +77,17 @@ class World:
         self.procs.append((name, p))
         return p
 
+    def kill(self, name):
+        """SIGKILLs the process started as `name` (no chance to close anything) and forgets
+        it, so that it can be started again."""
+        for i, (n, p) in enumerate(self.procs):
+            if n == name and p.poll() is None:
+                p.kill()
+                p.wait()
+                del self.procs[i]
+                return
+        raise RuntimeError(f"no running process {name}")
+
     def run(self, argv, timeout, user=None):
         prefix = ["ip", "netns", "exec", self.ns]
         if user:
