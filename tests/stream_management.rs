@@ -217,3 +217,118 @@ async fn two_nodes_acknowledge_everything() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A receiving server for globex.example without stream management: takes node A's
+/// outbound stream, accepts the key.
+async fn accept_plain_stream(listener: &tokio::net::TcpListener) -> Raw {
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("node A connects")
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut c = Raw {
+        stream,
+        received: String::new(),
+    };
+    c.expect("<stream:stream").await;
+    c.send(
+        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' \
+         to='acme.example' id='peer-stream' version='1.0'><stream:features>\
+         <dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
+    )
+    .await;
+    c.expect("</db:result>").await;
+    c.send("<db:result from='globex.example' to='acme.example' type='valid'/>")
+        .await;
+    c.clear();
+    c
+}
+
+/// Without stream management, an XEP-0199 ping through the remote server is the
+/// checkpoint: its answer (on the remote's own stream to us) confirms everything written
+/// before it. When the stream dies, what was written after the last answered ping may or
+/// may not have arrived: it returns to its sender with remote-server-timeout and the reason;
+/// what was confirmed does not. The answer is ours, never delivered to the tenant.
+#[actix_rt::test]
+async fn without_stream_management_a_ping_is_the_checkpoint() {
+    use common::peer::{authoritative, dialback_from_globex};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let a = start_at(&node_a(dir.path(), port)).await;
+    let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
+
+    let batch: String = (1..=10).map(msg).collect();
+    acme.send(&batch).await;
+    let mut out = accept_plain_stream(&listener).await;
+    // The ping follows the ten messages within the timer's round.
+    out.read_until(|r| r.contains("urn:xmpp:ping")).await;
+    assert_eq!(ids(&out.received), (1..=10).collect::<Vec<_>>());
+    let ping = out.received.split("<iq ").nth(1).unwrap().to_owned();
+    let id = ping
+        .split("id='")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(id.starts_with("xfed-ck-") && id.ends_with("-10"), "{ping}");
+    assert!(
+        ping.contains("from='acme.example' to='globex.example'"),
+        "{ping}"
+    );
+
+    // globex answers over its own stream to A (checked with its authoritative server).
+    let (seen, _) = tokio::sync::mpsc::unbounded_channel();
+    actix_rt::spawn(authoritative(listener, seen, "valid"));
+    let mut inbound = dialback_from_globex(a.s2s_addr(), "acme.example").await;
+    assert!(
+        inbound.received.contains("type='valid'"),
+        "{}",
+        inbound.received
+    );
+    inbound
+        .send(format!(
+            "<iq type='result' from='globex.example' to='acme.example' id='{id}'/>"
+        ))
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a
+        .s2s()
+        .streams
+        .iter()
+        .any(|e| e.outbound && e.outbox.unacked() > 0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never confirmed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Five more, read by the peer, which dies before answering their ping.
+    out.clear();
+    let batch: String = (11..=15).map(msg).collect();
+    acme.send(&batch).await;
+    out.read_until(|r| ids(r).len() == 5).await;
+    drop(out);
+    acme.read_until(|r| r.matches("type='error'").count() >= 5)
+        .await;
+    let returned: Vec<usize> = acme
+        .received
+        .split("<message ")
+        .filter(|m| m.contains("type='error'"))
+        .filter_map(|m| m.split("id='m").nth(1)?.split('\'').next()?.parse().ok())
+        .collect();
+    assert_eq!(returned, (11..=15).collect::<Vec<_>>(), "{}", acme.received);
+    assert!(
+        acme.received.contains("<remote-server-timeout ")
+            && acme.received.contains("may or may not have arrived"),
+        "{}",
+        acme.received
+    );
+    assert!(
+        !acme.received.contains("xfed-ck-"),
+        "the ping answer is ours"
+    );
+    a.shutdown().await;
+}

@@ -18,6 +18,7 @@ use dashmap::DashMap;
 
 use crate::config::{domain_key, TenantConfig};
 use crate::observe::{Event, Kind, Observer, TenantCounters};
+use crate::xmpp::outbox::PING_ID_PREFIX;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
 
 /// The delivery end of one connection: its id and its write queue.
@@ -136,6 +137,10 @@ pub trait Remote: Send + Sync {
     /// Sends `stanza` from the hosted domain `local` to the remote domain `remote`. What
     /// cannot be delivered comes back to its sender through [`Router::bounce`].
     fn send(&self, local: &str, remote: &str, stanza: Stanza);
+
+    /// The answer (`id`) to a checkpoint ping we sent from `local` to `remote`: what our
+    /// stream to `remote` wrote before that ping has arrived.
+    fn confirmed(&self, local: &str, remote: &str, id: &str);
 }
 
 /// The node's routing table: every hosted domain and alias → its tenant.
@@ -310,6 +315,28 @@ impl Router {
             return self.bounce(&stanza, StanzaCondition::PolicyViolation, &text, None);
         }
         self.deliver(&target, stanza, None);
+    }
+
+    /// Hands the answer to one of our checkpoint pings to federation. Answers whether
+    /// `stanza` was one (its id carries the prefix every checkpoint ping's id has); those
+    /// are ours, never delivered to a tenant.
+    pub fn checkpoint_answer(&self, local: &str, remote: &str, stanza: &Stanza) -> bool {
+        let Some(id) = stanza
+            .id
+            .as_deref()
+            .filter(|id| id.starts_with(PING_ID_PREFIX))
+        else {
+            return false;
+        };
+        if stanza.kind != crate::xmpp::Kind::Iq
+            || !matches!(stanza.type_.as_deref(), Some("result" | "error"))
+        {
+            return false;
+        }
+        if let Some(remote_side) = &*self.remote.load() {
+            remote_side.confirmed(local, remote, id);
+        }
+        true
     }
 
     /// Delivers stanzas whose connection closed before they were written: to another link

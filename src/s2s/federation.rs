@@ -16,6 +16,7 @@ use super::outbound::{self, DialError};
 use super::stream::{AddLocal, Role, S2sStream};
 use super::S2sContext;
 use crate::routing::Remote;
+use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
 
 /// The back-off after a failed attempt: this much, give or take a third.
@@ -225,13 +226,20 @@ impl Federation {
                         pending: Default::default(),
                     };
                     let sm = dialed.sm;
+                    // Without stream management, pings through the remote server confirm
+                    // what it read (XEP-0199; the answer comes back on its own stream).
+                    let checkpoint = if sm {
+                        Checkpoint::StreamManagement
+                    } else {
+                        Checkpoint::ping(local, remote)
+                    };
                     let (stream, outbox, addr) = S2sStream::start(
                         self.ctx.clone(),
                         dialed.conn,
                         role,
                         tls.clone(),
                         None,
-                        sm,
+                        Some(checkpoint),
                     );
                     // Only dialback streams take more domains: a certificate speaks for one.
                     let joinable = (mechanism == Mechanism::Dialback).then_some(addr);
@@ -466,6 +474,19 @@ impl Federation {
 }
 
 impl Remote for Federation {
+    fn confirmed(&self, local: &str, remote: &str, id: &str) {
+        let Some(pair) = self.pairs.get(&(local.to_owned(), remote.to_owned())) else {
+            return;
+        };
+        let state = pair.lock().unwrap_or_else(|e| e.into_inner());
+        if let Pair::Ready { outbox, .. } = &*state {
+            // A ping of an earlier stream, or a count that does not fit, confirms nothing.
+            if let Some(h) = outbox.checkpoint().and_then(|c| c.ping_count(id)) {
+                let _ = outbox.acknowledge(h);
+            }
+        }
+    }
+
     fn send(&self, local: &str, remote: &str, stanza: Stanza) {
         let pair = self.pair(local, remote);
         let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());

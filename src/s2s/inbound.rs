@@ -50,7 +50,7 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, perm
                     None => *admission = Some(permit),
                 }
             }
-            S2sStream::start(ctx.clone(), conn, role, tls, done.first, false);
+            S2sStream::start(ctx.clone(), conn, role, tls, done.first, None);
             return;
         }
         Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,

@@ -11,6 +11,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 
+use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Frame, Limits, Outbox, ReadError, Stanza, StreamReader};
 
 /// Any byte stream a connection may run on.
@@ -169,13 +170,13 @@ impl XmlConn {
 
     /// Splits the negotiated connection into a stream of frames (starting with what was
     /// already read: a peer may pipeline stanzas right after negotiation), an outbox and
-    /// its writer task. With `acked` (stream management on), the outbox keeps what it writes
-    /// until acknowledged and hands nothing back itself (see [`Outbox::spawn_acked`]).
+    /// its writer task. With a `checkpoint`, the outbox keeps what it writes until the peer
+    /// confirms it and hands nothing back itself (see [`Outbox::spawn_acked`]).
     pub fn into_parts(
         self,
         queue_limit: usize,
         stall: Duration,
-        acked: bool,
+        checkpoint: Option<Checkpoint>,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
     ) -> (
         impl Stream<Item = Result<Frame, ReadError>> + 'static,
@@ -183,10 +184,9 @@ impl XmlConn {
         tokio::task::JoinHandle<()>,
     ) {
         let (rd, wr) = tokio::io::split(self.io);
-        let (outbox, writer) = if acked {
-            Outbox::spawn_acked(wr, queue_limit, stall)
-        } else {
-            Outbox::spawn(wr, queue_limit, stall, on_undelivered)
+        let (outbox, writer) = match checkpoint {
+            Some(c) => Outbox::spawn_acked(wr, queue_limit, stall, c),
+            None => Outbox::spawn(wr, queue_limit, stall, on_undelivered),
         };
         (frames(rd, self.reader, self.buf), outbox, writer)
     }

@@ -40,6 +40,8 @@ impl TooHigh {
 #[derive(Debug, Default)]
 pub struct Unacked {
     stanzas: VecDeque<Box<Stanza>>,
+    /// Stanzas that were queued and never written, when the writer ended (they follow).
+    unsent: Vec<Stanza>,
     /// The peer's last `h`: stanzas acknowledged since stream management was enabled.
     acked: u32,
     /// Stanzas sent since the last `<r/>`.
@@ -90,14 +92,17 @@ impl Unacked {
         self.stanzas.iter().map(|s| s.bytes.len()).sum()
     }
 
-    /// Appends stanzas that were queued and never written (they follow the sent ones).
+    /// Keeps stanzas that were queued and never written (they follow the sent ones).
     pub fn extend(&mut self, unsent: impl IntoIterator<Item = Box<Stanza>>) {
-        self.stanzas.extend(unsent);
+        self.unsent.extend(unsent.into_iter().map(|s| *s));
     }
 
-    /// Everything not acknowledged, oldest first.
-    pub fn take(&mut self) -> Vec<Stanza> {
-        self.stanzas.drain(..).map(|s| *s).collect()
+    /// Everything not acknowledged, oldest first: (written, never written).
+    pub fn take(&mut self) -> (Vec<Stanza>, Vec<Stanza>) {
+        (
+            self.stanzas.drain(..).map(|s| *s).collect(),
+            std::mem::take(&mut self.unsent),
+        )
     }
 }
 
@@ -197,12 +202,9 @@ mod tests {
         let mut u = Unacked::default();
         u.sent(stanza(0), 10);
         u.extend([stanza(1), stanza(2)]);
-        let all = u.take();
-        assert_eq!(
-            all.iter()
-                .map(|s| s.id.clone().unwrap())
-                .collect::<Vec<_>>(),
-            ["0", "1", "2"]
-        );
+        let (written, unsent) = u.take();
+        let ids = |v: &[Stanza]| v.iter().map(|s| s.id.clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(ids(&written), ["0"]);
+        assert_eq!(ids(&unsent), ["1", "2"]);
     }
 }

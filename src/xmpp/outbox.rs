@@ -35,6 +35,64 @@ enum Out {
     Raw(Bytes),
     /// Final bytes (a stream error or `</stream:stream>`), then shut the socket down.
     Close(Bytes),
+    /// Ask the peer to confirm what was written so far (outboxes that keep what they write).
+    Ask,
+}
+
+/// How an outbox that keeps what it writes has the peer confirm it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// XEP-0198: `<r/>`, answered with `<a h=…/>`.
+    StreamManagement,
+    /// An XEP-0199 ping from `from` to `to` whose id is `id_prefix` + the count of stanzas
+    /// written before it: its answer proves the peer read everything before it (TCP keeps
+    /// order), even on a stream without stream management.
+    Ping {
+        from: String,
+        to: String,
+        id_prefix: String,
+    },
+}
+
+impl Checkpoint {
+    /// Pings from `from` to `to`, with ids no other stream's pings share.
+    pub fn ping(from: &str, to: &str) -> Self {
+        Checkpoint::Ping {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            id_prefix: format!("{PING_ID_PREFIX}{:016x}-", rand::random::<u64>()),
+        }
+    }
+
+    fn request(&self, sent: u32) -> String {
+        match self {
+            Checkpoint::StreamManagement => REQUEST.to_owned(),
+            Checkpoint::Ping {
+                from,
+                to,
+                id_prefix,
+            } => format!(
+                "<iq type='get' from='{from}' to='{to}' id='{id_prefix}{sent}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ),
+        }
+    }
+
+    /// The count a ping answer with this `id` confirms, if the ping was ours.
+    pub fn ping_count(&self, id: &str) -> Option<u32> {
+        match self {
+            Checkpoint::Ping { id_prefix, .. } => id.strip_prefix(id_prefix.as_str())?.parse().ok(),
+            Checkpoint::StreamManagement => None,
+        }
+    }
+}
+
+/// Every checkpoint ping's id starts with this; their answers are ours, not a tenant's.
+pub const PING_ID_PREFIX: &str = "xfed-ck-";
+
+/// What an outbox keeps until the peer confirms it, and how it asks.
+struct Acks {
+    retained: Mutex<Unacked>,
+    checkpoint: Checkpoint,
 }
 
 /// Why a stanza could not be queued; the stanza comes back to the caller.
@@ -64,10 +122,10 @@ struct Shared {
     written_bytes: AtomicU64,
     /// When a stanza was last written, in Unix milliseconds (0: never).
     last_write_ms: AtomicU64,
-    /// With stream management (XEP-0198) on: every stanza taken and not yet acknowledged,
-    /// oldest first. Their bytes stay counted in `queued` until the peer acknowledges
-    /// them, so a peer that stops acknowledging is held back like one that stops reading.
-    retained: Option<Mutex<Unacked>>,
+    /// With checkpoints (stream management, or pings): every stanza taken and not yet
+    /// confirmed, oldest first. Their bytes stay counted in `queued` until the peer confirms
+    /// them, so a peer that stops confirming is held back like one that stops reading.
+    acks: Option<Acks>,
 }
 
 impl Shared {
@@ -124,22 +182,24 @@ impl Outbox {
     where
         W: AsyncWrite + Unpin + 'static,
     {
-        Self::start(writer, limit, stall, on_undelivered, false)
+        Self::start(writer, limit, stall, on_undelivered, None)
     }
 
-    /// Like [`Outbox::spawn`], for a stream with stream management on (XEP-0198): written
-    /// stanzas are kept until [`Outbox::acknowledge`] confirms them, an ack request follows
-    /// every [`ACK_EVERY`] stanzas, and when the writer ends nothing is handed back: the
-    /// owner takes everything unconfirmed, in order, with [`Outbox::take_unconfirmed`].
+    /// Like [`Outbox::spawn`], for a stream whose peer confirms what it read (`checkpoint`):
+    /// written stanzas are kept until [`Outbox::acknowledge`] confirms them, a request
+    /// follows every [`ACK_EVERY`] stanzas (and on [`Outbox::ask`]), and when the writer
+    /// ends nothing is handed back: the owner takes everything unconfirmed, in order, with
+    /// [`Outbox::take_unconfirmed`].
     pub fn spawn_acked<W>(
         writer: W,
         limit: usize,
         stall: Duration,
+        checkpoint: Checkpoint,
     ) -> (Outbox, tokio::task::JoinHandle<()>)
     where
         W: AsyncWrite + Unpin + 'static,
     {
-        Self::start(writer, limit, stall, |_| {}, true)
+        Self::start(writer, limit, stall, |_| {}, Some(checkpoint))
     }
 
     fn start<W>(
@@ -147,7 +207,7 @@ impl Outbox {
         limit: usize,
         stall: Duration,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
-        acked: bool,
+        checkpoint: Option<Checkpoint>,
     ) -> (Outbox, tokio::task::JoinHandle<()>)
     where
         W: AsyncWrite + Unpin + 'static,
@@ -160,7 +220,10 @@ impl Outbox {
             written: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
-            retained: acked.then(|| Mutex::new(Unacked::default())),
+            acks: checkpoint.map(|checkpoint| Acks {
+                retained: Mutex::new(Unacked::default()),
+                checkpoint,
+            }),
         });
         let task = actix_rt::spawn(write_loop(
             writer,
@@ -227,50 +290,63 @@ impl Outbox {
         self.shared.last_write_ms.load(Ordering::Relaxed)
     }
 
-    /// Whether stream management keeps what this outbox writes until acknowledged.
+    /// How the peer confirms what this outbox writes, if it keeps it until then.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.shared.acks.as_ref().map(|a| &a.checkpoint)
+    }
+
+    /// Whether XEP-0198 stream management confirms what this outbox writes.
     pub fn is_acked(&self) -> bool {
-        self.shared.retained.is_some()
+        self.checkpoint() == Some(&Checkpoint::StreamManagement)
     }
 
-    /// Stanzas written and not yet acknowledged (0 without stream management).
+    /// Stanzas written and not yet confirmed (0 without checkpoints).
     pub fn unacked(&self) -> usize {
-        self.shared.retained.as_ref().map_or(0, |r| lock(r).len())
+        self.shared
+            .acks
+            .as_ref()
+            .map_or(0, |a| lock(&a.retained).len())
     }
 
-    /// Takes in the peer's `<a h=…/>`: the stanzas it confirms are let go. Answers how
-    /// many, or the error when the peer confirms more than was sent.
+    /// Asks the peer to confirm what was written so far (the request follows it).
+    pub fn ask(&self) -> bool {
+        self.shared.push(Out::Ask).is_ok()
+    }
+
+    /// Takes in a confirmation that the peer read the first `h` stanzas (mod 2^32): they
+    /// are let go. Answers how many, or the error when it confirms more than was sent.
     pub fn acknowledge(&self, h: u32) -> Result<usize, TooHigh> {
-        let Some(retained) = &self.shared.retained else {
+        let Some(acks) = &self.shared.acks else {
             return Ok(0);
         };
-        let confirmed = lock(retained).acknowledge(h)?;
+        let confirmed = lock(&acks.retained).acknowledge(h)?;
         let bytes: usize = confirmed.iter().map(|s| s.bytes.len()).sum();
         self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
         Ok(confirmed.len())
     }
 
-    /// Everything the peer has not confirmed, oldest first: written and unacknowledged,
-    /// then queued and never written. The queue takes no stanza after this (what is still
+    /// Everything the peer has not confirmed, oldest first: (written and unconfirmed,
+    /// queued and never written). The queue takes no stanza after this (what is still
     /// queued of our own, such as a closing tag, is still written).
-    pub fn take_unconfirmed(&self) -> Vec<Stanza> {
-        let Some(retained) = &self.shared.retained else {
-            return Vec::new();
+    pub fn take_unconfirmed(&self) -> (Vec<Stanza>, Vec<Stanza>) {
+        let Some(acks) = &self.shared.acks else {
+            return (Vec::new(), Vec::new());
         };
-        let mut taken = lock(retained).take();
+        let (written, mut unsent) = lock(&acks.retained).take();
         {
             let mut queue = self.shared.queue();
             self.shared.closed.store(true, Ordering::Release);
             let (stanzas, ours): (VecDeque<Out>, VecDeque<Out>) =
                 queue.drain(..).partition(|o| matches!(o, Out::Stanza(_)));
             *queue = ours;
-            taken.extend(stanzas.into_iter().filter_map(|o| match o {
+            unsent.extend(stanzas.into_iter().filter_map(|o| match o {
                 Out::Stanza(s) => Some(*s),
                 _ => None,
             }));
         }
-        let bytes: usize = taken.iter().map(|s| s.bytes.len()).sum();
+        let bytes: usize = written.iter().chain(&unsent).map(|s| s.bytes.len()).sum();
         self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
-        taken
+        (written, unsent)
     }
 }
 
@@ -332,19 +408,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut closing = false;
         // Bytes of the closing tail at the end of `buf`.
         let mut tail = 0;
-        // With stream management: what this write sends, kept until acknowledged.
+        // With checkpoints: what this write sends, kept until confirmed.
         let mut keep = Vec::new();
+        // An `Out::Ask` came: a request goes out whatever the count.
+        let mut asked = false;
         while let Some(out) = batch.pop_front() {
             match out {
                 Out::Stanza(s) => {
                     counted += s.bytes.len();
                     stanzas += 1;
                     buf.extend_from_slice(&s.bytes);
-                    if counters.retained.is_some() {
+                    if counters.acks.is_some() {
                         keep.push(s);
                     }
                 }
                 Out::Raw(b) => buf.extend_from_slice(&b),
+                Out::Ask => asked = true,
                 Out::Close(b) => {
                     buf.extend_from_slice(&b);
                     tail = b.len();
@@ -356,25 +435,26 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 break;
             }
         }
-        if counters.retained.is_some() && !batch.is_empty() {
-            // Back to the queue's front rather than held here across the write: whoever
-            // takes what is unconfirmed finds everything in the queue or in `retained`.
-            let mut queue = counters.queue();
-            while let Some(out) = batch.pop_back() {
-                queue.push_front(out);
+        if let Some(acks) = &counters.acks {
+            if !batch.is_empty() {
+                // Back to the queue's front rather than held here across the write: whoever
+                // takes what is unconfirmed finds everything in the queue or in `retained`.
+                let mut queue = counters.queue();
+                while let Some(out) = batch.pop_back() {
+                    queue.push_front(out);
+                }
             }
-        }
-        if let Some(retained) = &counters.retained {
-            let mut retained = lock(retained);
-            let mut request = false;
+            let mut retained = lock(&acks.retained);
+            let mut request = asked && (!keep.is_empty() || !retained.is_empty());
             for s in keep {
                 request |= retained.sent(s, ACK_EVERY);
             }
+            let sent = retained.sent_count();
             drop(retained);
             if request {
-                // Before a closing tail, never after it.
+                // After the stanzas it covers, before a closing tail.
                 let rest = buf.split_off(buf.len() - tail);
-                buf.extend_from_slice(REQUEST.as_bytes());
+                buf.extend_from_slice(acks.checkpoint.request(sent).as_bytes());
                 buf.unsplit(rest);
             }
         }
@@ -383,7 +463,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             writer.flush().await
         })
         .await;
-        if counters.retained.is_none() {
+        if counters.acks.is_none() {
             counters.queued.fetch_sub(counted, Ordering::AcqRel);
         }
         if stanzas > 0 {
@@ -408,9 +488,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         Out::Stanza(s) => Some(s),
         _ => None,
     });
-    if let Some(retained) = &counters.retained {
-        // They follow what was written; the owner takes them all with the unacknowledged.
-        lock(retained).extend(unsent);
+    if let Some(acks) = &counters.acks {
+        // They follow what was written; the owner takes them all with the unconfirmed.
+        lock(&acks.retained).extend(unsent);
         return;
     }
     let undelivered: Vec<Stanza> = unsent
@@ -486,7 +566,12 @@ mod tests {
     fn acked_outbox_keeps_what_it_wrote_until_acknowledged() {
         actix_rt::System::new().block_on(async {
             let (ours, mut peer) = tokio::io::duplex(1 << 20);
-            let (outbox, _task) = Outbox::spawn_acked(ours, 1 << 20, Duration::from_secs(5));
+            let (outbox, _task) = Outbox::spawn_acked(
+                ours,
+                1 << 20,
+                Duration::from_secs(5),
+                Checkpoint::StreamManagement,
+            );
             let n = ACK_EVERY as usize + 6;
             for i in 0..n {
                 outbox.send(stanza(&format!("{i}"))).unwrap();
@@ -512,7 +597,8 @@ mod tests {
             );
             assert_eq!(outbox.acknowledge(60), Ok(60));
             assert!(outbox.acknowledge(1000).is_err());
-            let rest = outbox.take_unconfirmed();
+            let (rest, unsent) = outbox.take_unconfirmed();
+            assert!(unsent.is_empty());
             let bodies: Vec<String> = rest
                 .iter()
                 .map(|s| String::from_utf8_lossy(&s.bytes).into_owned())

@@ -21,6 +21,7 @@ use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
 use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
 use crate::xmpp::acks::{Handled, REQUEST, SM_NS};
+use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
 
@@ -106,15 +107,15 @@ pub struct S2sStream {
 
 impl S2sStream {
     /// Starts the actor on the current worker. Returns the stream's id and outbox.
-    /// With `sm`, stream management is on for what we send (an outbound stream whose peer
-    /// answered `<enable/>`): the outbox keeps stanzas until acknowledged.
+    /// With a `checkpoint` (outbound streams: stream management when the peer answered
+    /// `<enable/>`, else pings), the outbox keeps stanzas until the peer confirms them.
     pub fn start(
         ctx: Arc<S2sContext>,
         conn: XmlConn,
         role: Role,
         tls: Option<TlsInfo>,
         first: Option<Stanza>,
-        sm: bool,
+        checkpoint: Option<Checkpoint>,
     ) -> (u64, Outbox, actix::Addr<S2sStream>) {
         let peer = conn.peer;
         let undelivered_ctx = ctx.clone();
@@ -127,7 +128,7 @@ impl S2sStream {
         let (reader, outbox, _writer) = conn.into_parts(
             ctx.limits.queue_bytes_per_connection,
             ctx.dead_peer_timeout,
-            sm,
+            checkpoint,
             move |stanzas| match federation.and_then(|f| f.upgrade()) {
                 Some(f) => f.requeue(stanzas),
                 None => {
@@ -322,7 +323,7 @@ impl Actor for S2sStream {
         let every =
             (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
-        if self.outbox.is_acked() {
+        if self.outbox.checkpoint().is_some() {
             ctx.run_interval(sm::ASK_EVERY, |act, _| act.ask_for_acks());
         }
         ctx.run_interval(super::KEEPALIVE, |act, _| {

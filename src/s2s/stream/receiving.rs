@@ -79,6 +79,9 @@ impl S2sStream {
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         s.drop_default_ns();
         self.count_handled();
+        if router.checkpoint_answer(&to, &from, &s) {
+            return Ok(());
+        }
         router.route_inbound(&to, &from, s);
         Ok(())
     }

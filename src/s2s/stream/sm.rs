@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use actix::Context;
-use bytes::Bytes;
 
 use super::{Role, S2sStream};
 use crate::observe::{Event, Kind};
-use crate::xmpp::acks::{Handled, REQUEST, SM_NS};
-use crate::xmpp::{ns, Stanza, StreamCondition as C, StreamError};
+use crate::xmpp::acks::{Handled, SM_NS};
+use crate::xmpp::{ns, Stanza, StanzaCondition, StreamCondition as C, StreamError};
 
 /// How often a stream with unacknowledged stanzas asks for an ack when fewer than
 /// [`crate::xmpp::outbox::ACK_EVERY`] stanzas went out to trigger one.
@@ -79,10 +78,10 @@ impl S2sStream {
         }
     }
 
-    /// Asks for an ack when something is waiting for one.
+    /// Asks for a confirmation when something is waiting for one.
     pub(super) fn ask_for_acks(&mut self) {
         if !self.closing && self.outbox.unacked() > 0 {
-            self.outbox.send_raw(Bytes::from_static(REQUEST.as_bytes()));
+            self.outbox.ask();
         }
     }
 
@@ -93,8 +92,11 @@ impl S2sStream {
         }
     }
 
-    /// When the stream ends: what the peer did not acknowledge, and what was never
-    /// written, goes back to its pairs to go out again on a new stream, in order.
+    /// When the stream ends, what the peer did not confirm. With stream management, what
+    /// it did not acknowledge goes out again on a new stream, in order, ahead of what was
+    /// never written. Without it (ping checkpoints), what was written after the last
+    /// answered ping may or may not have arrived: it returns to its senders with the reason
+    /// rather than risk a duplicate; what was never written goes out on a new stream.
     pub(super) fn hand_back_unconfirmed(&mut self) {
         let Role::Outbound {
             federation,
@@ -105,30 +107,60 @@ impl S2sStream {
         else {
             return;
         };
-        let unconfirmed = self.outbox.take_unconfirmed();
-        if unconfirmed.is_empty() {
+        let (written, unsent) = self.outbox.take_unconfirmed();
+        let sm = self.outbox.is_acked();
+        let n = written.len();
+        if n > 0 {
+            let outcome = if sm {
+                "sent again on a new stream, in order"
+            } else {
+                "returned to their senders (the peer has no stream management)"
+            };
+            tracing::info!(peer = %self.peer, stream = self.id, %remote, unconfirmed = n, outcome, "s2s stream ended with stanzas the peer had not confirmed");
+            self.ctx.observer.events.record(
+                Event::new(Kind::StreamUnacknowledged)
+                    .tenant(self.ctx.tenant_of(local).as_deref())
+                    .domains(vec![local.as_str(), remote.as_str()])
+                    .field("stream", self.id)
+                    .field("peer", self.peer.to_string())
+                    .field("unacknowledged", n)
+                    .field("stream_management", sm)
+                    .field(
+                        "reason",
+                        self.close_reason.as_deref().unwrap_or("connection lost"),
+                    )
+                    .field("outcome", outcome),
+            );
+        }
+        let (again, returned) = if sm {
+            (written.into_iter().chain(unsent).collect(), Vec::new())
+        } else {
+            (unsent, written)
+        };
+        let router = self.ctx.router.upgrade();
+        if !returned.is_empty() {
+            self.ctx
+                .observer
+                .metrics
+                .counter("xfed_s2s_returned_unacknowledged_total", &[])
+                .increment(returned.len() as u64);
+            if let Some(router) = &router {
+                let text = format!(
+                    "the stream to {remote} ended before {remote} confirmed the stanza (it offers no stream management, so it may or may not have arrived)"
+                );
+                for s in &returned {
+                    router.bounce(s, StanzaCondition::RemoteServerTimeout, &text, None);
+                }
+            }
+        }
+        if again.is_empty() {
             return;
         }
-        let n = unconfirmed.len();
-        tracing::info!(peer = %self.peer, stream = self.id, %remote, unconfirmed = n, "s2s stream ended with stanzas not acknowledged; sending them again");
-        self.ctx.observer.events.record(
-            Event::new(Kind::StreamUnacknowledged)
-                .tenant(self.ctx.tenant_of(local).as_deref())
-                .domains(vec![local.as_str(), remote.as_str()])
-                .field("stream", self.id)
-                .field("peer", self.peer.to_string())
-                .field("unacknowledged", n)
-                .field(
-                    "reason",
-                    self.close_reason.as_deref().unwrap_or("connection lost"),
-                )
-                .field("outcome", "sent again on a new stream, in order"),
-        );
         match federation.upgrade() {
-            Some(f) => f.requeue(unconfirmed),
+            Some(f) => f.requeue(again),
             None => {
-                if let Some(router) = self.ctx.router.upgrade() {
-                    router.reroute(unconfirmed);
+                if let Some(router) = router {
+                    router.reroute(again);
                 }
             }
         }
