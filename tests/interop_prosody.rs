@@ -85,6 +85,14 @@ fn prosody_killed_mid_flow_loses_nothing() {
     scenario("sm-kill", "4 passed, 0 failed");
 }
 
+/// The same with Prosody's s2s port blackholed (packets dropped, no FIN, no reset) until
+/// xfed gives the stream up after TCP_USER_TIMEOUT, then reachable again: 1,000 messages,
+/// none vanishes, delivery resumes.
+#[test]
+fn prosody_blackholed_mid_flow_loses_nothing() {
+    scenario("sm-blackhole", "3 passed, 0 failed");
+}
+
 /// No SRV record for Prosody's domain, only an A record: xfed connects to it on port 5269.
 #[test]
 fn prosody_by_a_record_without_srv() {

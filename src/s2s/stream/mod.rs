@@ -20,7 +20,7 @@ use crate::admission::Permit;
 use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
 use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
-use crate::xmpp::acks::{Handled, REQUEST, SM_NS};
+use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
@@ -267,10 +267,9 @@ impl S2sStream {
             return;
         }
         self.closing = true;
-        if self.outbox.is_acked() {
-            // The peer acknowledges everything before its own close (XEP-0198 §4).
-            self.outbox.send_raw(Bytes::from_static(REQUEST.as_bytes()));
-        }
+        // A last checkpoint: the peer confirms everything before its own close (XEP-0198
+        // §4), or answers the ping on its stream to us.
+        self.outbox.ask();
         self.outbox
             .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());

@@ -12,6 +12,8 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario sm-kill  SASL EXTERNAL and stream management both ways; Prosody is killed with
                       SIGKILL while messages flow and started again: every message is
                       delivered or returned, none vanishes
+  --scenario sm-blackhole  the same with Prosody's s2s port blackholed (no FIN, no reset)
+                      until xfed gives the stream up, then reachable again
   --scenario dns-faults  no Prosody: NXDOMAIN and a "." SRV target bounce the message with
                       remote-server-not-found, a silent nameserver with remote-server-timeout
   --scenario check-dns  `xfed check-dns` against dnsmasq: SRV order, which target accepts
@@ -108,8 +110,10 @@ def dns_faults(w, a):
     return out.returncode
 
 
-def sm_kill(w, a):
-    """Stream management against a peer that dies: Prosody killed mid-flow, restarted."""
+def sm_fault(w, a):
+    """Stream management against a peer that dies (sm-kill: Prosody killed mid-flow and
+    started again) or vanishes from the network (sm-blackhole: packets to its s2s port
+    dropped without a FIN or a reset until xfed gives the stream up, then let through)."""
     w.dns(srv=[("_xmpp-server._tcp.acme.test", "xfed.test", 5269),
                ("_xmpp-server._tcp.peer.test", "prosody.test", 5269)],
           hosts=[("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)])
@@ -122,13 +126,15 @@ def sm_kill(w, a):
     cfg = xfed_config(w, "sasl", x_cert, x_key, ca)
     w.spawn("xfed", [os.path.abspath(a.xfed), "run", "--config", cfg])
     w.wait_listening(XFED_IP, 7400)
-    count = 400
+    blackhole = a.scenario == "sm-blackhole"
+    # 25 messages a second: 16 s for a kill, 40 s for a blackhole (xfed notices a silent
+    # peer after TCP_USER_TIMEOUT, 20 s, then backs off for 6 s, give or take a third).
+    count = 1000 if blackhole else 400
     driver = w.spawn("sm-faults", [sys.executable, os.path.join(HERE, "sm_faults.py"), XFED_IP, "7400",
                                    "acme-component-secret", "alice@peer.test", "alice-password",
-                                   PROSODY_IP, str(count), "25"])
-    # Kill Prosody once an eighth of the messages went out (16 s at 25/s), start it again a
-    # second later: after the back-off of a failed attempt (6 s, give or take a third) the
-    # rest flows again.
+                                   PROSODY_IP, str(count), "25",
+                                   "blackhole" if blackhole else "kill"])
+    # The fault once an eighth of the messages went out.
     deadline = time.monotonic() + 60
     while f"sent {count // 8}" not in open(w.path("sm-faults.log")).read():
         if time.monotonic() > deadline or driver.poll() is not None:
@@ -136,11 +142,26 @@ def sm_kill(w, a):
             print("FAIL: the driver did not get going\n0 passed, 1 failed")
             return 1
         time.sleep(0.05)
-    w.kill("prosody-peer.test")
-    time.sleep(1)
-    start_prosody()
+    if blackhole:
+        # Loopback packets to Prosody's s2s port vanish: local routes are looked up after
+        # this rule. Prosody's own stream to xfed and the user's c2s stream are untouched.
+        rule = ["rule", "add", "pref", "10", "to", PROSODY_IP, "ipproto", "tcp", "dport",
+                "5269", "blackhole"]
+        w.ip(["rule", "add", "pref", "100", "lookup", "local"])
+        w.ip(["rule", "del", "pref", "0"])
+        w.ip(rule)
+        deadline = time.monotonic() + 60
+        while "had not confirmed" not in open(w.path("xfed.log")).read():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        w.ip(["rule", "del"] + rule[2:])
+    else:
+        w.kill("prosody-peer.test")
+        time.sleep(1)
+        start_prosody()
     try:
-        driver.wait(timeout=120)
+        driver.wait(timeout=150)
     except subprocess.TimeoutExpired:
         driver.kill()
     # The driver's report: its counts, its checks and its summary (not its "sent N" lines).
@@ -304,8 +325,8 @@ def interop(w, a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "direct-tls", "sm-kill", "dns-faults",
-                            "check-dns"],
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "direct-tls", "sm-kill", "sm-blackhole",
+                            "dns-faults", "check-dns"],
                    default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")
@@ -313,8 +334,8 @@ def main():
     with World(keep=a.keep) as w:
         w.address(PROSODY_IP)
         w.address(XFED_IP)
-        run = {"dns-faults": dns_faults, "check-dns": check_dns, "sm-kill": sm_kill}.get(
-            a.scenario, interop)
+        run = {"dns-faults": dns_faults, "check-dns": check_dns, "sm-kill": sm_fault,
+               "sm-blackhole": sm_fault}.get(a.scenario, interop)
         code = run(w, a)
         if code != 0:
             w.keep = True

@@ -59,6 +59,10 @@ class World:
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def ip(self, args):
+        """Runs `ip ARGS` inside the namespace (routes, rules)."""
+        sh(["ip", "-n", self.ns] + args)
+
     def address(self, ip):
         sh(["ip", "-n", self.ns, "addr", "add", f"{ip}/8", "dev", "lo"])
 
