@@ -332,3 +332,40 @@ async fn without_stream_management_a_ping_is_the_checkpoint() {
     );
     a.shutdown().await;
 }
+
+/// Two xfed nodes with stream management off: A's pings confirm what it wrote, answered by
+/// B at its edge (the tenant's component never sees them), so nothing waits unconfirmed.
+#[actix_rt::test]
+async fn two_nodes_without_stream_management_confirm_by_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = format!("{NO_TLS}\nstream_management = false");
+    let (ra, rb, _) = write_pair(dir.path(), (&off, ""), (&off, ""));
+    let a = start_at(&ra).await;
+    let b = start_at(&rb).await;
+    let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
+    let mut globex = component(b.component_addr(), "globex.example", "globex-secret").await;
+    let n = 150;
+    let batch: String = (1..=n).map(msg).collect();
+    acme.send(&batch).await;
+    globex.read_until(|r| ids(r).len() == n).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ctx = a.s2s();
+        let out: Vec<_> = ctx.streams.iter().filter(|e| e.outbound).collect();
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].outbox.is_acked(), "no stream management");
+        if out[0].outbox.unacked() == 0 {
+            break;
+        }
+        drop(out);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pings never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!globex.received.contains("xfed-ck-"), "{}", globex.received);
+    assert!(!acme.received.contains("xfed-ck-"), "{}", acme.received);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -317,6 +317,26 @@ impl Router {
         self.deliver(&target, stanza, None);
     }
 
+    /// Answers another xfed's checkpoint ping (an iq get whose id carries the checkpoint
+    /// prefix, to a hosted domain) at the edge, so its stream gets confirmed whatever the
+    /// tenant's server does with pings. Answers whether `stanza` was one.
+    pub fn answer_checkpoint_ping(&self, stanza: &Stanza) -> bool {
+        let ours = stanza.kind == crate::xmpp::Kind::Iq
+            && stanza.type_.as_deref() == Some("get")
+            && stanza
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with(PING_ID_PREFIX))
+            && stanza
+                .to
+                .as_deref()
+                .is_some_and(|to| !to.contains('@') && !to.contains('/'));
+        if ours {
+            self.reroute(vec![stanza.iq_result()]);
+        }
+        ours
+    }
+
     /// Hands the answer to one of our checkpoint pings to federation. Answers whether
     /// `stanza` was one (its id carries the prefix every checkpoint ping's id has); those
     /// are ours, never delivered to a tenant.

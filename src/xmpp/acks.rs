@@ -46,11 +46,14 @@ pub struct Unacked {
     acked: u32,
     /// Stanzas sent since the last `<r/>`.
     since_request: u32,
+    /// Bytes of `stanzas`.
+    bytes: usize,
 }
 
 impl Unacked {
     /// Records a stanza as sent. Answers whether an ack request is due (every `every`).
     pub fn sent(&mut self, stanza: Box<Stanza>, every: u32) -> bool {
+        self.bytes += stanza.bytes.len();
         self.stanzas.push_back(stanza);
         self.since_request += 1;
         if self.since_request >= every {
@@ -70,7 +73,25 @@ impl Unacked {
             });
         }
         self.acked = h;
-        Ok(self.stanzas.drain(..newly).collect())
+        let confirmed: Vec<Box<Stanza>> = self.stanzas.drain(..newly).collect();
+        self.bytes -= confirmed.iter().map(|s| s.bytes.len()).sum::<usize>();
+        Ok(confirmed)
+    }
+
+    /// Lets the oldest go, unconfirmed, while more than `cap` bytes are kept: a peer that
+    /// does not answer checkpoints costs a bounded window, not memory without end.
+    /// Answers how many were let go.
+    pub fn release_over(&mut self, cap: usize) -> usize {
+        let mut n = 0;
+        while self.bytes > cap {
+            let Some(s) = self.stanzas.pop_front() else {
+                break;
+            };
+            self.bytes -= s.bytes.len();
+            self.acked = self.acked.wrapping_add(1);
+            n += 1;
+        }
+        n
     }
 
     /// The XEP's count of stanzas sent since enabling, modulo 2^32.
@@ -89,7 +110,7 @@ impl Unacked {
 
     /// Bytes of the stanzas not acknowledged.
     pub fn bytes(&self) -> usize {
-        self.stanzas.iter().map(|s| s.bytes.len()).sum()
+        self.bytes
     }
 
     /// Keeps stanzas that were queued and never written (they follow the sent ones).
@@ -99,6 +120,7 @@ impl Unacked {
 
     /// Everything not acknowledged, oldest first: (written, never written).
     pub fn take(&mut self) -> (Vec<Stanza>, Vec<Stanza>) {
+        self.bytes = 0;
         (
             self.stanzas.drain(..).map(|s| *s).collect(),
             std::mem::take(&mut self.unsent),
@@ -195,6 +217,20 @@ mod tests {
         let mut h = Handled(u32::MAX);
         h.count();
         assert_eq!(h.answer(), "<a xmlns='urn:xmpp:sm:3' h='0'/>");
+    }
+
+    #[test]
+    fn over_the_cap_the_oldest_go_and_the_count_stays_right() {
+        let mut u = Unacked::default();
+        for n in 0..5 {
+            u.sent(stanza(n), 100);
+        }
+        let one = stanza(0).bytes.len();
+        assert_eq!(u.bytes(), 5 * one);
+        assert_eq!(u.release_over(3 * one), 2);
+        assert_eq!(u.bytes(), 3 * one);
+        assert_eq!(u.sent_count(), 5);
+        assert_eq!(ids(&u.acknowledge(4).unwrap()), ["2", "3"]);
     }
 
     #[test]

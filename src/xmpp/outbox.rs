@@ -95,6 +95,19 @@ struct Acks {
     checkpoint: Checkpoint,
 }
 
+/// With ping checkpoints, at most this many bytes wait for a confirmation; past it the
+/// oldest are let go unconfirmed. Stream management holds the sender back instead (the
+/// bytes count against the queue bound): a peer that offers it acknowledges. A peer
+/// without it may not answer pings at all, and must not turn into a stalled queue.
+pub const PING_WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
+impl Acks {
+    /// Whether unconfirmed bytes count against the queue bound.
+    fn holds_back(&self) -> bool {
+        self.checkpoint == Checkpoint::StreamManagement
+    }
+}
+
 /// Why a stanza could not be queued; the stanza comes back to the caller.
 #[derive(Debug)]
 pub enum SendError {
@@ -320,8 +333,10 @@ impl Outbox {
             return Ok(0);
         };
         let confirmed = lock(&acks.retained).acknowledge(h)?;
-        let bytes: usize = confirmed.iter().map(|s| s.bytes.len()).sum();
-        self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        if acks.holds_back() {
+            let bytes: usize = confirmed.iter().map(|s| s.bytes.len()).sum();
+            self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        }
         Ok(confirmed.len())
     }
 
@@ -344,7 +359,12 @@ impl Outbox {
                 _ => None,
             }));
         }
-        let bytes: usize = written.iter().chain(&unsent).map(|s| s.bytes.len()).sum();
+        let counted = if acks.holds_back() {
+            written.iter().chain(&unsent)
+        } else {
+            [].iter().chain(&unsent)
+        };
+        let bytes: usize = counted.map(|s| s.bytes.len()).sum();
         self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
         (written, unsent)
     }
@@ -450,7 +470,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 request |= retained.sent(s, ACK_EVERY);
             }
             let sent = retained.sent_count();
+            let released = if acks.holds_back() {
+                0
+            } else {
+                retained.release_over(PING_WINDOW_BYTES)
+            };
             drop(retained);
+            if released > 0 {
+                tracing::debug!(
+                    released,
+                    "ping checkpoints lag: oldest stanzas let go unconfirmed"
+                );
+            }
             if request {
                 // After the stanzas it covers, before a closing tail.
                 let rest = buf.split_off(buf.len() - tail);
@@ -463,7 +494,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             writer.flush().await
         })
         .await;
-        if counters.acks.is_none() {
+        if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
             counters.queued.fetch_sub(counted, Ordering::AcqRel);
         }
         if stanzas > 0 {

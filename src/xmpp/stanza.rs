@@ -154,6 +154,26 @@ impl Stanza {
     }
 
     /// The reply that returns this stanza to its sender with `condition` (RFC 6120 §8.3):
+    /// The empty result of an iq get (RFC 6120 §8.2.3): 'to' and 'from' swapped, same id.
+    pub fn iq_result(&self) -> Stanza {
+        let mut out = String::from("<iq type='result'");
+        push_attr(&mut out, "from", self.to.as_deref());
+        push_attr(&mut out, "to", self.from.as_deref());
+        push_attr(&mut out, "id", self.id.as_deref());
+        out.push_str("/>");
+        Stanza {
+            bytes: Bytes::from(out),
+            name: "iq".into(),
+            kind: Kind::Iq,
+            to: self.from.clone(),
+            from: self.to.clone(),
+            id: self.id.clone(),
+            type_: Some("result".to_owned()),
+            xmlns: None,
+            resends: 0,
+        }
+    }
+
     /// 'to' and 'from' swapped, same id, type 'error'. `None` for an error stanza, which is
     /// never answered with an error.
     pub fn error_reply(&self, condition: StanzaCondition, text: &str) -> Option<Stanza> {

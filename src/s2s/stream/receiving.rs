@@ -79,7 +79,7 @@ impl S2sStream {
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         s.drop_default_ns();
         self.count_handled();
-        if router.checkpoint_answer(&to, &from, &s) {
+        if router.checkpoint_answer(&to, &from, &s) || router.answer_checkpoint_ping(&s) {
             return Ok(());
         }
         router.route_inbound(&to, &from, s);
