@@ -9,6 +9,7 @@ pub mod ns;
 pub mod outbox;
 pub mod reader;
 pub mod stanza;
+mod wellformed;
 
 pub use error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
 pub use outbox::{Outbox, SendError};

@@ -11,15 +11,20 @@
 
 use bytes::BytesMut;
 use quick_xml::errors::{Error as XmlError, SyntaxError};
-use quick_xml::escape::EscapeError;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use tokio_util::codec::Decoder;
 
 use super::error::{AppCondition, StreamCondition as C, StreamError};
-use super::markup::{is_name_char, is_name_start, Partial, Place};
+use super::markup::{Partial, Place};
 use super::ns;
 use super::stanza::Stanza;
+use super::wellformed::{
+    attr_value, check_attrs, check_chars, check_names, check_ref, check_text, escape_error, nwf,
+};
+
+/// U+FEFF in UTF-8: a byte order mark at the start of a document, else a character.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Bounds on what one peer may make us hold in memory.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +151,21 @@ impl StreamReader {
     /// Tokenizes `data[self.scan..]` (which ends at a `>`), consuming whole tokens, until an
     /// element or the header completes or the data runs out.
     fn step(&mut self, data: &[u8]) -> Result<Step, StreamError> {
+        // quick-xml takes U+FEFF at the start of its input for a byte order mark and skips
+        // it, which would put our offsets three bytes off: it never sees one there.
+        while data[self.scan..].starts_with(BOM) {
+            match self.phase {
+                Phase::Prolog => return Err(nwf("text before the stream header")),
+                Phase::Open if self.open.is_empty() => {
+                    return Err(StreamError::new(
+                        C::BadFormat,
+                        "character data between stanzas",
+                    ))
+                }
+                // U+FEFF in a stanza's text is a character like any other.
+                _ => self.scan += BOM.len(),
+            }
+        }
         let base = self.scan;
         let mut rd = Reader::from_reader(&data[base..]);
         // We match end tags against our own stack: a read resumes mid-stanza, where quick-xml
@@ -254,7 +274,7 @@ impl StreamReader {
         let mut stream_ns = None;
         for attr in e.attributes().with_checks(true) {
             let attr = attr.map_err(nwf)?;
-            let value = attr.unescape_value().map_err(escape_error)?.into_owned();
+            let value = attr_value(&attr)?.into_owned();
             let key = attr.key.as_ref();
             match key {
                 b"to" => h.to = Some(value),
@@ -374,7 +394,11 @@ impl StreamReader {
                 check_ref(&r)?;
                 Ok(None)
             }
-            Event::Text(_) | Event::CData(_) => Ok(None),
+            Event::Text(t) => {
+                check_text(&t)?;
+                Ok(None)
+            }
+            Event::CData(_) => Ok(None),
             Event::Comment(_) | Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
                 Err(restricted(&event))
             }
@@ -403,6 +427,14 @@ impl Decoder for StreamReader {
         }
         if buf.len() <= self.scan {
             return Ok(None);
+        }
+        if self.phase == Phase::Prolog && self.scan == 0 && buf.starts_with(BOM) {
+            // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3).
+            let _ = buf.split_to(BOM.len());
+            self.partial = None;
+            if buf.is_empty() {
+                return Ok(None);
+            }
         }
         if self.phase == Phase::Prolog && buf.len() >= 2 && (buf[0] == 0 || buf[1] == 0) {
             return Err(StreamError::new(C::UnsupportedEncoding, "stream is not UTF-8").into());
@@ -527,129 +559,6 @@ fn restricted(event: &Event<'_>) -> StreamError {
         C::RestrictedXml,
         format!("{what} not allowed (RFC 6120 §11.1)"),
     )
-}
-
-fn nwf(e: impl std::fmt::Display) -> StreamError {
-    StreamError::new(C::NotWellFormed, e.to_string())
-}
-
-/// An unknown entity is restricted XML; any other broken reference is not well-formed.
-pub(crate) fn escape_error(e: XmlError) -> StreamError {
-    match e {
-        XmlError::Escape(EscapeError::UnrecognizedEntity(_, name)) => StreamError::new(
-            C::RestrictedXml,
-            format!("entity &{name}; is not one of the five predefined entities"),
-        ),
-        other => nwf(other),
-    }
-}
-
-/// Checks the attributes of a nested element: well-formed, no duplicates, no unknown
-/// entities, no `<` in a value.
-fn check_attrs(e: &BytesStart<'_>) -> Result<(), StreamError> {
-    check_names(e)?;
-    for attr in e.attributes().with_checks(true) {
-        let attr = attr.map_err(nwf)?;
-        if attr.value.contains(&b'<') {
-            return Err(StreamError::new(
-                C::NotWellFormed,
-                "'<' in an attribute value",
-            ));
-        }
-        if attr.value.contains(&b'&') {
-            attr.unescape_value().map_err(escape_error)?;
-        }
-    }
-    Ok(())
-}
-
-/// Element and attribute names must be XML names (XML 1.0 §2.3); quick-xml does not check.
-/// ASCII is checked exactly; any non-ASCII character is accepted as a name character.
-fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
-    let bad = |name: &[u8]| {
-        StreamError::new(
-            C::NotWellFormed,
-            format!("{:?} is not an XML name", String::from_utf8_lossy(name)),
-        )
-    };
-    let name = e.name();
-    if !is_xml_name(name.as_ref()) {
-        return Err(bad(name.as_ref()));
-    }
-    let tag: &[u8] = e;
-    for attr in e.attributes().with_checks(false).flatten() {
-        let key = attr.key.as_ref();
-        if !is_xml_name(key) {
-            return Err(bad(key));
-        }
-        // XML 1.0 §3.1: whitespace before every attribute (quick-xml takes `a='1'b='2'`).
-        let at = (key.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
-        if at > 0 && at <= tag.len() && !is_space_byte(tag[at - 1]) {
-            return Err(StreamError::new(
-                C::NotWellFormed,
-                "attributes must be separated by whitespace",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn is_xml_name(name: &[u8]) -> bool {
-    match name.split_first() {
-        Some((first, tail)) => is_name_start(*first) && tail.iter().all(|b| is_name_char(*b)),
-        None => false,
-    }
-}
-
-/// Checks a `&name;` reference in text: one of the five predefined entities, or a character
-/// reference to a character XML allows.
-fn check_ref(name: &[u8]) -> Result<(), StreamError> {
-    if let Some(num) = name.strip_prefix(b"#") {
-        let parsed = match num.strip_prefix(b"x") {
-            Some(hex) => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|s| u32::from_str_radix(s, 16).ok()),
-            None => std::str::from_utf8(num).ok().and_then(|s| s.parse().ok()),
-        };
-        return match parsed.and_then(char::from_u32) {
-            Some(c) if is_xml_char(c) => Ok(()),
-            _ => Err(StreamError::new(
-                C::NotWellFormed,
-                "character reference to a character XML does not allow",
-            )),
-        };
-    }
-    match name {
-        b"amp" | b"lt" | b"gt" | b"quot" | b"apos" => Ok(()),
-        _ => Err(StreamError::new(
-            C::RestrictedXml,
-            format!(
-                "entity &{}; is not one of the five predefined entities",
-                String::from_utf8_lossy(name)
-            ),
-        )),
-    }
-}
-
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// Every byte a peer sends is UTF-8 (RFC 6120 §11.6) and a character XML 1.0 allows.
-fn check_chars(bytes: &[u8]) -> Result<(), StreamError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| StreamError::new(C::UnsupportedEncoding, "stream is not valid UTF-8"))?;
-    if bytes
-        .iter()
-        .any(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-        || text.contains(['\u{FFFE}', '\u{FFFF}'])
-    {
-        return Err(StreamError::new(
-            C::NotWellFormed,
-            "control character in the stream",
-        ));
-    }
-    Ok(())
 }
 
 fn is_space_byte(b: u8) -> bool {

@@ -384,3 +384,62 @@ fn an_oversized_stanza_says_stanza_too_big() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Found by fuzzing (class `bom`): quick-xml skips U+FEFF at the start of its input as a
+/// byte order mark, so a read that resumed right before one cut the stanza three bytes off.
+/// A byte order mark opens a stream; U+FEFF in a stanza's text is a character, framed the
+/// same whatever the split; between stanzas it is character data.
+#[test]
+fn u_feff_is_a_byte_order_mark_only_at_the_start() {
+    let bom = "\u{FEFF}";
+    let with_bom = format!("{bom}{HEADER}<message><body>a</body></message>");
+    assert_eq!(whole(&with_bom).unwrap().len(), 2);
+    let inside = format!("{HEADER}<message><body>{bom}x{bom}</body><b>{bom}</b></message>");
+    let bytes = inside.as_bytes();
+    let expected = whole(&inside).unwrap();
+    assert!(
+        expected[1].contains(&format!("<body>{bom}x{bom}</body>")),
+        "{expected:?}"
+    );
+    for at in 1..bytes.len() {
+        let (a, b) = bytes.split_at(at);
+        assert_eq!(
+            feed(&[a, b], Limits::default()).unwrap(),
+            expected,
+            "split at {at}"
+        );
+    }
+    let dribbled: Vec<&[u8]> = bytes.chunks(1).collect();
+    assert_eq!(feed(&dribbled, Limits::default()).unwrap(), expected);
+    let between = format!("{HEADER}{bom}<message/>");
+    assert_eq!(whole(&between), Err(StreamCondition::BadFormat));
+    let after_decl = format!(
+        "<?xml version='1.0'?>{bom}<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    assert_eq!(whole(&after_decl), Err(StreamCondition::NotWellFormed));
+}
+
+/// Found by fuzzing: what quick-xml lets through that XML does not allow, and that xfed
+/// would have forwarded or written back to a peer that then closes the stream.
+#[test]
+fn fuzz_found_not_well_formed_inputs() {
+    let cases = [
+        // `]]>` in character data (XML 1.0 §2.4).
+        "<message><body>a]]>b</body></message>",
+        // A name with two colons is not a qualified name (Namespaces in XML §4).
+        "<r127.0.0.1:0 to='a'/>",
+        "<message a:b:c='1'/>",
+        // A character reference to a character XML does not allow, in an attribute value.
+        "<message to='a&#x1;@acme.example'/>",
+        "<message><x y='&#0;'/></message>",
+        // A private-use character is not a name character (XML 1.0 §2.3).
+        "<message \u{EEFF}='1'/>",
+    ];
+    for input in cases {
+        assert_eq!(
+            whole(&format!("{HEADER}{input}")),
+            Err(StreamCondition::NotWellFormed),
+            "{input}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use quick_xml::Reader;
 
 use super::error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
 use super::ns;
-use super::reader::escape_error;
+use super::wellformed::attr_value;
 
 /// The three stanza kinds of RFC 6120 §8, or another first-level element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,26 +64,16 @@ impl Stanza {
         for attr in e.attributes().with_checks(true) {
             let attr =
                 attr.map_err(|e| StreamError::new(StreamCondition::NotWellFormed, e.to_string()))?;
-            if attr.value.contains(&b'<') {
-                return Err(StreamError::new(
-                    StreamCondition::NotWellFormed,
-                    "'<' in an attribute value",
-                ));
-            }
+            let value = attr_value(&attr)?;
             let slot = match attr.key.as_ref() {
                 b"to" => &mut s.to,
                 b"from" => &mut s.from,
                 b"id" => &mut s.id,
                 b"type" => &mut s.type_,
                 b"xmlns" => &mut s.xmlns,
-                _ => {
-                    if attr.value.contains(&b'&') {
-                        attr.unescape_value().map_err(escape_error)?;
-                    }
-                    continue;
-                }
+                _ => continue,
             };
-            *slot = Some(attr.unescape_value().map_err(escape_error)?.into_owned());
+            *slot = Some(value.into_owned());
         }
         Ok(s)
     }
