@@ -87,7 +87,12 @@ fn parse_text<T: DeserializeOwned>(
             key.clear();
         }
         let inner = err.into_inner();
-        let message = one_line(inner.message());
+        // Some syntax errors carry their description only in the full text (found by the
+        // configuration fuzzer: a NUL in a comment gave an empty reason).
+        let message = match one_line(inner.message()) {
+            m if m.is_empty() => one_line(&inner.to_string()),
+            m => m,
+        };
         if let Some(field) = ["unknown field `", "missing field `"]
             .iter()
             .find_map(|prefix| message.strip_prefix(prefix))
@@ -161,6 +166,16 @@ mod tests {
         let file = file.expect("read past the bad values");
         assert_eq!(file.listen.component.port(), 7400);
         assert_eq!(file.federation.idle_timeout_secs, 600);
+    }
+
+    #[test]
+    fn a_syntax_error_always_says_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("router.toml");
+        std::fs::write(&path, "tenants_dir = \"t\"\n# \u{0}\n").unwrap();
+        let (_, errors) = parse_salvaging::<RouterFile>(&path);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(!errors[0].reason.trim().is_empty(), "{errors:?}");
     }
 
     #[test]
