@@ -5,6 +5,7 @@
 //! Tenant actors own their state and publish a [`TenantView`] into their [`TenantSlot`]
 //! whenever it changes (a link comes or goes); routing only ever reads those snapshots.
 
+mod checkpoint;
 pub mod policy;
 mod select;
 
@@ -18,7 +19,6 @@ use dashmap::DashMap;
 
 use crate::config::{domain_key, TenantConfig};
 use crate::observe::{Event, Kind, Observer, TenantCounters};
-use crate::xmpp::outbox::PING_ID_PREFIX;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
 
 /// The delivery end of one connection: its id and its write queue.
@@ -315,48 +315,6 @@ impl Router {
             return self.bounce(&stanza, StanzaCondition::PolicyViolation, &text, None);
         }
         self.deliver(&target, stanza, None);
-    }
-
-    /// Answers another xfed's checkpoint ping (an iq get whose id carries the checkpoint
-    /// prefix, to a hosted domain) at the edge, so its stream gets confirmed whatever the
-    /// tenant's server does with pings. Answers whether `stanza` was one.
-    pub fn answer_checkpoint_ping(&self, stanza: &Stanza) -> bool {
-        let ours = stanza.kind == crate::xmpp::Kind::Iq
-            && stanza.type_.as_deref() == Some("get")
-            && stanza
-                .id
-                .as_deref()
-                .is_some_and(|id| id.starts_with(PING_ID_PREFIX))
-            && stanza
-                .to
-                .as_deref()
-                .is_some_and(|to| !to.contains('@') && !to.contains('/'));
-        if ours {
-            self.reroute(vec![stanza.iq_result()]);
-        }
-        ours
-    }
-
-    /// Hands the answer to one of our checkpoint pings to federation. Answers whether
-    /// `stanza` was one (its id carries the prefix every checkpoint ping's id has); those
-    /// are ours, never delivered to a tenant.
-    pub fn checkpoint_answer(&self, local: &str, remote: &str, stanza: &Stanza) -> bool {
-        let Some(id) = stanza
-            .id
-            .as_deref()
-            .filter(|id| id.starts_with(PING_ID_PREFIX))
-        else {
-            return false;
-        };
-        if stanza.kind != crate::xmpp::Kind::Iq
-            || !matches!(stanza.type_.as_deref(), Some("result" | "error"))
-        {
-            return false;
-        }
-        if let Some(remote_side) = &*self.remote.load() {
-            remote_side.confirmed(local, remote, id);
-        }
-        true
     }
 
     /// Delivers stanzas whose connection closed before they were written: to another link

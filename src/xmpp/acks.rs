@@ -128,6 +128,56 @@ impl Unacked {
     }
 }
 
+/// How an outbox that keeps what it writes has the peer confirm it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// XEP-0198: `<r/>`, answered with `<a h=…/>`.
+    StreamManagement,
+    /// An XEP-0199 ping from `from` to `to` whose id is `id_prefix` + the count of stanzas
+    /// written before it: its answer proves the peer read everything before it (TCP keeps
+    /// order), even on a stream without stream management.
+    Ping {
+        from: String,
+        to: String,
+        id_prefix: String,
+    },
+}
+
+impl Checkpoint {
+    /// Pings from `from` to `to`, with ids no other stream's pings share.
+    pub fn ping(from: &str, to: &str) -> Self {
+        Checkpoint::Ping {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            id_prefix: format!("{PING_ID_PREFIX}{:016x}-", rand::random::<u64>()),
+        }
+    }
+
+    pub(super) fn request(&self, sent: u32) -> String {
+        match self {
+            Checkpoint::StreamManagement => REQUEST.to_owned(),
+            Checkpoint::Ping {
+                from,
+                to,
+                id_prefix,
+            } => format!(
+                "<iq type='get' from='{from}' to='{to}' id='{id_prefix}{sent}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ),
+        }
+    }
+
+    /// The count a ping answer with this `id` confirms, if the ping was ours.
+    pub fn ping_count(&self, id: &str) -> Option<u32> {
+        match self {
+            Checkpoint::Ping { id_prefix, .. } => id.strip_prefix(id_prefix.as_str())?.parse().ok(),
+            Checkpoint::StreamManagement => None,
+        }
+    }
+}
+
+/// Every checkpoint ping's id starts with this; their answers are ours, not a tenant's.
+pub const PING_ID_PREFIX: &str = "xfed-ck-";
+
 /// The receiving end: stanzas handled since we answered `<enabled/>`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Handled(u32);

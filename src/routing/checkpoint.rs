@@ -1,0 +1,49 @@
+//! Checkpoint pings (the confirmations of streams without stream management) in the
+//! inbound traffic: answers to ours go to federation, another xfed's are answered here;
+//! neither reaches a tenant.
+
+use super::Router;
+use crate::xmpp::outbox::PING_ID_PREFIX;
+use crate::xmpp::{Kind, Stanza};
+
+impl Router {
+    /// Answers another xfed's checkpoint ping (an iq get whose id carries the checkpoint
+    /// prefix, to a hosted domain) at the edge, so its stream gets confirmed whatever the
+    /// tenant's server does with pings. Answers whether `stanza` was one.
+    pub fn answer_checkpoint_ping(&self, stanza: &Stanza) -> bool {
+        let ours = stanza.kind == Kind::Iq
+            && stanza.type_.as_deref() == Some("get")
+            && stanza
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with(PING_ID_PREFIX))
+            && stanza
+                .to
+                .as_deref()
+                .is_some_and(|to| !to.contains('@') && !to.contains('/'));
+        if ours {
+            self.reroute(vec![stanza.iq_result()]);
+        }
+        ours
+    }
+
+    /// Hands the answer to one of our checkpoint pings to federation. Answers whether
+    /// `stanza` was one (its id carries the prefix every checkpoint ping's id has); those
+    /// are ours, never delivered to a tenant.
+    pub fn checkpoint_answer(&self, local: &str, remote: &str, stanza: &Stanza) -> bool {
+        let Some(id) = stanza
+            .id
+            .as_deref()
+            .filter(|id| id.starts_with(PING_ID_PREFIX))
+        else {
+            return false;
+        };
+        if stanza.kind != Kind::Iq || !matches!(stanza.type_.as_deref(), Some("result" | "error")) {
+            return false;
+        }
+        if let Some(remote_side) = &*self.remote.load() {
+            remote_side.confirmed(local, remote, id);
+        }
+        true
+    }
+}

@@ -1,0 +1,143 @@
+//! The outbox against an in-memory pipe: order, close, back-pressure, hand-back, and
+//! what an outbox with checkpoints keeps.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use tokio::io::AsyncReadExt;
+
+use super::*;
+use crate::xmpp::stanza::Kind;
+
+fn stanza(body: &str) -> Stanza {
+    Stanza {
+        bytes: Bytes::from(format!("<message>{body}</message>")),
+        name: "message".into(),
+        kind: Kind::Message,
+        to: None,
+        from: None,
+        id: None,
+        type_: None,
+        xmlns: None,
+        resends: 0,
+    }
+}
+
+/// Reads what the peer end of a duplex pipe got until it closes.
+async fn read_all(mut peer: tokio::io::DuplexStream) -> String {
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), peer.read_to_end(&mut got)).await;
+    String::from_utf8(got).unwrap()
+}
+
+#[test]
+fn stanzas_raw_bytes_and_the_tail_are_written_in_order_then_the_socket_shuts() {
+    actix_rt::System::new().block_on(async {
+        let (ours, peer) = tokio::io::duplex(1 << 16);
+        let (outbox, task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(5), |_| {});
+        assert!(outbox.send_raw(Bytes::from_static(b"<a/>")));
+        outbox.send(stanza("1")).unwrap();
+        outbox.send(stanza("2")).unwrap();
+        outbox.close(Bytes::from_static(b"</stream:stream>"));
+        let got = read_all(peer).await;
+        assert_eq!(
+            got,
+            "<a/><message>1</message><message>2</message></stream:stream>"
+        );
+        task.await.unwrap();
+        assert!(outbox.is_closed());
+        assert_eq!(outbox.stanzas_written(), 2);
+        assert_eq!(outbox.queued_bytes(), 0);
+        let refused = outbox.send(stanza("3"));
+        assert!(matches!(refused, Err(SendError::Closed(s)) if s.bytes.ends_with(b"3</message>")));
+    });
+}
+
+/// With stream management: written stanzas stay until acknowledged, an ack request
+/// follows every ACK_EVERY stanzas, and what is unconfirmed comes out oldest first.
+#[test]
+fn acked_outbox_keeps_what_it_wrote_until_acknowledged() {
+    actix_rt::System::new().block_on(async {
+        let (ours, mut peer) = tokio::io::duplex(1 << 20);
+        let (outbox, _task) = Outbox::spawn_acked(
+            ours,
+            1 << 20,
+            Duration::from_secs(5),
+            Checkpoint::StreamManagement,
+        );
+        let n = ACK_EVERY as usize + 6;
+        for i in 0..n {
+            outbox.send(stanza(&format!("{i}"))).unwrap();
+        }
+        let mut got = Vec::new();
+        let want = n * "<message>0</message>".len() + 100;
+        while !String::from_utf8_lossy(&got).contains(&format!("<message>{}</message>", n - 1)) {
+            let mut buf = vec![0u8; want];
+            let k = peer.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..k]);
+        }
+        let got = String::from_utf8(got).unwrap();
+        assert_eq!(
+            got.matches("<r xmlns='urn:xmpp:sm:3'/>").count(),
+            1,
+            "{got}"
+        );
+        assert_eq!(outbox.unacked(), n);
+        assert!(
+            outbox.queued_bytes() > 0,
+            "unacknowledged bytes still count"
+        );
+        assert_eq!(outbox.acknowledge(60), Ok(60));
+        assert!(outbox.acknowledge(1000).is_err());
+        let (rest, unsent) = outbox.take_unconfirmed();
+        assert!(unsent.is_empty());
+        let bodies: Vec<String> = rest
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.bytes).into_owned())
+            .collect();
+        assert_eq!(
+            bodies.first().map(String::as_str),
+            Some("<message>60</message>")
+        );
+        assert_eq!(bodies.len(), n - 60);
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(matches!(
+            outbox.send(stanza("late")),
+            Err(SendError::Closed(_))
+        ));
+    });
+}
+
+/// A peer that reads nothing: the queue fills to its bound and refuses more, and when
+/// the write stalls past its limit every stanza still queued comes back.
+#[test]
+fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
+    actix_rt::System::new().block_on(async {
+        let (ours, _peer) = tokio::io::duplex(64);
+        let back = Rc::new(RefCell::new(Vec::new()));
+        let sink = back.clone();
+        let (outbox, task) = Outbox::spawn(ours, 200, Duration::from_millis(200), move |s| {
+            sink.borrow_mut().extend(s)
+        });
+        let mut accepted = 0;
+        let mut full = 0;
+        for i in 0..50 {
+            match outbox.send(stanza(&format!("{i:03}"))) {
+                Ok(()) => accepted += 1,
+                Err(SendError::Full(_)) => full += 1,
+                Err(SendError::Closed(_)) => panic!("closed before the stall limit"),
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(full > 0, "the bound refused some");
+        task.await.unwrap();
+        assert!(outbox.is_closed());
+        let written = outbox.stanzas_written() as usize;
+        let back = back.borrow();
+        // Those the writer had taken for its stalled write are lost with the socket;
+        // everything still queued behind them comes back.
+        assert!(!back.is_empty(), "queued stanzas were handed back");
+        assert!(written + back.len() <= accepted);
+        assert_eq!(outbox.queued_bytes(), 0, "nothing left counted as queued");
+    });
+}

@@ -1,0 +1,168 @@
+//! The outbox's writer task: takes whatever has queued up, writes it in one system call,
+//! keeps what it wrote where the peer confirms it, and ends by handing back what it could
+//! not write.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::{lock, unix_ms, Acks, Out, Shared, ACK_EVERY, MAX_BATCH, PING_WINDOW_BYTES};
+use crate::xmpp::stanza::Stanza;
+
+/// The writer's hold on the shared state: however the writer ends (returns, or its task is
+/// dropped with the runtime), the queue is closed to senders.
+pub(super) struct Closer(pub(super) Arc<Shared>);
+
+impl Closer {
+    /// Closes the queue and takes what is left in it.
+    fn close(&self) -> VecDeque<Out> {
+        let mut queue = self.0.queue();
+        self.0.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *queue)
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    shared: Closer,
+    stall: Duration,
+    on_undelivered: impl FnOnce(Vec<Stanza>),
+) {
+    let counters = &*shared.0;
+    // Allocated when there is something to write and let go when the queue runs dry, so
+    // that an idle connection holds no write buffer and no queue slots.
+    let mut buf = BytesMut::new();
+    // Entries taken from the queue and not yet written (a write stops at MAX_BATCH).
+    let mut batch = VecDeque::new();
+    loop {
+        if batch.is_empty() {
+            std::mem::swap(&mut batch, &mut *counters.queue());
+            if batch.is_empty() {
+                // Let the drained deque's slots and the write buffer go while idle.
+                batch = VecDeque::new();
+                buf = BytesMut::new();
+                counters.wake.notified().await;
+                continue;
+            }
+        }
+        let mut counted = 0;
+        let mut stanzas = 0;
+        let mut closing = false;
+        // Bytes of the closing tail at the end of `buf`.
+        let mut tail = 0;
+        // With checkpoints: what this write sends, kept until confirmed.
+        let mut keep = Vec::new();
+        // An `Out::Ask` came: a request goes out whatever the count.
+        let mut asked = false;
+        while let Some(out) = batch.pop_front() {
+            match out {
+                Out::Stanza(s) => {
+                    counted += s.bytes.len();
+                    stanzas += 1;
+                    buf.extend_from_slice(&s.bytes);
+                    if counters.acks.is_some() {
+                        keep.push(s);
+                    }
+                }
+                Out::Raw(b) => buf.extend_from_slice(&b),
+                Out::Ask => asked = true,
+                Out::Close(b) => {
+                    buf.extend_from_slice(&b);
+                    tail = b.len();
+                    closing = true;
+                    break;
+                }
+            }
+            if buf.len() >= MAX_BATCH {
+                break;
+            }
+        }
+        if let Some(acks) = &counters.acks {
+            if !batch.is_empty() {
+                // Back to the queue's front rather than held here across the write: whoever
+                // takes what is unconfirmed finds everything in the queue or in `retained`.
+                let mut queue = counters.queue();
+                while let Some(out) = batch.pop_back() {
+                    queue.push_front(out);
+                }
+            }
+            let mut retained = lock(&acks.retained);
+            let mut request = asked && (!keep.is_empty() || !retained.is_empty());
+            for s in keep {
+                request |= retained.sent(s, ACK_EVERY);
+            }
+            let sent = retained.sent_count();
+            let released = if acks.holds_back() {
+                0
+            } else {
+                retained.release_over(PING_WINDOW_BYTES)
+            };
+            drop(retained);
+            if released > 0 {
+                tracing::debug!(
+                    released,
+                    "ping checkpoints lag: oldest stanzas let go unconfirmed"
+                );
+            }
+            if request {
+                // After the stanzas it covers, before a closing tail.
+                let rest = buf.split_off(buf.len() - tail);
+                buf.extend_from_slice(acks.checkpoint.request(sent).as_bytes());
+                buf.unsplit(rest);
+            }
+        }
+        let written = tokio::time::timeout(stall, async {
+            writer.write_all(&buf).await?;
+            writer.flush().await
+        })
+        .await;
+        if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
+            counters.queued.fetch_sub(counted, Ordering::AcqRel);
+        }
+        if stanzas > 0 {
+            counters.written.fetch_add(stanzas, Ordering::Relaxed);
+            counters
+                .written_bytes
+                .fetch_add(counted as u64, Ordering::Relaxed);
+            counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
+        }
+        buf.clear();
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::debug!("write failed or stalled; closing the connection");
+            break;
+        }
+        if closing {
+            let _ = tokio::time::timeout(stall, writer.shutdown()).await;
+            break;
+        }
+    }
+    let left = shared.close();
+    let unsent = batch.into_iter().chain(left).filter_map(|out| match out {
+        Out::Stanza(s) => Some(s),
+        _ => None,
+    });
+    if let Some(acks) = &counters.acks {
+        // They follow what was written; the owner takes them all with the unconfirmed.
+        lock(&acks.retained).extend(unsent);
+        return;
+    }
+    let undelivered: Vec<Stanza> = unsent
+        .map(|s| {
+            counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
+            *s
+        })
+        .collect();
+    if !undelivered.is_empty() {
+        on_undelivered(undelivered);
+    }
+}
