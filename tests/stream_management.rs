@@ -31,8 +31,8 @@ fn node_a(dir: &Path, peer_port: u16) -> PathBuf {
 }
 
 /// A scripted receiving server for globex.example: takes node A's outbound stream, offers
-/// stream management and dialback, accepts the key, answers `<enable/>`.
-async fn accept_stream(listener: &tokio::net::TcpListener) -> Raw {
+/// dialback (and stream management, with `sm`), accepts the key, answers `<enable/>`.
+async fn accept_as(listener: &tokio::net::TcpListener, sm: bool) -> Raw {
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("node A connects")
@@ -43,21 +43,31 @@ async fn accept_stream(listener: &tokio::net::TcpListener) -> Raw {
         received: String::new(),
     };
     c.expect("<stream:stream").await;
-    c.send(
+    let offer = if sm {
+        "<sm xmlns='urn:xmpp:sm:3'><optional/></sm>"
+    } else {
+        ""
+    };
+    c.send(format!(
         "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
          xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' \
-         to='acme.example' id='peer-stream' version='1.0'><stream:features>\
-         <sm xmlns='urn:xmpp:sm:3'><optional/></sm>\
-         <dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
-    )
+         to='acme.example' id='peer-stream' version='1.0'><stream:features>{offer}\
+         <dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"
+    ))
     .await;
     c.expect("</db:result>").await;
     c.send("<db:result from='globex.example' to='acme.example' type='valid'/>")
         .await;
-    c.expect("<enable xmlns='urn:xmpp:sm:3'/>").await;
-    c.send("<enabled xmlns='urn:xmpp:sm:3'/>").await;
+    if sm {
+        c.expect("<enable xmlns='urn:xmpp:sm:3'/>").await;
+        c.send("<enabled xmlns='urn:xmpp:sm:3'/>").await;
+    }
     c.clear();
     c
+}
+
+async fn accept_stream(listener: &tokio::net::TcpListener) -> Raw {
+    accept_as(listener, true).await
 }
 
 fn msg(i: usize) -> String {
@@ -218,33 +228,6 @@ async fn two_nodes_acknowledge_everything() {
     b.shutdown().await;
 }
 
-/// A receiving server for globex.example without stream management: takes node A's
-/// outbound stream, accepts the key.
-async fn accept_plain_stream(listener: &tokio::net::TcpListener) -> Raw {
-    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
-        .await
-        .expect("node A connects")
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut c = Raw {
-        stream,
-        received: String::new(),
-    };
-    c.expect("<stream:stream").await;
-    c.send(
-        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
-         xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' \
-         to='acme.example' id='peer-stream' version='1.0'><stream:features>\
-         <dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
-    )
-    .await;
-    c.expect("</db:result>").await;
-    c.send("<db:result from='globex.example' to='acme.example' type='valid'/>")
-        .await;
-    c.clear();
-    c
-}
-
 /// Without stream management, an XEP-0199 ping through the remote server is the
 /// checkpoint: its answer (on the remote's own stream to us) confirms everything written
 /// before it. When the stream dies, what was written after the last answered ping may or
@@ -261,7 +244,7 @@ async fn without_stream_management_a_ping_is_the_checkpoint() {
 
     let batch: String = (1..=10).map(msg).collect();
     acme.send(&batch).await;
-    let mut out = accept_plain_stream(&listener).await;
+    let mut out = accept_as(&listener, false).await;
     // The ping follows the ten messages within the timer's round.
     out.read_until(|r| r.contains("urn:xmpp:ping")).await;
     assert_eq!(ids(&out.received), (1..=10).collect::<Vec<_>>());
