@@ -200,6 +200,12 @@ pub fn check(data: &[u8]) {
     let Some(want) = expected(text) else {
         return;
     };
+    // A byte order mark before the header: the reader may refuse it at once (no frame), or
+    // read the stream as roxmltree does; it must not frame the bytes after the header wrong.
+    let bom = text.starts_with('\u{feff}');
+    if text.contains('\u{feff}') && super::known("bom") {
+        return;
+    }
     // Limits out of the way: this target compares parsing, not limits.
     let limits = Limits {
         max_stanza_bytes: usize::MAX / 2,
@@ -212,6 +218,9 @@ pub fn check(data: &[u8]) {
         ("whole", feed_split(data, limits, std::iter::empty())),
         ("split", feed_split(data, limits, split_lengths(seed, 16))),
     ] {
+        if bom && f.frames.is_empty() && matches!(f.end, End::Error(_)) {
+            continue;
+        }
         match &want {
             Ok(frames) => {
                 assert_eq!(

@@ -9,3 +9,23 @@ pub mod differential;
 pub mod reader;
 pub mod s2s;
 pub mod stanza;
+
+/// Is the open defect class `name` listed in `XFED_FUZZ_KNOWN` (comma-separated)? A long
+/// run sets it to look past defects already recorded in `fuzz/regressions/` and not yet
+/// fixed; the test command never does. Classes: `probe` (a malformed tag swallows what
+/// follows), `attr-space` (attributes without whitespace between them), `bom` (U+FEFF
+/// where a read resumes is taken for a byte order mark), `qname` (names with several
+/// colons), `config-reason` (a refusal with an empty reason).
+pub fn known(name: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            std::env::var("XFED_FUZZ_KNOWN")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect()
+        })
+        .iter()
+        .any(|k| k == name)
+}
