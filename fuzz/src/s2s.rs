@@ -242,8 +242,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A stand-in authoritative server for globex.example: answers our header with its own and
-/// every `<db:verify>` as valid.
+/// A stand-in for globex.example's server: answers a header with its own, and every
+/// `<db:verify>` (as the authoritative server) and `<db:result>` (as the receiving server of
+/// the node's outbound stream) as valid.
 fn authoritative(listener: TcpListener) {
     for conn in listener.incoming() {
         let Ok(mut s) = conn else { continue };
@@ -266,25 +267,34 @@ fn authoritative(listener: TcpListener) {
                           id='auth-stream' version='1.0'><stream:features/>",
                     );
                 }
-                while let Some(start) = text.find("<db:verify ") {
-                    let Some(end) = text[start..].find("</db:verify>") else {
-                        break;
-                    };
-                    let q = text[start..start + end].to_owned();
-                    text.drain(..start + end);
-                    let attr = |name: &str| {
-                        q.split(&format!("{name}='"))
-                            .nth(1)
-                            .and_then(|r| r.split('\'').next())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    let answer = format!(
-                        "<db:verify from='globex.example' to='{}' id='{}' type='valid'/>",
-                        attr("from"),
-                        attr("id")
-                    );
-                    let _ = s.write_all(answer.as_bytes());
+                // Dialback questions (a verify on a verify connection) and claims (a
+                // result on the node's own outbound stream) alike are answered valid.
+                for element in ["db:verify", "db:result"] {
+                    while let Some(start) = text.find(&format!("<{element} ")) {
+                        let close = format!("</{element}>");
+                        let Some(end) = text[start..].find(&close) else {
+                            break;
+                        };
+                        let q = text[start..start + end].to_owned();
+                        text.drain(..start + end);
+                        let attr = |name: &str| {
+                            q.split(&format!("{name}='"))
+                                .nth(1)
+                                .and_then(|r| r.split('\'').next())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        let id = match attr("id").as_str() {
+                            "" => String::new(),
+                            id => format!(" id='{id}'"),
+                        };
+                        let answer = format!(
+                            "<{element} from='{}' to='{}'{id} type='valid'/>",
+                            attr("to"),
+                            attr("from"),
+                        );
+                        let _ = s.write_all(answer.as_bytes());
+                    }
                 }
                 if text.len() > 1 << 20 {
                     text.clear();

@@ -117,24 +117,19 @@ fn other_attributes(element: &[u8]) -> Vec<(String, String)> {
 /// Does the start tag have two attributes with no whitespace between them
 /// (`a='1'b='2'`)? Not well-formed (XML 1.0 §3.1), yet the reader accepts it.
 fn attributes_run_together(element: &[u8]) -> bool {
-    let end = element
-        .iter()
-        .position(|b| *b == b'>')
-        .unwrap_or(element.len());
     let mut quote = None;
-    for (i, b) in element[..end].iter().enumerate() {
+    for (i, b) in element.iter().enumerate() {
         match quote {
             Some(q) if *b == q => {
                 quote = None;
-                if element
-                    .get(i + 1)
-                    .is_some_and(|n| !n.is_ascii_whitespace() && *n != b'/' && *n != b'>')
-                {
+                let next = element.get(i + 1);
+                if next.is_some_and(|n| !n.is_ascii_whitespace() && *n != b'/' && *n != b'>') {
                     return true;
                 }
             }
             Some(_) => {}
             None if *b == b'\'' || *b == b'"' => quote = Some(*b),
+            None if *b == b'>' => return false,
             None => {}
         }
     }
@@ -290,6 +285,8 @@ fn check_well_formed(bytes: &[u8]) {
         Ok(_) | Err(roxmltree::Error::UnknownNamespace(..)) => {}
         // A name that is an XML name but no qualified name (`a:b:c`, `a:1`).
         Err(roxmltree::Error::InvalidName(..)) if super::known("qname") => {}
+        // `]]>` in character data (XML 1.0 §2.4).
+        Err(roxmltree::Error::InvalidCharacterData(..)) if super::known("cdata-end") => {}
         Err(e) => panic!("the reader accepted a stanza that is not well-formed ({e}): {xml}"),
     }
 }
