@@ -152,7 +152,7 @@ pub fn check_in(state: State, payload: &[u8]) {
     }
     conn.send(payload);
     let _ = conn.stream.shutdown(Shutdown::Write);
-    conn.to_close();
+    conn.read_to_close();
     if std::env::var_os("XFED_FUZZ_DEBUG").is_some() {
         eprintln!(
             "{state:?}: the node sent: {}",
@@ -210,7 +210,7 @@ impl Conn {
     }
 
     /// Reads until the node closes; panics if it does not within [`WAIT`].
-    fn to_close(&mut self) {
+    fn read_to_close(&mut self) {
         let deadline = Instant::now() + WAIT;
         while self.read_some(deadline) {}
         assert!(
