@@ -11,6 +11,7 @@
 //! - [`observe`]: the event log and Prometheus metrics (used by all below).
 //! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
 //!   and writes into outboxes, so it needs no protocol types.
+//! - [`admission`]: caps on connections that have not authenticated, per source and in all.
 //! - [`workers`]: one connection arbiter per core, and the accept loop that feeds them.
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
 pub mod check;
 pub mod component;
 pub mod config;

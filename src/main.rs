@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// xfed: a multitenant XMPP federation router.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = config::CONFIG_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,13 +28,13 @@ enum Command {
     /// Run the node.
     Run {
         /// The node's router file; tenant files are found through its `tenants_dir`.
-        #[arg(long, default_value = "config/router.toml")]
+        #[arg(long, default_value_os_t = config::default_router_path())]
         config: PathBuf,
     },
     /// Check the configuration without starting: exit 0 with a summary, or 2 with one line
     /// per problem (file, key, reason).
     CheckConfig {
-        #[arg(long, default_value = "config/router.toml")]
+        #[arg(long, default_value_os_t = config::default_router_path())]
         config: PathBuf,
     },
     /// A running node: federation, tenants, their links and streams.
@@ -102,7 +102,7 @@ enum Command {
         all: bool,
         /// The node's router file: its `[dns] nameservers`, tenants and static routes (used
         /// when it exists; required with --all).
-        #[arg(long, default_value = "config/router.toml")]
+        #[arg(long, default_value_os_t = config::default_router_path())]
         config: PathBuf,
         /// Ask this nameserver (`ip:port`) instead of the configured or system one.
         #[arg(long)]
@@ -111,7 +111,7 @@ enum Command {
     /// The node's and each tenant's certificate: dates, chain, and the domains and aliases
     /// its names fail to cover. Exit 1 when something needs fixing.
     CheckCert {
-        #[arg(long, default_value = "config/router.toml")]
+        #[arg(long, default_value_os_t = config::default_router_path())]
         config: PathBuf,
     },
     /// A certificate signing request (PEM) naming the node, every tenant domain and every
@@ -120,7 +120,7 @@ enum Command {
         /// PEM private key the certificate will go with.
         #[arg(long)]
         key: PathBuf,
-        #[arg(long, default_value = "config/router.toml")]
+        #[arg(long, default_value_os_t = config::default_router_path())]
         config: PathBuf,
         /// A further name to include (a cluster name); repeat for more.
         #[arg(long)]
@@ -145,7 +145,7 @@ enum Command {
 #[derive(clap::Args)]
 struct NodeArgs {
     /// The node's router file: its `[listen] admin` and `[admin] token_file`.
-    #[arg(long, default_value = "config/router.toml")]
+    #[arg(long, default_value_os_t = config::default_router_path())]
     config: PathBuf,
     /// The admin API's URL, instead of reading it from --config.
     #[arg(long, requires = "token_file")]
@@ -416,7 +416,6 @@ fn run(cfg: config::Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("xfed: {e:#}");
             ExitCode::FAILURE
         }

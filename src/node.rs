@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::admin::AdminState;
+use crate::admission::Admission;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
 use crate::observe::{Event, Kind, Observer};
@@ -20,6 +21,7 @@ use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
 use crate::s2s::{inbound, AuthedPair, S2sContext, Side};
 use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
+use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
 mod apply;
@@ -33,11 +35,12 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen for {what} on {addr}: {source}")]
+    /// The cause is in the message and not a `source`: a chain (`{:#}`) would say it twice.
+    #[error("cannot listen for {what} on {addr}: {cause}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("TLS: {0}")]
     Tls(String),
@@ -117,10 +120,10 @@ impl Node {
         let admin = match &config.admin_token {
             Some(token) => {
                 let (listener, addr) = bind("the admin API", config.listen.admin).await?;
-                let std_listener = listener.into_std().map_err(|source| StartError::Bind {
+                let std_listener = listener.into_std().map_err(|cause| StartError::Bind {
                     what: "the admin API",
                     addr,
-                    source,
+                    cause,
                 })?;
                 let state = Arc::new(AdminState {
                     node_name: config.node_name.clone(),
@@ -130,13 +133,12 @@ impl Node {
                     observer: observer.clone(),
                     supervisor,
                 });
-                let handle = crate::admin::start(std_listener, state).map_err(|source| {
-                    StartError::Bind {
+                let handle =
+                    crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
                         what: "the admin API",
                         addr,
-                        source,
-                    }
-                })?;
+                        cause,
+                    })?;
                 Some((addr, handle))
             }
             None => {
@@ -395,11 +397,17 @@ fn accept_s2s(
     workers: &Arc<Workers>,
     ctx: Arc<S2sContext>,
 ) -> tokio::task::JoinHandle<()> {
+    let admission = Admission::new(
+        "s2s",
+        ctx.limits.unauthenticated,
+        Some(ctx.observer.clone()),
+    );
     actix_rt::spawn(accept_loop(
         listener,
         workers.clone(),
-        "s2s",
-        move |tcp, peer| inbound::accept(tcp, peer, ctx.clone()),
+        admission,
+        ns::SERVER,
+        move |tcp, peer, permit| inbound::accept(tcp, peer, ctx.clone(), permit),
     ))
 }
 
@@ -407,7 +415,7 @@ async fn bind(
     what: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
-    let err = |source| StartError::Bind { what, addr, source };
+    let err = |cause| StartError::Bind { what, addr, cause };
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))

@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use actix::{Arbiter, ArbiterHandle};
 use tokio::net::TcpStream;
 
+use crate::admission::{Admission, Permit, Refusal};
+use crate::xmpp::stanza::{stream_error, stream_header};
+use crate::xmpp::StreamError;
+
 thread_local! {
     /// Set on each worker's thread: whose worker it is (a [`Workers`]' id).
     static CURRENT: Cell<Option<u64>> = const { Cell::new(None) };
@@ -95,26 +99,55 @@ impl Workers {
     }
 }
 
-/// Accepts on `listener` forever, giving each connection to `serve` on a worker.
+/// Accepts on `listener` forever, giving each connection a permit from `admission` and
+/// handing both to `serve` on a worker; a connection over the caps is answered with a stream
+/// error in `content_ns` and closed on the spot.
 pub async fn accept_loop<F, Fut>(
     listener: tokio::net::TcpListener,
     workers: std::sync::Arc<Workers>,
-    what: &'static str,
+    admission: std::sync::Arc<Admission>,
+    content_ns: &'static str,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + 'static,
+    F: Fn(TcpStream, SocketAddr, Permit) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => workers.dispatch(stream, peer, serve.clone()),
+            Ok((stream, peer)) => match admission.admit(peer.ip()) {
+                Ok(permit) => {
+                    let serve = serve.clone();
+                    workers.dispatch(stream, peer, move |s, p| serve(s, p, permit));
+                }
+                Err(why) => refuse(&stream, why, content_ns),
+            },
             Err(e) => {
                 // Out of descriptors and the like: keep serving those already connected.
-                tracing::warn!(error = %e, "{what} accept failed");
+                tracing::warn!(error = %e, "{} accept failed", admission.listener());
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// Answers a refused connection without waiting on it: what the peer already sent is read
+/// and dropped (so closing sends FIN, not a reset that could discard our answer), then our
+/// header and the stream error go out in one write to an empty socket buffer.
+fn refuse(stream: &TcpStream, why: Refusal, content_ns: &'static str) {
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match stream.try_read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    let text = match why {
+        Refusal::PerAddress => "too many connections from your address have not authenticated",
+        Refusal::Total => "too many connections have not authenticated; try again later",
+    };
+    let mut reply = stream_header(content_ns, None, None, "refused");
+    reply.push_str(&stream_error(&StreamError::new(why.condition(), text)));
+    let _ = stream.try_write(reply.as_bytes());
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fed::*;
+use common::peer::*;
 use common::*;
 
 /// Writes and starts node A (acme) routing globex.example statically to `peer_port`, with
@@ -257,25 +258,13 @@ async fn idle_stream_closes_and_the_next_stanza_opens_another() {
     b.shutdown().await;
 }
 
-/// A raw s2s peer on a no-tls node.
-async fn raw_s2s(node: &xfed::node::Node, to: &str) -> Raw {
-    let mut c = Raw::connect(node.s2s_addr()).await;
-    c.send(format!(
-        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
-         xmlns:stream='http://etherx.jabber.org/streams' from='evil.example' to='{to}' version='1.0'>"
-    ))
-    .await;
-    c.read_until(|r| r.contains("</stream:features>")).await;
-    c
-}
-
 #[actix_rt::test]
 async fn inbound_s2s_rules_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let a = start_at(&node_a(dir.path(), free_port(), NO_TLS, 5)).await;
 
     // A stanza before any authentication.
-    let mut c = raw_s2s(&a, "acme.example").await;
+    let mut c = raw_s2s(a.s2s_addr(), "acme.example").await;
     c.send("<message from='x@evil.example' to='a@acme.example'/>")
         .await;
     let all = c.read_to_close().await;
@@ -286,7 +275,7 @@ async fn inbound_s2s_rules_are_enforced() {
     );
 
     // An unsolicited "valid" dialback result authenticates nothing.
-    let mut c = raw_s2s(&a, "acme.example").await;
+    let mut c = raw_s2s(a.s2s_addr(), "acme.example").await;
     c.send("<db:result from='evil.example' to='acme.example' type='valid'/>")
         .await;
     c.send("<message from='x@evil.example' to='a@acme.example'/>")
@@ -309,7 +298,7 @@ async fn inbound_s2s_rules_are_enforced() {
     );
 
     // A forged dialback verify gets "invalid".
-    let mut c = raw_s2s(&a, "acme.example").await;
+    let mut c = raw_s2s(a.s2s_addr(), "acme.example").await;
     c.send("<db:verify from='evil.example' to='acme.example' id='abc'>0123</db:verify>")
         .await;
     c.expect("type='invalid'").await;
@@ -321,7 +310,7 @@ async fn tls_required_refuses_dialback_before_starttls() {
     let dir = tempfile::tempdir().unwrap();
     let fed = "security_mode = \"tls-required\"\nrequire_client_certs = false";
     let a = start_at(&node_a(dir.path(), free_port(), fed, 5)).await;
-    let mut c = raw_s2s(&a, "acme.example").await;
+    let mut c = raw_s2s(a.s2s_addr(), "acme.example").await;
     assert!(
         c.received.contains("<required/></starttls>"),
         "{}",
@@ -338,89 +327,6 @@ async fn tls_required_refuses_dialback_before_starttls() {
     a.shutdown().await;
 }
 
-/// A stand-in authoritative server for globex.example: answers every `<db:verify/>` as
-/// valid, and reports each connection it accepts and each question it gets. A connection
-/// that has had 3 questions is closed after the third answer.
-async fn authoritative(
-    listener: tokio::net::TcpListener,
-    seen: tokio::sync::mpsc::UnboundedSender<String>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut n = 0;
-    while let Ok((mut s, _)) = listener.accept().await {
-        n += 1;
-        let _ = seen.send(format!("connection {n}"));
-        let seen = seen.clone();
-        actix_rt::spawn(async move {
-            let mut text = String::new();
-            let mut buf = vec![0u8; 16 * 1024];
-            let mut opened = false;
-            let mut asked = 0;
-            loop {
-                let Ok(Ok(k)) = tokio::time::timeout(WAIT, s.read(&mut buf)).await else {
-                    return;
-                };
-                if k == 0 {
-                    return;
-                }
-                text.push_str(&String::from_utf8_lossy(&buf[..k]));
-                if !opened && text.contains("<stream:stream") {
-                    opened = true;
-                    let _ = s
-                        .write_all(
-                            b"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
-                              xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' \
-                              id='auth-stream' version='1.0'><stream:features/>",
-                        )
-                        .await;
-                }
-                while let Some(start) = text.find("<db:verify ") {
-                    let Some(end) = text[start..].find("</db:verify>") else {
-                        break;
-                    };
-                    let q = text[start..start + end].to_owned();
-                    text.drain(..start + end);
-                    let attr = |name: &str| {
-                        q.split(&format!("{name}='"))
-                            .nth(1)
-                            .and_then(|r| r.split('\'').next())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    let (from, id) = (attr("from"), attr("id"));
-                    let _ = seen.send(format!("verify {from} {id}"));
-                    let answer = format!(
-                        "<db:verify from='globex.example' to='{from}' id='{id}' type='valid'/>"
-                    );
-                    let _ = s.write_all(answer.as_bytes()).await;
-                    asked += 1;
-                }
-                if asked >= 3 {
-                    return;
-                }
-            }
-        });
-    }
-}
-
-/// globex.example opens a stream to `to` and offers a dialback key; answers what xfed said.
-async fn dialback_from_globex(node: &xfed::node::Node, to: &str) -> Raw {
-    let mut c = Raw::connect(node.s2s_addr()).await;
-    c.send(format!(
-        "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
-         xmlns:stream='http://etherx.jabber.org/streams' from='globex.example' to='{to}' version='1.0'>"
-    ))
-    .await;
-    c.read_until(|r| r.contains("</stream:features>")).await;
-    c.send(format!(
-        "<db:result from='globex.example' to='{to}'>0123456789abcdef</db:result>"
-    ))
-    .await;
-    c.expect("<db:result").await;
-    c.read_until(|r| r.contains("type=")).await;
-    c
-}
-
 /// Streams from one remote server to several domains of a tenant are checked with the
 /// remote's authoritative server over one connection, not one each; when that server closes
 /// it, the next check opens another.
@@ -430,7 +336,7 @@ async fn dialback_checks_for_one_remote_share_a_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    actix_rt::spawn(authoritative(listener, seen_tx));
+    actix_rt::spawn(authoritative(listener, seen_tx, "valid"));
     let router = node_a(dir.path(), port, NO_TLS, 5);
     let tenant = dir.path().join("tenants").join("acme.toml");
     let text = std::fs::read_to_string(&tenant).unwrap().replace(
@@ -442,7 +348,7 @@ async fn dialback_checks_for_one_remote_share_a_connection() {
 
     let mut streams = Vec::new();
     for to in ["acme.example", "two.acme.example", "three.acme.example"] {
-        let c = dialback_from_globex(&a, to).await;
+        let c = dialback_from_globex(a.s2s_addr(), to).await;
         assert!(
             c.received
                 .contains(&format!("from='{to}' to='globex.example' type='valid'")),
@@ -469,7 +375,7 @@ async fn dialback_checks_for_one_remote_share_a_connection() {
     }
 
     // The authoritative server has closed that connection: the next check opens another.
-    let c = dialback_from_globex(&a, "acme.example").await;
+    let c = dialback_from_globex(a.s2s_addr(), "acme.example").await;
     assert!(
         c.received
             .contains("from='acme.example' to='globex.example' type='valid'"),

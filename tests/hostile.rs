@@ -294,3 +294,145 @@ async fn bad_input_on_one_link_leaves_the_others_serving() {
     globex.expect("<body>back</body>").await;
     node.shutdown().await;
 }
+
+/// A start tag that can never be well-formed is refused as soon as it arrives — before the
+/// handshake timeout, and without taking the stanza that follows as part of it. Before,
+/// `<'/>` made the node wait for a closing quote and swallow the next message silently.
+#[actix_rt::test]
+async fn a_malformed_tag_is_refused_at_once_and_takes_nothing_after_it() {
+    let next = "<message from='a@acme.example' to='g@globex.example' id='after'><body>after</body></message>";
+    for bad in [
+        "<'/>",
+        "<message '/>",
+        "<message to='x'from='y'/>",
+        "< message/>",
+    ] {
+        // First bytes on the connection, and after a stream header: answered at once (the
+        // handshake timeout of these nodes is 1 s; `connection-timeout` would mean a wait).
+        assert_stream_error(&answer_to(bad.as_bytes()).await, "not-well-formed");
+        let input = format!("{}{bad}", header("acme.example"));
+        assert_stream_error(&answer_to(input.as_bytes()).await, "not-well-formed");
+    }
+    // On an authenticated link with a listening receiver: the stream ends with
+    // not-well-formed, and the stanza after the broken tag is not delivered as if nothing
+    // had happened.
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let mut globex = component(node.component_addr(), "globex.example", "globex-secret").await;
+    let mut acme = component(node.component_addr(), "acme.example", "acme-secret").await;
+    acme.send(format!(
+        "<message from='a@acme.example' to='g@globex.example' id='x' a='/>{next}"
+    ))
+    .await;
+    let all = acme.read_to_close().await;
+    assert_eq!(
+        stream_error_condition(&all).as_deref(),
+        Some("not-well-formed"),
+        "{all}"
+    );
+    // globex still serves, and got nothing of the broken stream.
+    let mut acme2 = component(node.component_addr(), "acme.example", "acme-secret").await;
+    acme2
+        .send("<message from='a@acme.example' to='g@globex.example' id='ok'><body>ok</body></message>")
+        .await;
+    globex.expect("id='ok'").await;
+    assert!(
+        !globex.received.contains("id='after'"),
+        "{}",
+        globex.received
+    );
+    node.shutdown().await;
+}
+
+/// RFC 6120 §11: XMPP is XML 1.0.
+#[actix_rt::test]
+async fn xml_1_1_is_refused() {
+    let input = format!("<?xml version='1.1'?>{}", header("acme.example"));
+    assert_stream_error(&answer_to(input.as_bytes()).await, "unsupported-version");
+}
+
+/// RFC 6120 §4.9.3.14's own example: the size limit names `stanza-too-big`.
+#[actix_rt::test]
+async fn oversized_stanza_says_stanza_too_big() {
+    let body = "x".repeat(30_000);
+    let input = format!(
+        "<message from='a@acme.example' to='b@globex.example'><body>{body}</body></message>"
+    );
+    let all = answer_after_handshake(input.as_bytes()).await;
+    assert!(
+        all.contains("<stanza-too-big xmlns='urn:xmpp:errors'/>"),
+        "{all}"
+    );
+}
+
+/// Connections that have not authenticated are capped per source address: the excess is
+/// refused at once with policy-violation, counted, logged once with a count; links that
+/// have authenticated do not count, and a closed connection gives its place back.
+#[actix_rt::test]
+async fn unauthenticated_connections_are_capped_per_address() {
+    let dir = two_tenants(&format!("{LIMITS}\nunauthenticated_per_address = 3"));
+    let dir_path = dir.path().to_owned();
+    let text = std::fs::read_to_string(dir_path.join("router.toml"))
+        .unwrap()
+        .replace("handshake_timeout_secs = 1", "handshake_timeout_secs = 20");
+    std::fs::write(dir_path.join("router.toml"), text).unwrap();
+    let node = start(&dir_path).await;
+    let addr = node.component_addr();
+    // Two authenticated links: they do not count.
+    let _a = component(addr, "acme.example", "acme-secret").await;
+    let _g = component(addr, "globex.example", "globex-secret").await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut c = Raw::connect(addr).await;
+        c.send(header("acme.example")).await;
+        c.expect(" id='").await;
+        idle.push(c);
+    }
+    for _ in 0..2 {
+        let mut over = Raw::connect(addr).await;
+        let all = over.read_to_close().await;
+        assert_stream_error(&all, "policy-violation");
+        assert!(
+            all.contains("too many connections from your address"),
+            "{all}"
+        );
+    }
+    // One idle connection goes: its place comes back.
+    drop(idle.pop());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut c = Raw::connect(addr).await;
+        c.send(header("acme.example")).await;
+        c.read_until(|r| r.contains(" id='") || r.contains("</stream:stream>"))
+            .await;
+        if !c.received.contains("<stream:error>") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Two refusals above, and maybe more while the closed connection's place came back.
+    let metrics = node.observer().metrics.render();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"xfed_connections_refused_total{listener="component",reason="per_address"} "#,
+            )
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(refused >= 2, "{metrics}");
+    let refused = node
+        .observer()
+        .events
+        .query(&Default::default())
+        .into_iter()
+        .filter(|e| e["event"] == "connection_refused")
+        .count();
+    assert_eq!(refused, 1, "two refusals within 10 s are one folded event");
+    node.shutdown().await;
+}

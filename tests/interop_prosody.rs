@@ -3,7 +3,10 @@
 //! slixmpp user on Prosody exchange messages both ways, an iq and a presence.
 //!
 //! Needs root (network namespaces), prosody, dnsmasq, openssl and slixmpp: `./scripts/test`
-//! installs them. The scenarios live in `tests/interop/netns/`.
+//! installs them (slixmpp in a virtual environment, see [`common::python`]). The scenarios
+//! live in `tests/interop/netns/`.
+
+mod common;
 
 use std::process::Command;
 
@@ -13,9 +16,9 @@ fn scenario(name: &str, summary: &str) {
         "/tests/interop/netns/scenario.py"
     );
     let out = Command::new("timeout")
+        .arg("180")
+        .arg(common::python())
         .args([
-            "180",
-            "python3",
             script,
             "--xfed",
             env!("CARGO_BIN_EXE_xfed"),
@@ -23,7 +26,7 @@ fn scenario(name: &str, summary: &str) {
             name,
         ])
         .output()
-        .expect("python3 runs");
+        .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -52,17 +55,26 @@ fn prosody_by_static_route() {
     scenario("static", "7 passed, 0 failed");
 }
 
-/// Both sides trust one CA: SASL EXTERNAL both ways, client certificates required by xfed.
+/// Both sides trust one CA: SASL EXTERNAL both ways, client certificates required by xfed;
+/// stream management (XEP-0198) on both streams, which Prosody offers after SASL.
 #[test]
-fn prosody_with_sasl_external() {
-    scenario("sasl", "7 passed, 0 failed");
+fn prosody_with_sasl_external_and_stream_management() {
+    scenario("sasl", "9 passed, 0 failed");
 }
 
-/// No usable DNS answer: NXDOMAIN, a lone "." SRV target, a nameserver that never answers.
-/// Each message comes back remote-server-not-found with the reason.
+/// No usable DNS answer: NXDOMAIN and a lone "." SRV target come back remote-server-not-found,
+/// a nameserver that never answers remote-server-timeout; each with the reason.
 #[test]
 fn dns_failures_bounce_with_the_reason() {
     scenario("dns-faults", "3 passed, 0 failed");
+}
+
+/// XEP-0368 both ways: only `_xmpps-server` records are published; Prosody opens its stream
+/// to xfed's s2s port with TLS first, xfed dials Prosody's direct TLS port; dialback over
+/// both; `xfed check-dns` lists the direct TLS record and target.
+#[test]
+fn prosody_over_direct_tls_both_ways() {
+    scenario("direct-tls", "10 passed, 0 failed");
 }
 
 /// No SRV record for Prosody's domain, only an A record: xfed connects to it on port 5269.

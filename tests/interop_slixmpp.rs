@@ -2,7 +2,8 @@
 //! tenants exchange 1,000 messages each way through the node, in order, none lost; a message
 //! to an unreachable domain comes back as remote-server-not-found.
 //!
-//! Needs python3 with slixmpp: `./scripts/test` installs it.
+//! Needs slixmpp: `./scripts/test` installs it in a virtual environment (see
+//! [`common::python`]).
 
 mod common;
 
@@ -38,7 +39,7 @@ async fn slixmpp_components_exchange_a_thousand_messages_each_way() {
         "/tests/interop/slixmpp_components.py"
     );
     let port = node.component_addr().port().to_string();
-    let run = tokio::process::Command::new("python3")
+    let run = tokio::process::Command::new(python())
         .args([
             script,
             "--host",
@@ -65,7 +66,7 @@ async fn slixmpp_components_exchange_a_thousand_messages_each_way() {
     let out = tokio::time::timeout(Duration::from_secs(90), run)
         .await
         .expect("slixmpp driver finished within 90 s")
-        .expect("python3 runs (./scripts/test installs slixmpp)");
+        .expect("python runs (./scripts/test installs slixmpp)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -70,6 +70,9 @@ pub struct Args {
 /// The sizes of one run, from the arguments and the kind of run.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// A smoke run (no `--bench`): tiny sizes, maybe a debug build; its figures say nothing,
+    /// so they are not held against the targets.
+    pub smoke: bool,
     pub pairs: usize,
     pub warm: Duration,
     pub measure: Duration,
@@ -96,6 +99,7 @@ impl Plan {
             }
         };
         Plan {
+            smoke,
             pairs: args.pairs.unwrap_or(pick(4, 100, 100) as usize),
             warm: Duration::from_secs(pick(1, 3, 5)),
             measure: Duration::from_secs(args.seconds.unwrap_or(pick(2, 10, 30))),

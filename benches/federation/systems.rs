@@ -141,7 +141,8 @@ fn xfed_node(bin: &Path, dir: &Path, side: &str, layout: Layout, crowd: Option<C
          sasl_external = false\ndialback_secret_file = \"dialback.secret\"\n\
          [dns]\nnameservers = [\"127.0.0.53:53\"]\n\
          [admin]\ntoken_file = \"admin.token\"\n\
-         [events]\nfile = \"\"\n",
+         [events]\nfile = \"\"\n\
+         [limits]\nunauthenticated_per_address = 65536\nunauthenticated_total = 65536\n",
         cert.display(),
         key.display()
     );

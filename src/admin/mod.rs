@@ -12,6 +12,8 @@
 //! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
 
 pub mod client;
+mod table;
+mod tables;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -116,6 +118,9 @@ impl AdminState {
                     "bytes_in": e.stats.bytes_in.load(Ordering::Relaxed),
                     "bytes_out": e.outbox.bytes_written(),
                     "queued_bytes": e.outbox.queued_bytes(),
+                    "stream_management": e.outbox.is_acked()
+                        || e.stats.sm_enabled.load(Ordering::Relaxed),
+                    "unacked": e.outbox.unacked(),
                 });
                 (*e.key(), value)
             })
@@ -124,6 +129,9 @@ impl AdminState {
         out.into_iter().map(|(_, v)| v).collect()
     }
 }
+
+/// Connections the admin API holds at once; more wait in the listen backlog.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Starts the admin API on `listener` (on the current actix system).
 pub fn start(
@@ -145,6 +153,10 @@ pub fn start(
             .route("/api/restart", web::post().to(restart))
     })
     .workers(1)
+    // Operators and a Prometheus scraper need a handful; a flood cannot hold more than this
+    // (the listener is loopback by default and every request needs the token).
+    .max_connections(ADMIN_MAX_CONNECTIONS)
+    .client_request_timeout(std::time::Duration::from_secs(10))
     .disable_signals()
     .listen(listener)?
     .run();

@@ -47,7 +47,7 @@ pub fn check_certificates(config: &Config) -> Vec<CertReport> {
             owner: "node".into(),
             text: "node: no [tls] cert configured\n".into(),
             problems: vec![
-                "no [tls] cert/key: the node makes a self-signed development certificate at start, which no remote server trusts".into(),
+                "no [tls] cert/key: the node presents self-signed development certificates (its own, and one per tenant made when first needed), which no remote server trusts".into(),
             ],
         }),
         (Some(paths), Some(Ok(ctx))) => {

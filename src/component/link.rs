@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::{handshake, ComponentService};
+use crate::admission::Permit;
 use crate::config::domain_key;
 use crate::routing::{LinkControl, LinkEvent, LinkHandle, Origin, Router, TenantSlot};
 use crate::xmpp::stanza::{stream_error, stream_header, STREAM_CLOSE};
@@ -28,8 +29,14 @@ const WRITE_STALL: Duration = Duration::from_secs(30);
 type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, StreamReader>;
 
 /// Negotiates a new connection and, once it is authenticated, starts its actor on the
-/// current arbiter.
-pub(crate) async fn accept(stream: TcpStream, peer: SocketAddr, svc: Arc<ComponentService>) {
+/// current arbiter. The admission `permit` is held while negotiating and given back on
+/// return: an authenticated link does not count against the listener's caps.
+pub(crate) async fn accept(
+    stream: TcpStream,
+    peer: SocketAddr,
+    svc: Arc<ComponentService>,
+    permit: Permit,
+) {
     let (rd, wr) = stream.into_split();
     let limits = Limits {
         max_stanza_bytes: svc.limits.max_stanza_bytes,
@@ -80,6 +87,7 @@ pub(crate) async fn accept(stream: TcpStream, peer: SocketAddr, svc: Arc<Compone
             format!("no stream and handshake within {}s", timeout.as_secs()),
         )),
     }
+    drop(permit);
 }
 
 /// A fresh, unguessable stream id.

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::admission::Admission;
 use crate::config::Limits;
 use crate::routing::Router;
 use crate::workers::{accept_loop, Workers};
+use crate::xmpp::ns;
 
 pub use handshake::{digest, verify};
 
@@ -39,11 +41,21 @@ impl ComponentService {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Accepts component connections until the task is aborted.
+    /// Accepts component connections until the task is aborted. A connection holds its
+    /// admission permit until its handshake succeeds.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, workers: Arc<Workers>) {
-        accept_loop(listener, workers, "component", move |stream, peer| {
-            link::accept(stream, peer, self.clone())
-        })
+        let admission = Admission::new(
+            "component",
+            self.limits.unauthenticated,
+            Some(self.router.observer.clone()),
+        );
+        accept_loop(
+            listener,
+            workers,
+            admission,
+            ns::COMPONENT_ACCEPT,
+            move |stream, peer, permit| link::accept(stream, peer, self.clone(), permit),
+        )
         .await;
     }
 }

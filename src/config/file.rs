@@ -98,7 +98,7 @@ fn default_admin() -> SocketAddr {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
-    /// PEM certificate chain; unset = a self-signed development certificate made at start.
+    /// PEM certificate chain; unset = self-signed development certificates (`s2s::devcert`).
     pub cert: Option<PathBuf>,
     /// PEM private key for `cert`.
     pub key: Option<PathBuf>,
@@ -145,6 +145,10 @@ pub struct FederationSection {
     /// Offer and use SASL EXTERNAL (XEP-0178) when certificates allow.
     #[serde(default = "yes")]
     pub sasl_external: bool,
+    /// Offer and use stream management (XEP-0198) on s2s streams: acknowledged delivery,
+    /// and what a dead stream did not get acknowledged goes out again on a new one.
+    #[serde(default = "yes")]
+    pub stream_management: bool,
     /// File holding the dialback secret shared by all nodes (XEP-0185).
     pub dialback_secret_file: Option<PathBuf>,
     /// Seconds without traffic after which an s2s stream closes.
@@ -158,6 +162,7 @@ impl Default for FederationSection {
             security_mode: SecurityMode::default(),
             require_client_certs: true,
             sasl_external: true,
+            stream_management: true,
             dialback_secret_file: None,
             idle_timeout_secs: default_idle(),
         }
@@ -271,6 +276,13 @@ pub struct LimitsSection {
     /// Bytes of stanzas that may wait for one slow connection before more are refused.
     #[serde(default = "default_queue_bytes")]
     pub queue_bytes_per_connection: usize,
+    /// Connections to the s2s or component listener that have not authenticated yet, per
+    /// source address (IPv6: per /64); more are refused at once.
+    #[serde(default = "default_unauthenticated_per_address")]
+    pub unauthenticated_per_address: usize,
+    /// Connections to one listener that have not authenticated yet, from all sources.
+    #[serde(default = "default_unauthenticated_total")]
+    pub unauthenticated_total: usize,
 }
 
 impl Default for LimitsSection {
@@ -280,6 +292,8 @@ impl Default for LimitsSection {
             max_depth: default_max_depth(),
             handshake_timeout_secs: default_handshake_timeout(),
             queue_bytes_per_connection: default_queue_bytes(),
+            unauthenticated_per_address: default_unauthenticated_per_address(),
+            unauthenticated_total: default_unauthenticated_total(),
         }
     }
 }
@@ -295,6 +309,12 @@ fn default_handshake_timeout() -> u64 {
 }
 fn default_queue_bytes() -> usize {
     16 * 1024 * 1024
+}
+fn default_unauthenticated_per_address() -> usize {
+    32
+}
+fn default_unauthenticated_total() -> usize {
+    4096
 }
 
 /// `tenants/<name>.toml`: one tenant.

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use super::file::{PrivacyMode, RouterFile, TenantFile};
+use super::parse::{one_line, parse, parse_salvaging};
 use super::{
-    normalize_domain, CertPaths, Config, ConfigError, ConfigErrors, EventsConfig, Federation,
+    normalize_domain, Caps, CertPaths, Config, ConfigError, ConfigErrors, EventsConfig, Federation,
     Limits, Listen, Privacy, Restart, RouteTarget, Secret, StaticRoutes, TenantConfig, Tls,
 };
 
@@ -22,7 +21,7 @@ const MIN_STANZA_BYTES: usize = 10_000;
 /// (to be told that a reload is refused, for one).
 pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
     let file: RouterFile = parse(router_path)?;
-    let base = router_path.parent().unwrap_or(Path::new("."));
+    let base = folder_of(router_path);
     let token = match &file.admin.token_file {
         Some(p) => Some(
             read_secret(&clean(&base.join(p)), "admin.token_file")
@@ -35,9 +34,12 @@ pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>)
 
 /// Reads `router_path` and every tenant file, and checks them as a whole.
 pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
-    let mut errs = Vec::new();
-    let file: RouterFile = parse(router_path).map_err(|e| ConfigErrors(vec![e]))?;
-    let base = router_path.parent().unwrap_or(Path::new("."));
+    // Past a bad value: it is reported, its default stands in, and the checking goes on.
+    let (file, mut errs) = parse_salvaging::<RouterFile>(router_path);
+    let Some(file) = file else {
+        return Err(ConfigErrors(errs));
+    };
+    let base = folder_of(router_path);
     let at = |p: &Path| clean(&base.join(p));
     let e = |key: &str, reason: String| ConfigError::new(router_path, key, reason);
 
@@ -150,6 +152,17 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
             "must be at least 1 second".into(),
         ));
     }
+    for (key, value) in [
+        (
+            "limits.unauthenticated_per_address",
+            l.unauthenticated_per_address,
+        ),
+        ("limits.unauthenticated_total", l.unauthenticated_total),
+    ] {
+        if value == 0 {
+            errs.push(e(key, "must be at least 1".into()));
+        }
+    }
     if l.queue_bytes_per_connection < l.max_stanza_bytes {
         errs.push(e(
             "limits.queue_bytes_per_connection",
@@ -170,7 +183,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
     if ev.max_file_bytes < 4096 {
         errs.push(e("events.max_file_bytes", "must be at least 4096".into()));
     }
-    if let Some(dir) = events.file.as_ref().and_then(|f| f.parent()) {
+    if let Some(dir) = events.file.as_deref().map(folder_of) {
         if !dir.is_dir() {
             errs.push(e(
                 "events.file",
@@ -191,6 +204,7 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
                 security_mode: file.federation.security_mode,
                 require_client_certs: file.federation.require_client_certs,
                 sasl_external: file.federation.sasl_external,
+                stream_management: file.federation.stream_management,
                 dialback_secret,
                 idle_timeout: Duration::from_secs(file.federation.idle_timeout_secs),
             },
@@ -206,6 +220,10 @@ pub fn load(router_path: &Path) -> Result<Config, ConfigErrors> {
                 max_depth: l.max_depth,
                 handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
                 queue_bytes_per_connection: l.queue_bytes_per_connection,
+                unauthenticated: Caps {
+                    per_address: l.unauthenticated_per_address,
+                    total: l.unauthenticated_total,
+                },
             },
             events,
             tenants,
@@ -475,45 +493,6 @@ fn parse_target(raw: &str) -> Result<RouteTarget, String> {
     Ok(RouteTarget { host, port })
 }
 
-/// Parses one TOML file into `T`, reporting the failing key path and line.
-fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError::new(path, "", format!("cannot read: {err}")))?;
-    let de = toml::Deserializer::new(&text);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let mut key = err.path().to_string();
-        if key == "." {
-            key.clear();
-        }
-        let inner = err.into_inner();
-        let message = one_line(inner.message());
-        if let Some(field) = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|prefix| message.strip_prefix(prefix))
-            .and_then(|rest| rest.split('`').next())
-        {
-            if !key.ends_with(field) {
-                key = if key.is_empty() {
-                    field.to_owned()
-                } else {
-                    format!("{key}.{field}")
-                };
-            }
-        }
-        ConfigError {
-            file: path.to_path_buf(),
-            line: inner.span().map(|span| {
-                1 + text.as_bytes()[..span.start.min(text.len())]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count()
-            }),
-            key,
-            reason: message,
-        }
-    })
-}
-
 fn check_readable(path: &Path, key: &str, err: &mut dyn FnMut(&str, String)) {
     if let Err(e) = std::fs::metadata(path).and_then(|_| std::fs::File::open(path)) {
         err(key, format!("cannot read {}: {e}", path.display()));
@@ -556,13 +535,12 @@ fn read_secret(path: &Path, what: &str) -> Result<Secret, String> {
     Ok(Secret::new(secret))
 }
 
-/// A message that may span lines, on one: `check-config` prints one line per problem.
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+/// The folder `path` is in; `.` for a bare file name (whose parent is the empty path).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// `a/b/../c` → `a/c`, lexically, so paths in messages read the way operators wrote them.

@@ -6,6 +6,8 @@
 mod domain;
 pub mod file;
 mod load;
+mod locate;
+mod parse;
 mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +19,7 @@ use std::time::Duration;
 pub use domain::{domain_key, normalize_domain};
 pub use file::{PrivacyMode, SecurityMode};
 pub use load::{admin_endpoint, load};
+pub use locate::{default_router_path, CONFIG_HELP};
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
@@ -59,7 +62,7 @@ pub struct CertPaths {
 /// The node's TLS material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
-    /// `None`: a self-signed development certificate is made at start.
+    /// `None`: self-signed development certificates, the node's and one per tenant.
     pub cert: Option<CertPaths>,
     pub ca: Vec<PathBuf>,
     pub crl: Vec<PathBuf>,
@@ -71,6 +74,8 @@ pub struct Federation {
     pub security_mode: SecurityMode,
     pub require_client_certs: bool,
     pub sasl_external: bool,
+    /// Offer and use XEP-0198 stream management on s2s streams.
+    pub stream_management: bool,
     /// `None`: a random secret is made at start (fine for a single node only).
     pub dialback_secret: Option<Secret>,
     pub idle_timeout: Duration,
@@ -103,6 +108,17 @@ pub struct Limits {
     pub max_depth: usize,
     pub handshake_timeout: Duration,
     pub queue_bytes_per_connection: usize,
+    /// Caps on connections that have not authenticated, for each listener.
+    pub unauthenticated: Caps,
+}
+
+/// Caps on the connections one listener holds that have not authenticated yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// From one source address (IPv6: one /64).
+    pub per_address: usize,
+    /// From all sources together.
+    pub total: usize,
 }
 
 /// One tenant.

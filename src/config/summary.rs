@@ -36,7 +36,7 @@ impl Config {
             "tls: {}",
             match &self.tls.cert {
                 Some(c) => format!("certificate {}", c.cert.display()),
-                None => "no certificate configured: a self-signed development certificate is made at start".into(),
+                None => "no certificate configured: self-signed development certificates (the node's, one per tenant)".into(),
             }
         );
         let next = self

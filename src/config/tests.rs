@@ -109,6 +109,7 @@ fn good_configuration_loads_every_key_as_written() {
             security_mode: SecurityMode::TlsOptional,
             require_client_certs: false,
             sasl_external: false,
+            stream_management: true,
             // Read from the file, trailing newline dropped.
             dialback_secret: Some(Secret::new("db-s3cret")),
             idle_timeout: Duration::from_secs(300),
@@ -128,6 +129,10 @@ fn good_configuration_loads_every_key_as_written() {
             max_depth: 32,
             handshake_timeout: Duration::from_secs(20),
             queue_bytes_per_connection: 8_388_608,
+            unauthenticated: Caps {
+                per_address: 32,
+                total: 4096,
+            },
         }
     );
     assert_eq!(
@@ -227,6 +232,7 @@ fn every_key_left_out_takes_its_documented_default() {
             security_mode: SecurityMode::TlsRequired,
             require_client_certs: true,
             sasl_external: true,
+            stream_management: true,
             dialback_secret: None,
             idle_timeout: Duration::from_secs(600),
         }
@@ -242,6 +248,10 @@ fn every_key_left_out_takes_its_documented_default() {
             max_depth: 64,
             handshake_timeout: Duration::from_secs(30),
             queue_bytes_per_connection: 16_777_216,
+            unauthenticated: Caps {
+                per_address: 32,
+                total: 4096,
+            },
         }
     );
     assert_eq!(

@@ -24,17 +24,25 @@ impl Node {
     /// Stops and restarts go first, so a domain moving between tenants is free when its new
     /// owner starts. Answers what each change disconnected.
     ///
-    /// When a tenant's certificate comes, goes or changes, the TLS configuration is rebuilt
-    /// first (new streams present the new certificate); if it cannot be, nothing is applied.
+    /// When a tenant's certificate or names come, go or change, the TLS configuration is
+    /// rebuilt first (new streams present the new certificate; a development certificate
+    /// names the new names); if it cannot be, nothing is applied.
     pub async fn apply_tenants(
         &mut self,
         new: &Config,
         changes: &[Change],
     ) -> Result<Vec<(Change, Dropped)>, String> {
-        let certs = |c: &Config| -> Vec<(String, Option<crate::config::CertPaths>)> {
+        type Certified = (String, Option<crate::config::CertPaths>, Vec<String>);
+        let certs = |c: &Config| -> Vec<Certified> {
             c.tenants
                 .iter()
-                .map(|t| (t.name.clone(), t.tls.clone()))
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        t.tls.clone(),
+                        t.all_domains().map(str::to_owned).collect(),
+                    )
+                })
                 .collect()
         };
         if certs(&self.config) != certs(new) || changes.iter().any(Change::renews_certificate) {

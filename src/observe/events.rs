@@ -30,7 +30,12 @@ pub enum Kind {
     StreamAuthenticated,
     StreamFailed,
     StreamClosed,
+    /// A stream ended with stanzas the peer had not acknowledged (XEP-0198), and what
+    /// became of them.
+    StreamUnacknowledged,
     PolicyDenied,
+    /// A new connection refused by a listener's admission caps.
+    ConnectionRefused,
     LinkUp,
     LinkDown,
     ConfigLoaded,
@@ -49,7 +54,9 @@ impl Kind {
             Kind::StreamAuthenticated => "stream_authenticated",
             Kind::StreamFailed => "stream_failed",
             Kind::StreamClosed => "stream_closed",
+            Kind::StreamUnacknowledged => "stream_unacknowledged",
             Kind::PolicyDenied => "policy_denied",
+            Kind::ConnectionRefused => "connection_refused",
             Kind::LinkUp => "link_up",
             Kind::LinkDown => "link_down",
             Kind::ConfigLoaded => "config_loaded",

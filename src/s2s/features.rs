@@ -3,6 +3,7 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use crate::xmpp::acks::SM_NS;
 use crate::xmpp::Stanza;
 
 /// STARTTLS namespace, RFC 6120 §5.
@@ -20,6 +21,8 @@ pub struct Features {
     pub dialback: bool,
     /// SASL EXTERNAL (XEP-0178) is among the offered mechanisms.
     pub sasl_external: bool,
+    /// Stream management (XEP-0198, version 3).
+    pub sm: bool,
 }
 
 impl Features {
@@ -71,6 +74,7 @@ impl Features {
                     (b"mechanisms", Some(ns)) if ns == SASL_NS.as_bytes() => {
                         in_mechanisms = !empty;
                     }
+                    (b"sm", Some(ns)) if ns == SM_NS.as_bytes() => f.sm = true,
                     _ => {}
                 }
             } else if level == 3 && in_starttls && local == b"required" {
@@ -88,7 +92,13 @@ impl Features {
 
 /// Our features for a stream: STARTTLS unless the stream already runs TLS or the mode forbids
 /// it, and dialback.
-pub fn offer(tls_done: bool, offer_tls: bool, tls_required: bool, sasl_external: bool) -> String {
+pub fn offer(
+    tls_done: bool,
+    offer_tls: bool,
+    tls_required: bool,
+    sasl_external: bool,
+    sm: bool,
+) -> String {
     let mut out = String::from("<stream:features>");
     if !tls_done && offer_tls {
         out.push_str("<starttls xmlns='");
@@ -103,6 +113,12 @@ pub fn offer(tls_done: bool, offer_tls: bool, tls_required: bool, sasl_external:
         out.push_str("<mechanisms xmlns='");
         out.push_str(SASL_NS);
         out.push_str("'><mechanism>EXTERNAL</mechanism></mechanisms>");
+    }
+    if sm {
+        // XEP-0198 §3; enabled once a pair has authenticated.
+        out.push_str("<sm xmlns='");
+        out.push_str(SM_NS);
+        out.push_str("'><optional/></sm>");
     }
     out.push_str("<dialback xmlns='");
     out.push_str(DIALBACK_FEATURE_NS);
@@ -125,6 +141,7 @@ mod tests {
             id: None,
             type_: None,
             xmlns: None,
+            resends: 0,
         }
     }
 
@@ -141,20 +158,37 @@ mod tests {
                 starttls_required: true,
                 dialback: true,
                 sasl_external: false,
+                sm: false,
             }
         );
     }
 
+    /// What Prosody 0.12 offers after SASL EXTERNAL with `smacks_enabled_s2s`: both
+    /// versions of XEP-0198; we take version 3.
+    #[test]
+    fn reads_stream_management() {
+        let f = Features::parse(&stanza(
+            "<stream:features><sm xmlns='urn:xmpp:sm:2'><optional/></sm>\
+             <sm xmlns='urn:xmpp:sm:3'><optional/></sm></stream:features>",
+        ));
+        assert!(f.sm);
+        let f = Features::parse(&stanza(
+            "<stream:features><sm xmlns='urn:xmpp:sm:2'/></stream:features>",
+        ));
+        assert!(!f.sm, "version 2 only");
+    }
+
     #[test]
     fn our_offer_parses_back() {
-        for (done, offer_tls, req, ext) in [
-            (false, true, true, false),
-            (false, true, false, false),
-            (true, true, true, true),
-            (false, false, false, false),
-            (true, false, false, true),
+        for (done, offer_tls, req, ext, sm) in [
+            (false, true, true, false, true),
+            (false, true, false, false, false),
+            (true, true, true, true, true),
+            (false, false, false, false, false),
+            (true, false, false, true, true),
         ] {
-            let f = Features::parse(&stanza(&offer(done, offer_tls, req, ext)));
+            let f = Features::parse(&stanza(&offer(done, offer_tls, req, ext, sm)));
+            assert_eq!(f.sm, sm);
             assert_eq!(f.starttls, !done && offer_tls);
             assert_eq!(f.starttls_required, !done && offer_tls && req);
             assert_eq!(f.sasl_external, ext);

@@ -21,6 +21,16 @@ use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
 /// The back-off after a failed attempt: this much, give or take a third.
 const BACKOFF: Duration = Duration::from_secs(6);
 
+/// How many times a stanza goes out again after the stream that carried it ended before
+/// acknowledging it; after that it is returned with `remote-server-timeout`.
+const MAX_RESENDS: u8 = 1;
+
+/// The domain of an address, in our canonical form.
+fn domain_of(addr: &Option<String>) -> Option<String> {
+    let jid = jid::Jid::new(addr.as_deref()?).ok()?;
+    Some(crate::config::domain_key(jid.domain().as_str()).into_owned())
+}
+
 /// The state of one (local, remote) pair.
 enum Pair {
     /// No stream, no attempt under way.
@@ -187,7 +197,7 @@ impl Federation {
                 if routes.is_none() {
                     metrics.dns_failures.increment(1);
                 }
-                DialError::Refused(e.to_string())
+                DialError::Dns(e)
             })?;
         let mut last = DialError::Refused(format!("no server found for {remote}"));
         for target in &targets {
@@ -197,6 +207,7 @@ impl Federation {
                     outbound::authenticate(&self.ctx, &mut dialed, local, remote).await?;
                     dialed.mechanism = Some(Mechanism::Dialback);
                 }
+                outbound::enable_sm(&self.ctx, &mut dialed, remote).await?;
                 Ok::<_, DialError>(dialed)
             };
             match attempt.await {
@@ -213,13 +224,20 @@ impl Federation {
                         extra: Vec::new(),
                         pending: Default::default(),
                     };
-                    let (stream, outbox, addr) =
-                        S2sStream::start(self.ctx.clone(), dialed.conn, role, tls.clone(), None);
+                    let sm = dialed.sm;
+                    let (stream, outbox, addr) = S2sStream::start(
+                        self.ctx.clone(),
+                        dialed.conn,
+                        role,
+                        tls.clone(),
+                        None,
+                        sm,
+                    );
                     // Only dialback streams take more domains: a certificate speaks for one.
                     let joinable = (mechanism == Mechanism::Dialback).then_some(addr);
                     tracing::info!(
                         %local, %remote, %peer, tls = tls.as_ref().map_or("none", |t| t.version.as_str()),
-                        %mechanism, "outbound s2s stream authenticated"
+                        %mechanism, sm, "outbound s2s stream authenticated"
                     );
                     metrics.dialed(started.elapsed());
                     return Ok((stream, outbox, joinable));
@@ -334,6 +352,97 @@ impl Federation {
             }
         };
         self.bounce_all(queue.into_iter().collect(), condition, &reason);
+    }
+
+    /// Stanzas a stream could not deliver for sure (never written, or, with stream
+    /// management, not acknowledged): each goes back to its pair ahead of anything newer, to
+    /// go out on the next stream. One that already went out again once is returned to its
+    /// sender instead, so a stanza whose streams keep dying is not sent forever.
+    pub fn requeue(&self, stanzas: Vec<Stanza>) {
+        let mut groups: Vec<((String, String), Vec<Stanza>)> = Vec::new();
+        let mut given_up = Vec::new();
+        for mut s in stanzas {
+            let (Some(local), Some(remote)) = (domain_of(&s.from), domain_of(&s.to)) else {
+                continue;
+            };
+            if s.resends >= MAX_RESENDS {
+                given_up.push(s);
+                continue;
+            }
+            s.resends += 1;
+            match groups
+                .iter_mut()
+                .find(|(k, _)| k.0 == local && k.1 == remote)
+            {
+                Some((_, group)) => group.push(s),
+                None => groups.push(((local, remote), vec![s])),
+            }
+        }
+        let metrics = &self.ctx.observer.metrics;
+        let resent: usize = groups.iter().map(|(_, g)| g.len()).sum();
+        metrics
+            .counter("xfed_s2s_resent_total", &[])
+            .increment(resent as u64);
+        for ((local, remote), group) in groups {
+            self.put_front(&local, &remote, group);
+        }
+        if !given_up.is_empty() {
+            metrics
+                .counter("xfed_s2s_returned_unacknowledged_total", &[])
+                .increment(given_up.len() as u64);
+            self.bounce_all(
+                given_up,
+                StanzaCondition::RemoteServerTimeout,
+                "the stream ended twice before the remote server acknowledged the stanza",
+            );
+        }
+    }
+
+    /// Puts `group` (oldest first) ahead of what waits for the pair's next stream.
+    fn put_front(&self, local: &str, remote: &str, group: Vec<Stanza>) {
+        let pair = self.pair(local, remote);
+        let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes: usize = group.iter().map(|s| s.bytes.len()).sum();
+        let mut bounced = Vec::new();
+        match &mut *state {
+            Pair::Connecting { queue, bytes: b } => {
+                *b += bytes;
+                for s in group.into_iter().rev() {
+                    queue.push_front(s);
+                }
+            }
+            Pair::Ready { outbox, .. } if !outbox.is_closed() => {
+                // A new stream is up already: only what came after it can be ahead.
+                for s in group {
+                    if let Err(SendError::Full(s) | SendError::Closed(s)) = outbox.send(s) {
+                        bounced.push(*s);
+                    }
+                }
+            }
+            Pair::Failed {
+                until,
+                condition,
+                reason,
+            } if Instant::now() < *until => {
+                let (condition, reason) = (*condition, reason.clone());
+                drop(state);
+                return self.bounce_all(group, condition, &reason);
+            }
+            _ => {
+                *state = Pair::Connecting {
+                    queue: group.into(),
+                    bytes,
+                };
+                drop(state);
+                return self.start(local, remote);
+            }
+        }
+        drop(state);
+        self.bounce_all(
+            bounced,
+            StanzaCondition::ResourceConstraint,
+            &format!("the stream to {remote} is not keeping up"),
+        );
     }
 
     /// A stream ended: the pair's next stanza opens a new one.

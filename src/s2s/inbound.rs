@@ -15,30 +15,42 @@ use super::io::{IoError, XmlConn};
 use super::outbound::tune;
 use super::stream::{Role, S2sStream};
 use super::S2sContext;
+use crate::admission::Permit;
 use crate::config::{domain_key, SecurityMode};
 use crate::xmpp::stanza::stream_error;
 use crate::xmpp::{ns, Frame, ReadError, Stanza, StreamCondition as C, StreamError};
 
-/// Negotiates a new inbound connection, then starts its stream actor on this worker.
-pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>) {
+/// Negotiates a new inbound connection, then starts its stream actor on this worker. The
+/// admission `permit` stays with the connection until a domain pair authenticates on it.
+pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, permit: Permit) {
     tracing::debug!(%peer, "inbound s2s connection");
     tune(&tcp, ctx.dead_peer_timeout);
+    let deadline = tokio::time::Instant::now() + ctx.negotiate_timeout;
+    let direct_tls = starts_with_tls(&tcp, deadline).await;
     let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
     let mut header_sent = false;
     let mut names = Names::default();
-    let result = tokio::time::timeout(
-        ctx.negotiate_timeout,
-        negotiate(&ctx, &mut conn, &mut header_sent, &mut names),
+    let result = tokio::time::timeout_at(
+        deadline,
+        negotiate(&ctx, &mut conn, direct_tls, &mut header_sent, &mut names),
     )
     .await;
     let error = match result {
         Ok(Ok(Some(done))) => {
             let tls = conn.tls.clone();
-            let mut role = Role::inbound(done.stream_id);
-            if let (Some(pair), Role::Inbound { authed, .. }) = (done.sasl, &mut role) {
-                authed.insert(pair);
+            let mut role = Role::inbound(done.stream_id, done.features_sent);
+            if let Role::Inbound {
+                authed, admission, ..
+            } = &mut role
+            {
+                match done.sasl {
+                    Some(pair) => {
+                        authed.insert(pair);
+                    }
+                    None => *admission = Some(permit),
+                }
             }
-            S2sStream::start(ctx.clone(), conn, role, tls, done.first);
+            S2sStream::start(ctx.clone(), conn, role, tls, done.first, false);
             return;
         }
         Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,
@@ -75,10 +87,24 @@ struct Names {
     remote: Option<String>,
 }
 
+/// Whether the peer opened with a TLS handshake (XEP-0368 direct TLS) rather than XML: a
+/// TLS record starts with the handshake content type, 22, where XML starts with `<`,
+/// whitespace or a byte order mark.
+async fn starts_with_tls(tcp: &TcpStream, deadline: tokio::time::Instant) -> bool {
+    const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await,
+        Ok(Ok(1))
+    ) && first[0] == TLS_HANDSHAKE_RECORD
+}
+
 /// What negotiation hands to the stream actor.
 struct Negotiated {
     /// Our id for the stream: dialback keys from the peer cover it.
     stream_id: String,
+    /// Whether we sent stream features (so the peer knows we take dialback errors).
+    features_sent: bool,
     /// The first element after negotiation (none after SASL: the peer may stay quiet).
     first: Option<Stanza>,
     /// The (local, remote) pair SASL EXTERNAL authenticated, if it did.
@@ -88,6 +114,7 @@ struct Negotiated {
 async fn negotiate(
     ctx: &S2sContext,
     conn: &mut XmlConn,
+    direct_tls: bool,
     header_sent: &mut bool,
     names: &mut Names,
 ) -> Result<Option<Negotiated>, StreamError> {
@@ -96,6 +123,20 @@ async fn negotiate(
         .router
         .upgrade()
         .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))?;
+    if direct_tls {
+        if mode == SecurityMode::NoTls {
+            return Err(StreamError::new(
+                C::PolicyViolation,
+                "direct TLS, but security_mode is no-tls",
+            ));
+        }
+        // XEP-0368: TLS first, then the same stream negotiation as after STARTTLS (SNI
+        // picks the tenant's certificate, the same checks of the peer's).
+        conn.tls_accept(ctx.tls.load().server_direct.clone(), ctx.negotiate_timeout)
+            .await
+            .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
+        tracing::info!(peer = %conn.peer, "inbound s2s stream over direct TLS (XEP-0368)");
+    }
     let mut sasl = None;
     'stream: loop {
         let h = match next(conn).await? {
@@ -137,7 +178,8 @@ async fn negotiate(
             .await
             .map_err(io_error)?;
         *header_sent = true;
-        if h.version.as_deref() == Some("1.0") {
+        let features_sent = h.version.as_deref() == Some("1.0");
+        if features_sent {
             let offer_sasl = ctx.sasl_external
                 && sasl.is_none()
                 && conn
@@ -149,12 +191,14 @@ async fn negotiate(
                 mode != SecurityMode::NoTls,
                 mode == SecurityMode::TlsRequired,
                 offer_sasl,
+                ctx.stream_management,
             );
             conn.send(&offer).await.map_err(io_error)?;
         }
         if sasl.is_some() {
             return Ok(Some(Negotiated {
                 stream_id: id,
+                features_sent,
                 first: None,
                 sasl,
             }));
@@ -221,6 +265,7 @@ async fn negotiate(
             }
             return Ok(Some(Negotiated {
                 stream_id: id,
+                features_sent,
                 first: Some(first),
                 sasl: None,
             }));

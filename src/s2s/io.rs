@@ -168,19 +168,27 @@ impl XmlConn {
     }
 
     /// Splits the negotiated connection into a stream of frames (starting with what was
-    /// already read: a peer may pipeline stanzas right after negotiation) and an outbox.
+    /// already read: a peer may pipeline stanzas right after negotiation), an outbox and
+    /// its writer task. With `acked` (stream management on), the outbox keeps what it writes
+    /// until acknowledged and hands nothing back itself (see [`Outbox::spawn_acked`]).
     pub fn into_parts(
         self,
         queue_limit: usize,
         stall: Duration,
+        acked: bool,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
     ) -> (
         impl Stream<Item = Result<Frame, ReadError>> + 'static,
         Outbox,
+        tokio::task::JoinHandle<()>,
     ) {
         let (rd, wr) = tokio::io::split(self.io);
-        let (outbox, _writer) = Outbox::spawn(wr, queue_limit, stall, on_undelivered);
-        (frames(rd, self.reader, self.buf), outbox)
+        let (outbox, writer) = if acked {
+            Outbox::spawn_acked(wr, queue_limit, stall)
+        } else {
+            Outbox::spawn(wr, queue_limit, stall, on_undelivered)
+        };
+        (frames(rd, self.reader, self.buf), outbox, writer)
     }
 
     /// Sends `tail` (a stream error or close) and shuts the connection down, bounded in time.

@@ -9,7 +9,9 @@
 //! - [`stream::S2sStream`] is the actor of an established stream, either direction;
 //! - [`auth`] decides, in one place, whether a proven peer is trusted.
 
+mod anycert;
 pub mod auth;
+mod devcert;
 pub mod dialback;
 pub mod features;
 pub mod federation;
@@ -51,6 +53,8 @@ pub struct S2sContext {
     pub policy: auth::Policy,
     /// Offer and use SASL EXTERNAL when certificates allow.
     pub sasl_external: bool,
+    /// Offer and use stream management (XEP-0198).
+    pub stream_management: bool,
     pub dialback: dialback::DialbackKey,
     /// Replaced when a tenant's certificate changes; established streams keep their session.
     pub tls: arc_swap::ArcSwap<tls::TlsContext>,
@@ -97,6 +101,8 @@ pub struct StreamStats {
     pub bytes_in: std::sync::atomic::AtomicU64,
     /// When one was last routed, in Unix milliseconds (0: never).
     pub last_in_ms: std::sync::atomic::AtomicU64,
+    /// The peer enabled stream management (XEP-0198) on this inbound stream.
+    pub sm_enabled: std::sync::atomic::AtomicBool,
 }
 
 /// The node's federation connection manager as the rest of the node sees it; replaced
@@ -146,6 +152,7 @@ impl S2sContext {
                 require_client_certs: config.federation.require_client_certs,
             },
             sasl_external: config.federation.sasl_external,
+            stream_management: config.federation.stream_management,
             dialback,
             tls: arc_swap::ArcSwap::from_pointee(tls),
             resolver: resolve::Resolver::new(&config.dns_nameservers)?,

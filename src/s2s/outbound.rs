@@ -10,9 +10,11 @@ use base64::Engine;
 use super::auth::Mechanism;
 use super::features::{Features, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
+use super::resolve::ResolveError;
 use super::resolve::Target;
 use super::S2sContext;
 use crate::config::SecurityMode;
+use crate::xmpp::acks::SM_NS;
 use crate::xmpp::{ns, Frame, Stanza, StanzaCondition};
 
 /// How long a TCP connect may take.
@@ -25,6 +27,10 @@ pub struct Dialed {
     pub stream_id: String,
     /// Set when SASL EXTERNAL already authenticated the pair (no dialback needed).
     pub mechanism: Option<Mechanism>,
+    /// The receiving server offered stream management (XEP-0198) on the stream.
+    pub sm_offered: bool,
+    /// Stream management is on: the peer answered our `<enable/>` with `<enabled/>`.
+    pub sm: bool,
 }
 
 /// Why a stream to a remote server could not be set up.
@@ -38,6 +44,8 @@ pub enum DialError {
     Io(#[from] IoError),
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Dns(#[from] ResolveError),
 }
 
 impl DialError {
@@ -45,6 +53,7 @@ impl DialError {
     pub fn condition(&self) -> StanzaCondition {
         match self {
             DialError::Timeout(_) => StanzaCondition::RemoteServerTimeout,
+            DialError::Dns(e) => e.condition(),
             _ => StanzaCondition::RemoteServerNotFound,
         }
     }
@@ -106,7 +115,7 @@ pub async fn open(
         .peer_addr()
         .map_err(|e| DialError::Connect(where_.clone(), e.to_string()))?;
     let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
-    let (stream_id, mechanism) = tokio::time::timeout(
+    let (stream_id, mechanism, sm_offered) = tokio::time::timeout(
         ctx.negotiate_timeout,
         negotiate(ctx, &mut conn, local, remote, target.direct_tls),
     )
@@ -116,7 +125,44 @@ pub async fn open(
         conn,
         stream_id,
         mechanism,
+        sm_offered,
+        sm: false,
     })
+}
+
+/// XEP-0198 §3 as the initiating server, once the pair is authenticated: asks for stream
+/// management when the peer offered it. `<failed/>` leaves the stream without it.
+pub async fn enable_sm(
+    ctx: &S2sContext,
+    dialed: &mut Dialed,
+    remote: &str,
+) -> Result<(), DialError> {
+    if !(ctx.stream_management && dialed.sm_offered) {
+        return Ok(());
+    }
+    dialed
+        .conn
+        .send(&format!("<enable xmlns='{SM_NS}'/>"))
+        .await?;
+    let answer = async {
+        loop {
+            let s = dialed.conn.next_stanza().await?;
+            if s.xmlns.as_deref() == Some(SM_NS) && (s.name == "enabled" || s.name == "failed") {
+                return Ok::<_, DialError>(s.name == "enabled");
+            }
+            if s.name.ends_with(":error") {
+                return Err(DialError::Refused(format!(
+                    "stream error from {remote}: {}",
+                    s.text()
+                )));
+            }
+        }
+    };
+    dialed.sm = tokio::time::timeout(ctx.negotiate_timeout, answer)
+        .await
+        .map_err(|_| DialError::Timeout(format!("stream management with {remote}")))??;
+    tracing::debug!(%remote, sm = dialed.sm, "stream management requested");
+    Ok(())
 }
 
 async fn negotiate(
@@ -125,7 +171,7 @@ async fn negotiate(
     local: &str,
     remote: &str,
     direct_tls: bool,
-) -> Result<(String, Option<Mechanism>), DialError> {
+) -> Result<(String, Option<Mechanism>, bool), DialError> {
     let mode = ctx.policy.security_mode;
     if direct_tls {
         if mode == SecurityMode::NoTls {
@@ -139,6 +185,7 @@ async fn negotiate(
             ctx.negotiate_timeout,
         )
         .await?;
+        tracing::info!(peer = %conn.peer, %local, %remote, "outbound s2s stream over direct TLS (XEP-0368)");
     }
     loop {
         conn.send(&header(local, remote)).await?;
@@ -197,21 +244,22 @@ async fn negotiate(
             .trusts(&ctx.tls.load(), conn.tls.as_ref(), remote)
             .map_err(|e| DialError::Refused(format!("{remote} not trusted: {e}")))?;
         if ctx.sasl_external && conn.tls.is_some() && features.sasl_external {
-            if let Some(id) = sasl_external(conn, local, remote).await? {
-                return Ok((id, Some(Mechanism::SaslExternal)));
+            if let Some((id, sm)) = sasl_external(conn, local, remote).await? {
+                return Ok((id, Some(Mechanism::SaslExternal), sm));
             }
         }
-        return Ok((id, None));
+        return Ok((id, None, features.sm));
     }
 }
 
 /// SASL EXTERNAL as the initiating server (XEP-0178 §3): on success the stream restarts and
-/// its new id is returned; on failure, `None` and dialback is next.
+/// its new id is returned, with whether its new features offer stream management; on
+/// failure, `None` and dialback is next.
 async fn sasl_external(
     conn: &mut XmlConn,
     local: &str,
     remote: &str,
-) -> Result<Option<String>, DialError> {
+) -> Result<Option<(String, bool)>, DialError> {
     let authzid = base64::engine::general_purpose::STANDARD.encode(local);
     conn.send(&format!(
         "<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{authzid}</auth>"
@@ -228,10 +276,12 @@ async fn sasl_external(
         Frame::Open(h) => h,
         _ => return Err(DialError::Refused("no stream header after SASL".into())),
     };
-    if h.version.as_deref() == Some("1.0") {
-        conn.next_stanza().await?;
-    }
-    Ok(Some(h.id.unwrap_or_default()))
+    let sm = if h.version.as_deref() == Some("1.0") {
+        Features::parse(&conn.next_stanza().await?).sm
+    } else {
+        false
+    };
+    Ok(Some((h.id.unwrap_or_default(), sm)))
 }
 
 /// Dialback as the originating server: send our key for (`local`, `remote`) and wait for the

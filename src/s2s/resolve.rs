@@ -12,6 +12,7 @@ use hickory_resolver::TokioResolver;
 use rand::Rng;
 
 use crate::config::RouteTarget;
+use crate::xmpp::StanzaCondition;
 
 /// The default s2s port (RFC 6120 §14.7).
 pub const DEFAULT_PORT: u16 = 5269;
@@ -35,6 +36,37 @@ pub enum ResolveError {
     NoService(String),
     #[error("DNS lookup for {0} failed: {1}")]
     Failed(String, String),
+    #[error("DNS lookup for {0} timed out: no nameserver answered")]
+    TimedOut(String),
+}
+
+impl ResolveError {
+    /// The stanza error a stanza for the domain returns with (RFC 6120 §8.3.3.16-17): a
+    /// lookup nobody answered is a timeout; a domain DNS says has no server is not found.
+    pub fn condition(&self) -> StanzaCondition {
+        match self {
+            ResolveError::TimedOut(_) => StanzaCondition::RemoteServerTimeout,
+            _ => StanzaCondition::RemoteServerNotFound,
+        }
+    }
+
+    fn from_lookup(domain: &str, e: &hickory_resolver::ResolveError) -> Self {
+        if is_timeout(e) {
+            ResolveError::TimedOut(domain.to_owned())
+        } else {
+            ResolveError::Failed(domain.to_owned(), e.to_string())
+        }
+    }
+}
+
+/// Whether a lookup failed because no nameserver answered in time.
+fn is_timeout(e: &hickory_resolver::ResolveError) -> bool {
+    use hickory_resolver::proto::ProtoErrorKind;
+    match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::Timeout) => true,
+        Some(ProtoErrorKind::Io(io)) => io.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
+    }
 }
 
 /// Looks up remote servers, with the configured nameservers or the system's.
@@ -88,7 +120,7 @@ impl Resolver {
                 Srv::Records(records) => found.extend(records.into_iter().map(|r| (r, direct_tls))),
                 Srv::NoService => no_service = true,
                 Srv::None => {}
-                Srv::Failed(e) => return Err(ResolveError::Failed(domain.to_owned(), e)),
+                Srv::Failed(e) => return Err(ResolveError::from_lookup(domain, &e)),
             }
         }
         if !found.is_empty() {
@@ -108,7 +140,7 @@ impl Resolver {
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
                 Err(ResolveError::NoSuchDomain(domain.to_owned()))
             }
-            Err(e) => Err(ResolveError::Failed(domain.to_owned(), e.to_string())),
+            Err(e) => Err(ResolveError::from_lookup(domain, &e)),
         }
     }
 
@@ -150,7 +182,7 @@ impl Resolver {
                 }
             }
             Err(e) if e.is_nx_domain() || e.is_no_records_found() => Srv::None,
-            Err(e) => Srv::Failed(e.to_string()),
+            Err(e) => Srv::Failed(e),
         }
     }
 }
@@ -161,7 +193,7 @@ pub enum Srv {
     /// A single record with target "." (RFC 2782: the service is decidedly not available).
     NoService,
     None,
-    Failed(String),
+    Failed(hickory_resolver::ResolveError),
 }
 
 /// One SRV record (RFC 2782).

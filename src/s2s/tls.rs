@@ -10,16 +10,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
 };
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::SignatureScheme;
 use webpki::{CertRevocationList, KeyUsage, OwnedCertRevocationList, RevocationOptionsBuilder};
 
+use super::anycert::AnyCert;
+pub use super::devcert::dev_certificate;
+use super::devcert::DevCerts;
 use crate::config::Config;
 
 /// Where Debian keeps the system's trusted CAs, used when `[tls] ca` is empty.
@@ -29,10 +30,15 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct TlsContext {
     /// Presents, by SNI, a tenant's own certificate for its domains, else the node's.
     pub server: Arc<rustls::ServerConfig>,
+    /// The same for direct TLS (XEP-0368), with ALPN `xmpp-server`.
+    pub server_direct: Arc<rustls::ServerConfig>,
     /// Presents the node's certificate.
     client: Arc<rustls::ClientConfig>,
     /// Present a tenant's own certificate on streams from its domains.
     tenant_clients: HashMap<String, Arc<rustls::ClientConfig>>,
+    /// Without `[tls] cert`: each other tenant's development certificate, made on demand.
+    dev: Option<Arc<DevCerts>>,
+    provider: Arc<CryptoProvider>,
     anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
     crls: Vec<CertRevocationList<'static>>,
 }
@@ -71,27 +77,21 @@ impl TlsContext {
             }
             tenant_keys.push((t.all_domains().map(str::to_owned).collect::<Vec<_>>(), ck));
         }
+        let dev = matches!(node_cert, NodeCertificate::SelfSigned { .. })
+            .then(|| Arc::new(DevCerts::new(config, provider.clone())));
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(Arc::new(AnyCert(provider.clone())))
             .with_cert_resolver(Arc::new(BySni {
                 by_domain,
+                dev: dev.clone(),
                 default: node.clone(),
             }));
-        let client_with = |ck: Arc<rustls::sign::CertifiedKey>| -> Result<_, String> {
-            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert(provider.clone())))
-                .with_client_cert_resolver(Arc::new(Fixed(ck)));
-            Ok(Arc::new(config))
-        };
-        let client = client_with(node)?;
+        let client = client_config(&provider, node)?;
         let mut tenant_clients = HashMap::new();
         for (domains, ck) in tenant_keys {
-            let config = client_with(ck)?;
+            let config = client_config(&provider, ck)?;
             for d in domains {
                 tenant_clients.insert(d, config.clone());
             }
@@ -116,21 +116,38 @@ impl TlsContext {
         for file in &config.tls.crl {
             crls.extend(load_crls(file)?);
         }
+        // XEP-0368 §3: a direct TLS stream names its protocol by ALPN. Offered on direct TLS
+        // only: a STARTTLS handshake from a peer that sends some other protocol still works.
+        let mut server_direct = server.clone();
+        server_direct.alpn_protocols = vec![b"xmpp-server".to_vec()];
         Ok(Self {
             server: Arc::new(server),
+            server_direct: Arc::new(server_direct),
             client,
             tenant_clients,
+            dev,
+            provider,
             anchors,
             crls,
         })
     }
 
+    /// The development certificates, when the node runs on them.
+    #[cfg(test)]
+    pub(crate) fn dev_certs(&self) -> Option<&DevCerts> {
+        self.dev.as_deref()
+    }
+
     /// The client configuration for streams from the hosted domain `local`: its tenant's own
-    /// certificate when it has one, else the node's.
+    /// certificate when it has one, else (without `[tls] cert`) its tenant's development
+    /// certificate, else the node's.
     pub fn client_for(&self, local: &str) -> Arc<rustls::ClientConfig> {
-        self.tenant_clients
-            .get(local)
-            .cloned()
+        if let Some(own) = self.tenant_clients.get(local) {
+            return own.clone();
+        }
+        self.dev
+            .as_ref()
+            .and_then(|dev| dev.client_for(local, |ck| client_config(&self.provider, ck)))
             .unwrap_or_else(|| self.client.clone())
     }
 
@@ -180,6 +197,21 @@ impl TlsContext {
             names_domain,
         }
     }
+}
+
+/// A client configuration presenting `ck`, accepting any server certificate for the XMPP
+/// layer to judge.
+fn client_config(
+    provider: &Arc<CryptoProvider>,
+    ck: Arc<rustls::sign::CertifiedKey>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider.clone())))
+        .with_client_cert_resolver(Arc::new(Fixed(ck)));
+    Ok(Arc::new(config))
 }
 
 fn describe(e: &webpki::Error) -> String {
@@ -251,29 +283,12 @@ pub enum NodeCertificate {
     SelfSigned { cert_pem: String, key_pem: String },
 }
 
-/// Makes a self-signed certificate for the node name and every tenant domain and alias.
-pub fn dev_certificate(config: &Config) -> Result<NodeCertificate, String> {
-    let mut names = vec![config.node_name.clone()];
-    for t in &config.tenants {
-        names.extend(t.all_domains().map(str::to_owned));
-    }
-    names.retain(|n| !n.is_empty());
-    let made = rcgen::generate_simple_self_signed(names.clone())
-        .map_err(|e| format!("cannot make the development certificate: {e}"))?;
-    tracing::warn!(
-        names = ?names,
-        "NO TLS CERTIFICATE CONFIGURED ([tls] cert/key): using a self-signed development certificate made at start. Remote servers will not trust it; configure a real certificate for production."
-    );
-    Ok(NodeCertificate::SelfSigned {
-        cert_pem: made.cert.pem(),
-        key_pem: made.key_pair.serialize_pem(),
-    })
-}
-
-/// Picks the server certificate by SNI: a tenant's own for its domains, else the node's.
+/// Picks the server certificate by SNI: a tenant's own for its domains, else its
+/// development certificate (without `[tls] cert`), else the node's.
 #[derive(Debug)]
 struct BySni {
     by_domain: HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    dev: Option<Arc<DevCerts>>,
     default: Arc<rustls::sign::CertifiedKey>,
 }
 
@@ -282,10 +297,14 @@ impl rustls::server::ResolvesServerCert for BySni {
         &self,
         hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        let by_name = hello
-            .server_name()
-            .and_then(|n| self.by_domain.get(&n.to_ascii_lowercase()));
-        Some(by_name.unwrap_or(&self.default).clone())
+        let Some(name) = hello.server_name().map(str::to_ascii_lowercase) else {
+            return Some(self.default.clone());
+        };
+        if let Some(own) = self.by_domain.get(&name) {
+            return Some(own.clone());
+        }
+        let dev = self.dev.as_ref().and_then(|d| d.for_domain(&name));
+        Some(dev.unwrap_or_else(|| self.default.clone()))
     }
 }
 
@@ -304,106 +323,5 @@ impl rustls::client::ResolvesClientCert for Fixed {
 
     fn has_certs(&self) -> bool {
         true
-    }
-}
-
-/// Accepts any certificate during the handshake (signatures are still checked); the XMPP layer
-/// judges it afterwards.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for AnyCert {
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -80,6 +80,30 @@ impl fmt::Display for StreamCondition {
     }
 }
 
+/// An application-specific condition, RFC 6120 §4.9.4: it qualifies a defined condition and
+/// travels beside it in the stream error, in a namespace of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppCondition {
+    /// The stanza was larger than this server accepts: RFC 6120 §4.9.3.14's example names
+    /// it with `policy-violation`.
+    StanzaTooBig,
+    /// XEP-0198 §4: the peer acknowledged `h` stanzas when `sent` were sent; goes with
+    /// `undefined-condition`.
+    HandledCountTooHigh { h: u32, sent: u32 },
+}
+
+impl AppCondition {
+    /// The element as written on the wire.
+    pub fn element(self) -> String {
+        match self {
+            AppCondition::StanzaTooBig => "<stanza-too-big xmlns='urn:xmpp:errors'/>".into(),
+            AppCondition::HandledCountTooHigh { h, sent } => format!(
+                "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='{h}' send-count='{sent}'/>"
+            ),
+        }
+    }
+}
+
 /// A stream error caused by what the peer sent: the condition and a human-readable reason,
 /// which goes into the `<text/>` of the stream error and into our log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +111,8 @@ impl fmt::Display for StreamCondition {
 pub struct StreamError {
     pub condition: StreamCondition,
     pub text: String,
+    /// An application-specific condition sent beside the defined one, if any.
+    pub app: Option<AppCondition>,
 }
 
 impl StreamError {
@@ -94,6 +120,15 @@ impl StreamError {
         Self {
             condition,
             text: text.into(),
+            app: None,
+        }
+    }
+
+    /// The same error, qualified by an application-specific condition.
+    pub fn with_app(self, app: AppCondition) -> Self {
+        Self {
+            app: Some(app),
+            ..self
         }
     }
 }

@@ -16,10 +16,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use super::acks::{TooHigh, Unacked, REQUEST};
 use super::stanza::Stanza;
 
 /// Most bytes gathered into one write.
 const MAX_BATCH: usize = 256 * 1024;
+
+/// With stream management on, an ack request (`<r/>`) follows every this many stanzas
+/// (and the stream's owner asks on a timer when fewer are waiting): no round trip per
+/// stanza, and at most this many stanzas between two checkpoints under load.
+pub const ACK_EVERY: u32 = 64;
 
 /// One entry of the queue.
 enum Out {
@@ -58,6 +64,10 @@ struct Shared {
     written_bytes: AtomicU64,
     /// When a stanza was last written, in Unix milliseconds (0: never).
     last_write_ms: AtomicU64,
+    /// With stream management (XEP-0198) on: every stanza taken and not yet acknowledged,
+    /// oldest first. Their bytes stay counted in `queued` until the peer acknowledges
+    /// them, so a peer that stops acknowledging is held back like one that stops reading.
+    retained: Option<Mutex<Unacked>>,
 }
 
 impl Shared {
@@ -114,6 +124,34 @@ impl Outbox {
     where
         W: AsyncWrite + Unpin + 'static,
     {
+        Self::start(writer, limit, stall, on_undelivered, false)
+    }
+
+    /// Like [`Outbox::spawn`], for a stream with stream management on (XEP-0198): written
+    /// stanzas are kept until [`Outbox::acknowledge`] confirms them, an ack request follows
+    /// every [`ACK_EVERY`] stanzas, and when the writer ends nothing is handed back: the
+    /// owner takes everything unconfirmed, in order, with [`Outbox::take_unconfirmed`].
+    pub fn spawn_acked<W>(
+        writer: W,
+        limit: usize,
+        stall: Duration,
+    ) -> (Outbox, tokio::task::JoinHandle<()>)
+    where
+        W: AsyncWrite + Unpin + 'static,
+    {
+        Self::start(writer, limit, stall, |_| {}, true)
+    }
+
+    fn start<W>(
+        writer: W,
+        limit: usize,
+        stall: Duration,
+        on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
+        acked: bool,
+    ) -> (Outbox, tokio::task::JoinHandle<()>)
+    where
+        W: AsyncWrite + Unpin + 'static,
+    {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
@@ -122,6 +160,7 @@ impl Outbox {
             written: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
+            retained: acked.then(|| Mutex::new(Unacked::default())),
         });
         let task = actix_rt::spawn(write_loop(
             writer,
@@ -187,6 +226,56 @@ impl Outbox {
     pub fn last_write_ms(&self) -> u64 {
         self.shared.last_write_ms.load(Ordering::Relaxed)
     }
+
+    /// Whether stream management keeps what this outbox writes until acknowledged.
+    pub fn is_acked(&self) -> bool {
+        self.shared.retained.is_some()
+    }
+
+    /// Stanzas written and not yet acknowledged (0 without stream management).
+    pub fn unacked(&self) -> usize {
+        self.shared.retained.as_ref().map_or(0, |r| lock(r).len())
+    }
+
+    /// Takes in the peer's `<a h=…/>`: the stanzas it confirms are let go. Answers how
+    /// many, or the error when the peer confirms more than was sent.
+    pub fn acknowledge(&self, h: u32) -> Result<usize, TooHigh> {
+        let Some(retained) = &self.shared.retained else {
+            return Ok(0);
+        };
+        let confirmed = lock(retained).acknowledge(h)?;
+        let bytes: usize = confirmed.iter().map(|s| s.bytes.len()).sum();
+        self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        Ok(confirmed.len())
+    }
+
+    /// Everything the peer has not confirmed, oldest first: written and unacknowledged,
+    /// then queued and never written. The queue takes no stanza after this (what is still
+    /// queued of our own, such as a closing tag, is still written).
+    pub fn take_unconfirmed(&self) -> Vec<Stanza> {
+        let Some(retained) = &self.shared.retained else {
+            return Vec::new();
+        };
+        let mut taken = lock(retained).take();
+        {
+            let mut queue = self.shared.queue();
+            self.shared.closed.store(true, Ordering::Release);
+            let (stanzas, ours): (VecDeque<Out>, VecDeque<Out>) =
+                queue.drain(..).partition(|o| matches!(o, Out::Stanza(_)));
+            *queue = ours;
+            taken.extend(stanzas.into_iter().filter_map(|o| match o {
+                Out::Stanza(s) => Some(*s),
+                _ => None,
+            }));
+        }
+        let bytes: usize = taken.iter().map(|s| s.bytes.len()).sum();
+        self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+        taken
+    }
+}
+
+fn lock(m: &Mutex<Unacked>) -> MutexGuard<'_, Unacked> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Now, in Unix milliseconds.
@@ -241,16 +330,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut counted = 0;
         let mut stanzas = 0;
         let mut closing = false;
+        // Bytes of the closing tail at the end of `buf`.
+        let mut tail = 0;
+        // With stream management: what this write sends, kept until acknowledged.
+        let mut keep = Vec::new();
         while let Some(out) = batch.pop_front() {
             match out {
                 Out::Stanza(s) => {
                     counted += s.bytes.len();
                     stanzas += 1;
                     buf.extend_from_slice(&s.bytes);
+                    if counters.retained.is_some() {
+                        keep.push(s);
+                    }
                 }
                 Out::Raw(b) => buf.extend_from_slice(&b),
                 Out::Close(b) => {
                     buf.extend_from_slice(&b);
+                    tail = b.len();
                     closing = true;
                     break;
                 }
@@ -259,12 +356,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 break;
             }
         }
+        if counters.retained.is_some() && !batch.is_empty() {
+            // Back to the queue's front rather than held here across the write: whoever
+            // takes what is unconfirmed finds everything in the queue or in `retained`.
+            let mut queue = counters.queue();
+            while let Some(out) = batch.pop_back() {
+                queue.push_front(out);
+            }
+        }
+        if let Some(retained) = &counters.retained {
+            let mut retained = lock(retained);
+            let mut request = false;
+            for s in keep {
+                request |= retained.sent(s, ACK_EVERY);
+            }
+            drop(retained);
+            if request {
+                // Before a closing tail, never after it.
+                let rest = buf.split_off(buf.len() - tail);
+                buf.extend_from_slice(REQUEST.as_bytes());
+                buf.unsplit(rest);
+            }
+        }
         let written = tokio::time::timeout(stall, async {
             writer.write_all(&buf).await?;
             writer.flush().await
         })
         .await;
-        counters.queued.fetch_sub(counted, Ordering::AcqRel);
+        if counters.retained.is_none() {
+            counters.queued.fetch_sub(counted, Ordering::AcqRel);
+        }
         if stanzas > 0 {
             counters.written.fetch_add(stanzas, Ordering::Relaxed);
             counters
@@ -283,15 +404,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let left = shared.close();
-    let undelivered: Vec<Stanza> = batch
-        .into_iter()
-        .chain(left)
-        .filter_map(|out| match out {
-            Out::Stanza(s) => {
-                counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
-                Some(*s)
-            }
-            _ => None,
+    let unsent = batch.into_iter().chain(left).filter_map(|out| match out {
+        Out::Stanza(s) => Some(s),
+        _ => None,
+    });
+    if let Some(retained) = &counters.retained {
+        // They follow what was written; the owner takes them all with the unacknowledged.
+        lock(retained).extend(unsent);
+        return;
+    }
+    let undelivered: Vec<Stanza> = unsent
+        .map(|s| {
+            counters.queued.fetch_sub(s.bytes.len(), Ordering::AcqRel);
+            *s
         })
         .collect();
     if !undelivered.is_empty() {
@@ -319,6 +444,7 @@ mod tests {
             id: None,
             type_: None,
             xmlns: None,
+            resends: 0,
         }
     }
 
@@ -351,6 +477,56 @@ mod tests {
             assert!(
                 matches!(refused, Err(SendError::Closed(s)) if s.bytes.ends_with(b"3</message>"))
             );
+        });
+    }
+
+    /// With stream management: written stanzas stay until acknowledged, an ack request
+    /// follows every ACK_EVERY stanzas, and what is unconfirmed comes out oldest first.
+    #[test]
+    fn acked_outbox_keeps_what_it_wrote_until_acknowledged() {
+        actix_rt::System::new().block_on(async {
+            let (ours, mut peer) = tokio::io::duplex(1 << 20);
+            let (outbox, _task) = Outbox::spawn_acked(ours, 1 << 20, Duration::from_secs(5));
+            let n = ACK_EVERY as usize + 6;
+            for i in 0..n {
+                outbox.send(stanza(&format!("{i}"))).unwrap();
+            }
+            let mut got = Vec::new();
+            let want = n * "<message>0</message>".len() + 100;
+            while !String::from_utf8_lossy(&got).contains(&format!("<message>{}</message>", n - 1))
+            {
+                let mut buf = vec![0u8; want];
+                let k = peer.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..k]);
+            }
+            let got = String::from_utf8(got).unwrap();
+            assert_eq!(
+                got.matches("<r xmlns='urn:xmpp:sm:3'/>").count(),
+                1,
+                "{got}"
+            );
+            assert_eq!(outbox.unacked(), n);
+            assert!(
+                outbox.queued_bytes() > 0,
+                "unacknowledged bytes still count"
+            );
+            assert_eq!(outbox.acknowledge(60), Ok(60));
+            assert!(outbox.acknowledge(1000).is_err());
+            let rest = outbox.take_unconfirmed();
+            let bodies: Vec<String> = rest
+                .iter()
+                .map(|s| String::from_utf8_lossy(&s.bytes).into_owned())
+                .collect();
+            assert_eq!(
+                bodies.first().map(String::as_str),
+                Some("<message>60</message>")
+            );
+            assert_eq!(bodies.len(), n - 60);
+            assert_eq!(outbox.queued_bytes(), 0);
+            assert!(matches!(
+                outbox.send(stanza("late")),
+                Err(SendError::Closed(_))
+            ));
         });
     }
 

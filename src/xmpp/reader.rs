@@ -16,7 +16,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use tokio_util::codec::Decoder;
 
-use super::error::{StreamCondition as C, StreamError};
+use super::error::{AppCondition, StreamCondition as C, StreamError};
+use super::markup::{is_name_char, is_name_start, Partial, Place};
 use super::ns;
 use super::stanza::Stanza;
 
@@ -105,6 +106,9 @@ pub struct StreamReader {
     open: Vec<(usize, usize)>,
     /// The current stanza's top element, parsed when its start tag was read.
     top: Option<Stanza>,
+    /// The check of the token that began in the buffer but has not ended, so that one that
+    /// can no longer be well-formed is refused at once instead of waited on.
+    partial: Option<Partial>,
 }
 
 enum Step {
@@ -123,9 +127,11 @@ impl StreamReader {
             scan: 0,
             open: Vec::new(),
             top: None,
+            partial: None,
         }
     }
 
+    /// RFC 6120 §4.9.3.14's own example: `policy-violation` qualified by `stanza-too-big`.
     fn too_big(&self) -> StreamError {
         StreamError::new(
             C::PolicyViolation,
@@ -134,6 +140,7 @@ impl StreamReader {
                 self.limits.max_stanza_bytes
             ),
         )
+        .with_app(AppCondition::StanzaTooBig)
     }
 
     /// Tokenizes `data[self.scan..]` (which ends at a `>`), consuming whole tokens, until an
@@ -192,6 +199,17 @@ impl StreamReader {
                     return Err(StreamError::new(
                         C::NotWellFormed,
                         "XML declaration not at the start",
+                    ));
+                }
+                // RFC 6120 §11: an XMPP stream is XML 1.0.
+                let version = decl.version().map_err(nwf)?;
+                if version.as_ref() != b"1.0" {
+                    return Err(StreamError::new(
+                        C::UnsupportedVersion,
+                        format!(
+                            "XML version {} is not supported: XMPP streams are XML 1.0",
+                            String::from_utf8_lossy(&version)
+                        ),
                     ));
                 }
                 if let Some(enc) = decl.encoding() {
@@ -377,7 +395,10 @@ impl Decoder for StreamReader {
         if self.open.is_empty() {
             // Whitespace between stanzas (keepalives) is consumed, never kept.
             let ws = buf.iter().take_while(|b| is_space_byte(**b)).count();
-            let _ = buf.split_to(ws);
+            if ws > 0 {
+                let _ = buf.split_to(ws);
+                self.partial = None;
+            }
             self.scan = 0;
         }
         if buf.len() <= self.scan {
@@ -395,11 +416,13 @@ impl Decoder for StreamReader {
             Step::Header(header, len) => {
                 let _ = buf.split_to(len);
                 self.scan = 0;
+                self.partial = None;
                 Ok(Some(Frame::Open(header)))
             }
             Step::Stanza(len) => {
                 let bytes = buf.split_to(len).freeze();
                 self.scan = 0;
+                self.partial = None;
                 // Invariant: `step` only reports a stanza after parsing its top element.
                 let mut stanza = self.top.take().expect("top element parsed");
                 stanza.bytes = bytes;
@@ -423,11 +446,10 @@ impl Decoder for StreamReader {
 }
 
 impl StreamReader {
-    fn need_more(&self, buf: &BytesMut) -> Result<Option<Frame>, ReadError> {
+    fn need_more(&mut self, buf: &BytesMut) -> Result<Option<Frame>, ReadError> {
         if buf.len() > self.limits.max_stanza_bytes {
             return Err(self.too_big().into());
         }
-        // Forbidden constructs are refused as soon as they start, not when they end.
         let rest = &buf[self.scan..];
         let rest = &rest[rest.iter().take_while(|b| is_space_byte(**b)).count()..];
         if self.open.is_empty() && rest.first().is_some_and(|b| *b != b'<') {
@@ -437,18 +459,22 @@ impl StreamReader {
             };
             return Err(StreamError::new(condition, what).into());
         }
-        if rest.starts_with(b"<!--") || rest.starts_with(b"<!DOCTYPE") {
-            return Err(
-                StreamError::new(C::RestrictedXml, "comments and DTDs are not allowed").into(),
-            );
-        }
-        if self.phase != Phase::Prolog && rest.starts_with(b"<?") {
-            return Err(StreamError::new(
-                C::RestrictedXml,
-                "processing instructions are not allowed",
-            )
-            .into());
-        }
+        // Whatever is waited on is a token that has begun: it must still be able to become
+        // well-formed. What is unread is text (no '<') followed by at most that one token.
+        let place = match self.phase {
+            Phase::Prolog => Place::Prolog,
+            _ if self.open.is_empty() => Place::Between,
+            _ => Place::Inside,
+        };
+        let partial = match self.partial.take() {
+            Some(p) if p.start() >= self.scan => p,
+            _ => match memchr::memchr(b'<', &buf[self.scan..]) {
+                Some(at) => Partial::new(self.scan + at),
+                None => return Ok(None),
+            },
+        };
+        let partial = self.partial.insert(partial);
+        partial.advance(buf, place)?;
         Ok(None)
     }
 }
@@ -550,19 +576,27 @@ fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
     if !is_xml_name(name.as_ref()) {
         return Err(bad(name.as_ref()));
     }
+    let tag: &[u8] = e;
     for attr in e.attributes().with_checks(false).flatten() {
-        if !is_xml_name(attr.key.as_ref()) {
-            return Err(bad(attr.key.as_ref()));
+        let key = attr.key.as_ref();
+        if !is_xml_name(key) {
+            return Err(bad(key));
+        }
+        // XML 1.0 §3.1: whitespace before every attribute (quick-xml takes `a='1'b='2'`).
+        let at = (key.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+        if at > 0 && at <= tag.len() && !is_space_byte(tag[at - 1]) {
+            return Err(StreamError::new(
+                C::NotWellFormed,
+                "attributes must be separated by whitespace",
+            ));
         }
     }
     Ok(())
 }
 
 fn is_xml_name(name: &[u8]) -> bool {
-    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
-    let rest = |b: u8| start(b) || b.is_ascii_digit() || b == b'-' || b == b'.';
     match name.split_first() {
-        Some((first, tail)) => start(*first) && tail.iter().all(|b| rest(*b)),
+        Some((first, tail)) => is_name_start(*first) && tail.iter().all(|b| is_name_char(*b)),
         None => false,
     }
 }

@@ -273,3 +273,114 @@ fn input_after_the_close_is_ignored() {
         Some("close")
     );
 }
+
+/// A malformed tag is refused as soon as the byte that breaks it arrives: the reader never
+/// waits on it, so a valid stanza that follows is never taken as part of it. Each case is
+/// fed alone (the reader must answer without more input) and followed by a valid stanza.
+#[test]
+fn a_broken_tag_is_refused_at_once_and_swallows_nothing() {
+    use StreamCondition::*;
+    let next = "<message from='a@acme.example' to='b@b.example'><body>hi</body></message>";
+    let broken = [
+        ("<'/>", NotWellFormed),
+        ("<\"/>", NotWellFormed),
+        ("<message '/>", NotWellFormed),
+        ("<message to='x/>", NotWellFormed),
+        ("<message to=x/>", NotWellFormed),
+        ("<message to='x'from='y'/>", NotWellFormed),
+        ("<message><body a='1' '/>", NotWellFormed),
+        ("<message><b x=\"y/></message>", NotWellFormed),
+        ("<message></body", NotWellFormed),
+        ("<message><!x", NotWellFormed),
+        ("<![CDATA[", BadFormat),
+        ("<message><?pi", RestrictedXml),
+        ("< message>", NotWellFormed),
+    ];
+    // These may still become well-formed until the next tag shows they do not.
+    let open_value = [
+        "<message to='x/>",
+        "<message></body",
+        "<message><b x=\"y/></message>",
+    ];
+    for (input, condition) in broken {
+        let alone = format!("{HEADER}{input}");
+        if !open_value.contains(&input) {
+            assert_eq!(whole(&alone), Err(condition), "{input} alone");
+        }
+        let followed = format!("{HEADER}{input}{next}</stream:stream>");
+        assert_eq!(whole(&followed), Err(condition), "{input} then a stanza");
+        let bytes = followed.as_bytes();
+        let dribbled: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(
+            feed(&dribbled, Limits::default()),
+            Err(condition),
+            "{input} dribbled"
+        );
+    }
+    // Before the stream header, the same class.
+    for input in [
+        "<'/>",
+        "<stream:stream to='a'from='b'>",
+        "<?xml version='1.0'>",
+    ] {
+        assert_eq!(whole(input), Err(NotWellFormed), "{input}");
+    }
+}
+
+/// What a reader holds while waiting is a stanza's content, not an unfinished tag: an
+/// attribute value is cut at the first '<', so it can never run into the next stanza.
+#[test]
+fn an_open_attribute_value_holds_nothing_past_the_next_tag() {
+    let mut r = StreamReader::new(Limits::default());
+    let mut buf = BytesMut::from(HEADER.as_bytes());
+    r.decode(&mut buf).unwrap();
+    buf.extend_from_slice(b"<message to='");
+    assert!(r.decode(&mut buf).unwrap().is_none());
+    buf.extend_from_slice(&[b'x'; 1000]);
+    assert!(
+        r.decode(&mut buf).unwrap().is_none(),
+        "a long value may wait"
+    );
+    buf.extend_from_slice(b"<presence/>");
+    match r.decode(&mut buf) {
+        Err(ReadError::Stream(e)) => assert_eq!(e.condition, StreamCondition::NotWellFormed),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RFC 6120 §11: XMPP is XML 1.0; a stream declared as another version is refused.
+#[test]
+fn xml_versions_other_than_1_0_are_refused() {
+    let v11 =
+        "<?xml version='1.1'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+    assert_eq!(whole(v11), Err(StreamCondition::UnsupportedVersion));
+    assert!(whole(HEADER).is_ok());
+}
+
+/// RFC 6120 §4.9.3.14's example: the size limit is `policy-violation` with `stanza-too-big`.
+#[test]
+fn an_oversized_stanza_says_stanza_too_big() {
+    let limits = Limits {
+        max_stanza_bytes: 1_000,
+        max_depth: 8,
+    };
+    let big = format!(
+        "{HEADER}<message><body>{}</body></message>",
+        "x".repeat(2_000)
+    );
+    let mut r = StreamReader::new(limits);
+    let mut buf = BytesMut::from(big.as_bytes());
+    r.decode(&mut buf).unwrap();
+    match r.decode(&mut buf) {
+        Err(ReadError::Stream(e)) => {
+            assert_eq!(e.condition, StreamCondition::PolicyViolation);
+            let wire = crate::xmpp::stanza::stream_error(&e);
+            assert!(
+                wire.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+                    && wire.contains("<stanza-too-big xmlns='urn:xmpp:errors'/>"),
+                "{wire}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

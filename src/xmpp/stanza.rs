@@ -6,7 +6,7 @@ use quick_xml::escape::{escape, unescape};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::error::{StanzaCondition, StreamCondition, StreamError};
+use super::error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
 use super::ns;
 use super::reader::escape_error;
 
@@ -34,6 +34,9 @@ pub struct Stanza {
     pub type_: Option<String>,
     /// A default namespace declared on the element itself, if any.
     pub xmlns: Option<String>,
+    /// How many times it went out again because a stream died before the peer acknowledged
+    /// it (XEP-0198): bounded, so a stanza that kills its streams is returned, not looped.
+    pub resends: u8,
 }
 
 impl Stanza {
@@ -56,6 +59,7 @@ impl Stanza {
             id: None,
             type_: None,
             xmlns: None,
+            resends: 0,
         };
         for attr in e.attributes().with_checks(true) {
             let attr =
@@ -188,6 +192,7 @@ impl Stanza {
             id: self.id.clone(),
             type_: Some("error".to_owned()),
             xmlns: None,
+            resends: 0,
         })
     }
 }
@@ -219,8 +224,9 @@ pub fn stream_header(content_ns: &str, from: Option<&str>, to: Option<&str>, id:
 
 /// A stream error followed by the stream's close (RFC 6120 §4.9.1).
 pub fn stream_error(err: &StreamError) -> String {
+    let app = err.app.map(AppCondition::element).unwrap_or_default();
     format!(
-        "<stream:error><{cond} xmlns='{ns}'/><text xmlns='{ns}'>{text}</text></stream:error></stream:stream>",
+        "<stream:error><{cond} xmlns='{ns}'/><text xmlns='{ns}'>{text}</text>{app}</stream:error></stream:stream>",
         cond = err.condition.as_str(),
         ns = ns::XMPP_STREAMS,
         text = escape(&err.text),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod peer;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,6 +14,20 @@ use tokio::net::TcpStream;
 
 use xfed::config::{self, Config};
 use xfed::node::Node;
+
+/// The Python that runs the interop drivers: `$XFED_PYTHON` (set by `./scripts/test`), else
+/// the virtual environment `./scripts/test` makes under `target/`, else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("XFED_PYTHON").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
 
 /// How long any single wait in a test may last.
 pub const WAIT: Duration = Duration::from_secs(5);

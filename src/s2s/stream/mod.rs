@@ -16,14 +16,17 @@ use crate::s2s::federation::Federation;
 use crate::s2s::io::{TlsInfo, XmlConn};
 use crate::s2s::outbound::is_dialback;
 
+use crate::admission::Permit;
 use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
 use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
+use crate::xmpp::acks::{Handled, REQUEST, SM_NS};
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
 
 mod multiplex;
 mod receiving;
+mod sm;
 
 pub use multiplex::AddLocal;
 
@@ -55,15 +58,23 @@ pub enum Role {
         authed: HashSet<(String, String)>,
         /// Pairs whose key is being verified with the authoritative server.
         pending: HashSet<(String, String)>,
+        /// We offered dialback errors (XEP-0220 §2.4, in our stream features), so a request
+        /// we cannot take is answered with `<db:result type='error'/>`, not a stream error.
+        dialback_errors: bool,
+        /// The stream's place among the listener's unauthenticated connections, given back
+        /// when its first pair authenticates.
+        admission: Option<Permit>,
     },
 }
 
 impl Role {
-    pub fn inbound(stream_id: String) -> Self {
+    pub fn inbound(stream_id: String, dialback_errors: bool) -> Self {
         Role::Inbound {
             stream_id,
             authed: HashSet::new(),
             pending: HashSet::new(),
+            dialback_errors,
+            admission: None,
         }
     }
 }
@@ -89,25 +100,40 @@ pub struct S2sStream {
     stats: Arc<crate::s2s::StreamStats>,
     /// Why the stream is ending, once it is (the first reason wins).
     close_reason: Option<String>,
+    /// Stream management on what the peer sends us (it enabled it): stanzas handled.
+    handled: Option<Handled>,
 }
 
 impl S2sStream {
     /// Starts the actor on the current worker. Returns the stream's id and outbox.
+    /// With `sm`, stream management is on for what we send (an outbound stream whose peer
+    /// answered `<enable/>`): the outbox keeps stanzas until acknowledged.
     pub fn start(
         ctx: Arc<S2sContext>,
         conn: XmlConn,
         role: Role,
         tls: Option<TlsInfo>,
         first: Option<Stanza>,
+        sm: bool,
     ) -> (u64, Outbox, actix::Addr<S2sStream>) {
         let peer = conn.peer;
         let undelivered_ctx = ctx.clone();
-        let (reader, outbox) = conn.into_parts(
+        // What an outbound stream could not write goes back to its pairs, ahead of anything
+        // newer; an inbound stream carries no stanzas of ours.
+        let federation = match &role {
+            Role::Outbound { federation, .. } => Some(federation.clone()),
+            Role::Inbound { .. } => None,
+        };
+        let (reader, outbox, _writer) = conn.into_parts(
             ctx.limits.queue_bytes_per_connection,
             ctx.dead_peer_timeout,
-            move |stanzas| {
-                if let Some(router) = undelivered_ctx.router.upgrade() {
-                    router.reroute(stanzas);
+            sm,
+            move |stanzas| match federation.and_then(|f| f.upgrade()) {
+                Some(f) => f.requeue(stanzas),
+                None => {
+                    if let Some(router) = undelivered_ctx.router.upgrade() {
+                        router.reroute(stanzas);
+                    }
                 }
             },
         );
@@ -132,6 +158,7 @@ impl S2sStream {
                 closing: false,
                 stats: Default::default(),
                 close_reason: None,
+                handled: None,
             };
             // Registered before `create` returns, so the stream is visible at once.
             stream.register(actx.address().recipient());
@@ -239,6 +266,10 @@ impl S2sStream {
             return;
         }
         self.closing = true;
+        if self.outbox.is_acked() {
+            // The peer acknowledges everything before its own close (XEP-0198 §4).
+            self.outbox.send_raw(Bytes::from_static(REQUEST.as_bytes()));
+        }
         self.outbox
             .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
@@ -291,6 +322,9 @@ impl Actor for S2sStream {
         let every =
             (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+        if self.outbox.is_acked() {
+            ctx.run_interval(sm::ASK_EVERY, |act, _| act.ask_for_acks());
+        }
         ctx.run_interval(super::KEEPALIVE, |act, _| {
             // Something unacknowledged on the wire lets TCP_USER_TIMEOUT notice a dead peer.
             let written = act.outbox.stanzas_written();
@@ -335,6 +369,7 @@ impl Actor for S2sStream {
             );
         }
         self.outbox.close(Bytes::new());
+        self.hand_back_unconfirmed();
         if let Role::Outbound {
             local,
             remote,
@@ -374,6 +409,9 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
                         .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
                 }
                 return ctx.stop();
+            }
+            Ok(Frame::Stanza(s)) if s.xmlns.as_deref() == Some(SM_NS) => {
+                self.stream_management(&s, ctx)
             }
             Ok(Frame::Stanza(s)) => match self.role {
                 Role::Inbound { .. } => self.inbound(s, ctx),

@@ -78,6 +78,7 @@ impl S2sStream {
             .last_in_ms
             .store(crate::xmpp::outbox::unix_ms(), Ordering::Relaxed);
         s.drop_default_ns();
+        self.count_handled();
         router.route_inbound(&to, &from, s);
         Ok(())
     }
@@ -97,10 +98,21 @@ impl S2sStream {
             ));
         };
         if !self.router()?.is_hosted(&local) {
-            return Err(StreamError::new(
-                C::HostUnknown,
-                format!("{local} is not hosted here"),
-            ));
+            let reason = format!("{local} is not hosted here");
+            // XEP-0220 §2.4: with dialback errors offered, the request fails alone and the
+            // stream keeps its other pairs; without, RFC 6120 §4.9.3.6 ends the stream.
+            if !matches!(
+                self.role,
+                Role::Inbound {
+                    dialback_errors: true,
+                    ..
+                }
+            ) {
+                return Err(StreamError::new(C::HostUnknown, reason));
+            }
+            tracing::info!(peer = %self.peer, %remote, %local, "dialback for a domain not hosted here");
+            self.send(db_result_error(&local, &remote, "item-not-found", &reason));
+            return Ok(());
         }
         if let Err(reason) =
             self.ctx
@@ -123,6 +135,7 @@ impl S2sStream {
             stream_id,
             authed,
             pending,
+            ..
         } = &mut self.role
         else {
             return Ok(());
@@ -155,14 +168,23 @@ impl S2sStream {
         ctx.spawn(
             check
                 .into_actor(self)
-                .map(move |result, act, _| act.verified(local, remote, result)),
+                .map(move |result, act, ctx| act.verified(local, remote, result, ctx)),
         );
         Ok(())
     }
 
-    fn verified(&mut self, local: String, remote: String, result: Result<bool, String>) {
+    fn verified(
+        &mut self,
+        local: String,
+        remote: String,
+        result: Result<bool, String>,
+        ctx: &mut Context<Self>,
+    ) {
         let Role::Inbound {
-            authed, pending, ..
+            authed,
+            pending,
+            admission,
+            ..
         } = &mut self.role
         else {
             return;
@@ -172,6 +194,8 @@ impl S2sStream {
         match result {
             Ok(true) => {
                 authed.insert(pair);
+                // Authenticated: no longer one of the listener's unauthenticated connections.
+                admission.take();
                 self.add_pair(AuthedPair {
                     local: local.clone(),
                     remote: remote.clone(),
@@ -183,6 +207,8 @@ impl S2sStream {
                 ));
             }
             Ok(false) => {
+                // XEP-0220 §2.1.3: an invalid key ends a stream that carries nothing else.
+                let nothing_else = authed.is_empty() && pending.is_empty();
                 tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
                 self.ctx.report_failure(
                     false,
@@ -195,6 +221,10 @@ impl S2sStream {
                 self.send(format!(
                     "<db:result from='{local}' to='{remote}' type='invalid'/>"
                 ));
+                if nothing_else {
+                    self.ending("dialback key invalid and no other pair on the stream");
+                    self.close_gracefully(ctx);
+                }
             }
             Err(reason) => {
                 tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");

@@ -6,8 +6,11 @@ Prosody (peer.test) inside a network namespace, dnsmasq serving the SRV and A re
   --scenario static   xfed reaches Prosody by a static route; DNS has no record for it
   --scenario sasl     both trust one CA: SASL EXTERNAL where Prosody offers it, else dialback
   --scenario a-record  no SRV for Prosody's domain: xfed uses its A record, port 5269
-  --scenario dns-faults  no Prosody: NXDOMAIN, a "." SRV target and a silent nameserver
-                      each bounce the message with remote-server-not-found and a reason
+  --scenario direct-tls  both sides publish only _xmpps-server SRV records: Prosody dials
+                      xfed's s2s port with TLS first and xfed dials Prosody's direct TLS port
+                      (XEP-0368); dialback both ways over those streams
+  --scenario dns-faults  no Prosody: NXDOMAIN and a "." SRV target bounce the message with
+                      remote-server-not-found, a silent nameserver with remote-server-timeout
   --scenario check-dns  `xfed check-dns` against dnsmasq: SRV order, which target accepts
                       connections, "no service", and --all over a tenant's domains
 
@@ -90,7 +93,7 @@ def dns_faults(w, a):
     w.wait_listening(XFED_IP, 7400)
     out = w.run([sys.executable, os.path.join(HERE, "bounces.py"), XFED_IP, "7400", "acme-component-secret",
                  "nx.test=remote-server-not-found", "dot.test=remote-server-not-found",
-                 "silent.test=remote-server-not-found"], timeout=90)
+                 "silent.test=remote-server-timeout"], timeout=90)
     print(out.stdout, end="")
     if out.returncode != 0:
         print(out.stderr[-2000:], file=sys.stderr)
@@ -158,7 +161,12 @@ def interop(w, a):
     srv = [("_xmpp-server._tcp.acme.test", "xfed.test", 5269),
            ("_xmpp-server._tcp.two.acme.test", "xfed.test", 5269)]
     hosts = [("xfed.test", XFED_IP), ("prosody.test", PROSODY_IP)]
-    if a.scenario == "a-record":
+    if a.scenario == "direct-tls":
+        # Only direct TLS records, and no A record for either domain: a STARTTLS fallback
+        # would find nothing, so the messages cross only if XEP-0368 works both ways.
+        srv = [("_xmpps-server._tcp.acme.test", "xfed.test", 5269),
+               ("_xmpps-server._tcp.peer.test", "prosody.test", 5270)]
+    elif a.scenario == "a-record":
         hosts.append(("peer.test", PROSODY_IP))
     elif a.scenario != "static":
         # The first target (priority 10) is dead: xfed must go on to the second.
@@ -170,7 +178,8 @@ def interop(w, a):
     p_cert, p_key = w.cert("peer", ["peer.test"], signed=signed)
     x_cert, x_key = w.cert("acme", ["acme.test"], signed=signed)
     ca = w.ca() if signed else None
-    w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key, cafile=ca)
+    w.prosody("peer.test", PROSODY_IP, {"alice": "alice-password"}, p_cert, p_key, cafile=ca,
+              s2s_direct_tls_port=5270 if a.scenario == "direct-tls" else None)
     # In "dns", a second domain of the tenant, for Prosody's second stream.
     domains = ("acme.test", "two.acme.test") if a.scenario == "dns" else ("acme.test",)
     cfg = xfed_config(w, a.scenario, x_cert, x_key, ca, domains)
@@ -201,6 +210,27 @@ def interop(w, a):
         seen = ", ".join(l.split("mechanism=")[-1] for l in hits) or "none"
         print(("ok: " if ok else "FAIL: ") + f"{direction} authenticated with {want} (saw: {seen})")
         passed, failed = passed + ok, failed + (not ok)
+    if a.scenario == "sasl":
+        # XEP-0198 both ways: Prosody offers it after SASL EXTERNAL (smacks_enabled_s2s) and
+        # enables ours; every message above crossed acknowledged streams.
+        ok = any("outbound s2s stream authenticated" in l and "sm=true" in l for l in log)
+        print(("ok: " if ok else "FAIL: ") + "stream management on xfed's outbound stream")
+        passed, failed = passed + ok, failed + (not ok)
+        ok = any("stream management enabled by the peer" in l for l in log)
+        print(("ok: " if ok else "FAIL: ") + "Prosody enabled stream management on its stream to xfed")
+        passed, failed = passed + ok, failed + (not ok)
+    if a.scenario == "direct-tls":
+        for direction in ("inbound", "outbound"):
+            ok = any(f"{direction} s2s stream over direct TLS" in l for l in log)
+            print(("ok: " if ok else "FAIL: ") + f"{direction} stream over direct TLS")
+            passed, failed = passed + ok, failed + (not ok)
+        r = w.run([os.path.abspath(a.xfed), "check-dns", "acme.test", "--config", cfg], timeout=60)
+        ok = ("SRV _xmpps-server._tcp.acme.test: 0 0 5269 xfed.test" in r.stdout
+              and "SRV _xmpp-server._tcp.acme.test: no records" in r.stdout
+              and "1. xfed.test:5269 (direct TLS)" in r.stdout and r.returncode == 0)
+        print(("ok: " if ok else "FAIL: ") + "check-dns shows the direct TLS record and target"
+              + ("" if ok else f"\n{r.stdout}{r.stderr}"))
+        passed, failed = passed + ok, failed + (not ok)
     if a.scenario == "dns":
         # Prosody's two streams (to acme.test and two.acme.test) were checked over one
         # verify connection to peer.test.
@@ -215,7 +245,7 @@ def interop(w, a):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--xfed", required=True, help="path to the xfed binary")
-    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "dns-faults", "check-dns"],
+    p.add_argument("--scenario", choices=["dns", "static", "sasl", "a-record", "direct-tls", "dns-faults", "check-dns"],
                    default="dns")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--keep", action="store_true")

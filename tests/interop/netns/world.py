@@ -3,7 +3,7 @@ answering the SRV and A records we give it, certificates made with openssl, Pros
 run as the prosody user, and any other process we start there. Everything started is
 stopped by PID on exit; nothing outside the namespace is touched except /etc/netns/<name>.
 
-Facts this relies on (see ../../../../shared/DESIGN.md §5): `ip netns exec` bind-mounts
+Facts this relies on (see docs/DESIGN.md, "Interop set-up"): `ip netns exec` bind-mounts
 /etc/netns/<name>/resolv.conf; Prosody's resolver needs the `test.` zone made transparent;
 Prosody refuses to run as root.
 """
@@ -156,8 +156,10 @@ class World:
 
     # --- Prosody ---------------------------------------------------------------------------
 
-    def prosody(self, domain, ip, users, cert, key, cafile=None, secure_auth=False):
-        """Starts Prosody for `domain` on ip (c2s 5222, s2s 5269) and registers `users`."""
+    def prosody(self, domain, ip, users, cert, key, cafile=None, secure_auth=False,
+                s2s_direct_tls_port=None):
+        """Starts Prosody for `domain` on ip (c2s 5222, s2s 5269, and direct TLS s2s on
+        `s2s_direct_tls_port` when given) and registers `users`."""
         data = self.path(f"prosody-{domain}")
         os.makedirs(data, exist_ok=True)
         shutil.chown(data, "prosody", "prosody")
@@ -171,10 +173,11 @@ local_interfaces = {{ "{ip}" }}
 c2s_ports = {{ 5222 }}
 s2s_ports = {{ 5269 }}
 c2s_direct_tls_ports = {{ }}
-s2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ {s2s_direct_tls_port or ""} }}
 http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "smacks" }}
+smacks_enabled_s2s = true
 modules_disabled = {{ "s2s_bidi"; "admin_shell" }}
 log = {{ debug = "{data}/prosody.log" }}
 authentication = "internal_plain"
@@ -197,4 +200,6 @@ VirtualHost "{domain}"
         self.spawn(f"prosody-{domain}", ["prosody", "-F", "--config", cfg], user="prosody")
         self.wait_listening(ip, 5269)
         self.wait_listening(ip, 5222)
+        if s2s_direct_tls_port:
+            self.wait_listening(ip, s2s_direct_tls_port)
         return data

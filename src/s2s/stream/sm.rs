@@ -1,0 +1,136 @@
+//! Stream management (XEP-0198) on an established s2s stream: on an outbound stream the
+//! peer's acknowledgements let go of what we sent, and whatever it has not acknowledged when
+//! the stream ends goes back to its domain pairs to go out again; on an inbound stream we
+//! count what we handle and answer the peer's requests. No resumption: an s2s stream is
+//! replaced, not resumed, and what it did not confirm is sent on the new one.
+
+use std::time::Duration;
+
+use actix::Context;
+use bytes::Bytes;
+
+use super::{Role, S2sStream};
+use crate::observe::{Event, Kind};
+use crate::xmpp::acks::{Handled, REQUEST, SM_NS};
+use crate::xmpp::{ns, Stanza, StreamCondition as C, StreamError};
+
+/// How often a stream with unacknowledged stanzas asks for an ack when fewer than
+/// [`crate::xmpp::outbox::ACK_EVERY`] stanzas went out to trigger one.
+pub const ASK_EVERY: Duration = Duration::from_millis(500);
+
+impl S2sStream {
+    /// An element of the stream management namespace, either direction.
+    pub(super) fn stream_management(
+        &mut self,
+        s: &Stanza,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), StreamError> {
+        match (s.name.as_str(), &self.role) {
+            // We send on outbound streams: the peer confirms.
+            ("a", Role::Outbound { .. }) => {
+                let h = s
+                    .attr("h")
+                    .and_then(|h| h.parse::<u32>().ok())
+                    .ok_or_else(|| {
+                        StreamError::new(C::BadFormat, "<a/> without a valid 'h' (XEP-0198 §4)")
+                    })?;
+                self.outbox.acknowledge(h).map_err(|e| e.stream_error())?;
+                Ok(())
+            }
+            // Nothing of the peer's is counted on a stream we opened.
+            ("r", Role::Outbound { .. }) if self.outbox.is_acked() => {
+                self.send(Handled::default().answer());
+                Ok(())
+            }
+            ("enable", Role::Inbound { authed, .. }) => {
+                let refusal = if !self.ctx.stream_management {
+                    Some("feature-not-implemented")
+                } else if authed.is_empty() || self.handled.is_some() {
+                    Some("unexpected-request")
+                } else {
+                    None
+                };
+                match refusal {
+                    Some(condition) => self.send(format!(
+                        "<failed xmlns='{SM_NS}'><{condition} xmlns='{}'/></failed>",
+                        ns::XMPP_STANZAS
+                    )),
+                    None => {
+                        self.handled = Some(Handled::default());
+                        self.stats
+                            .sm_enabled
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        self.send(format!("<enabled xmlns='{SM_NS}'/>"));
+                        tracing::info!(peer = %self.peer, stream = self.id, "inbound s2s stream management enabled by the peer");
+                    }
+                }
+                Ok(())
+            }
+            ("r", Role::Inbound { .. }) => {
+                if let Some(h) = &self.handled {
+                    self.send(h.answer());
+                }
+                Ok(())
+            }
+            _ => {
+                tracing::debug!(peer = %self.peer, name = %s.name, "stream management element ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks for an ack when something is waiting for one.
+    pub(super) fn ask_for_acks(&mut self) {
+        if !self.closing && self.outbox.unacked() > 0 {
+            self.outbox.send_raw(Bytes::from_static(REQUEST.as_bytes()));
+        }
+    }
+
+    /// A stanza handled on an inbound stream counts towards our next `<a/>`.
+    pub(super) fn count_handled(&mut self) {
+        if let Some(h) = &mut self.handled {
+            h.count();
+        }
+    }
+
+    /// When the stream ends: what the peer did not acknowledge, and what was never
+    /// written, goes back to its pairs to go out again on a new stream, in order.
+    pub(super) fn hand_back_unconfirmed(&mut self) {
+        let Role::Outbound {
+            federation,
+            local,
+            remote,
+            ..
+        } = &self.role
+        else {
+            return;
+        };
+        let unconfirmed = self.outbox.take_unconfirmed();
+        if unconfirmed.is_empty() {
+            return;
+        }
+        let n = unconfirmed.len();
+        tracing::info!(peer = %self.peer, stream = self.id, %remote, unconfirmed = n, "s2s stream ended with stanzas not acknowledged; sending them again");
+        self.ctx.observer.events.record(
+            Event::new(Kind::StreamUnacknowledged)
+                .tenant(self.ctx.tenant_of(local).as_deref())
+                .domains(vec![local.as_str(), remote.as_str()])
+                .field("stream", self.id)
+                .field("peer", self.peer.to_string())
+                .field("unacknowledged", n)
+                .field(
+                    "reason",
+                    self.close_reason.as_deref().unwrap_or("connection lost"),
+                )
+                .field("outcome", "sent again on a new stream, in order"),
+        );
+        match federation.upgrade() {
+            Some(f) => f.requeue(unconfirmed),
+            None => {
+                if let Some(router) = self.ctx.router.upgrade() {
+                    router.reroute(unconfirmed);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Stream management (XEP-0198) bookkeeping, both ends: what we sent and the peer has not
+//! acknowledged yet, and what we handled of what the peer sent.
+//!
+//! Counters are the XEP's `h`: stanzas, modulo 2^32 (§5: "the value of 'h' ... wraps
+//! around to zero"), so every comparison is made with wrapping arithmetic.
+
+use std::collections::VecDeque;
+
+use super::error::{AppCondition, StreamCondition, StreamError};
+use super::stanza::Stanza;
+
+/// The stream management namespace, XEP-0198 version 3.
+pub const SM_NS: &str = "urn:xmpp:sm:3";
+
+/// An ack request, `<r/>` (XEP-0198 §4).
+pub const REQUEST: &str = "<r xmlns='urn:xmpp:sm:3'/>";
+
+/// The peer acknowledged more than was sent: XEP-0198 §4 makes this a stream error,
+/// `undefined-condition` with `<handled-count-too-high/>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the peer acknowledged {h} stanzas; {sent} were sent")]
+pub struct TooHigh {
+    pub h: u32,
+    pub sent: u32,
+}
+
+impl TooHigh {
+    /// The stream error it ends the stream with.
+    pub fn stream_error(&self) -> StreamError {
+        StreamError::new(StreamCondition::UndefinedCondition, self.to_string()).with_app(
+            AppCondition::HandledCountTooHigh {
+                h: self.h,
+                sent: self.sent,
+            },
+        )
+    }
+}
+
+/// Stanzas sent on a stream with stream management on, oldest first, until acknowledged.
+#[derive(Debug, Default)]
+pub struct Unacked {
+    stanzas: VecDeque<Box<Stanza>>,
+    /// The peer's last `h`: stanzas acknowledged since stream management was enabled.
+    acked: u32,
+    /// Stanzas sent since the last `<r/>`.
+    since_request: u32,
+}
+
+impl Unacked {
+    /// Records a stanza as sent. Answers whether an ack request is due (every `every`).
+    pub fn sent(&mut self, stanza: Box<Stanza>, every: u32) -> bool {
+        self.stanzas.push_back(stanza);
+        self.since_request += 1;
+        if self.since_request >= every {
+            self.since_request = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Takes in the peer's `<a h=…/>`; answers the stanzas it confirms (oldest first).
+    pub fn acknowledge(&mut self, h: u32) -> Result<Vec<Box<Stanza>>, TooHigh> {
+        let newly = h.wrapping_sub(self.acked) as usize;
+        if newly > self.stanzas.len() {
+            return Err(TooHigh {
+                h,
+                sent: self.sent_count(),
+            });
+        }
+        self.acked = h;
+        Ok(self.stanzas.drain(..newly).collect())
+    }
+
+    /// The XEP's count of stanzas sent since enabling, modulo 2^32.
+    pub fn sent_count(&self) -> u32 {
+        self.acked.wrapping_add(self.stanzas.len() as u32)
+    }
+
+    /// Stanzas sent and not acknowledged.
+    pub fn len(&self) -> usize {
+        self.stanzas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stanzas.is_empty()
+    }
+
+    /// Bytes of the stanzas not acknowledged.
+    pub fn bytes(&self) -> usize {
+        self.stanzas.iter().map(|s| s.bytes.len()).sum()
+    }
+
+    /// Appends stanzas that were queued and never written (they follow the sent ones).
+    pub fn extend(&mut self, unsent: impl IntoIterator<Item = Box<Stanza>>) {
+        self.stanzas.extend(unsent);
+    }
+
+    /// Everything not acknowledged, oldest first.
+    pub fn take(&mut self) -> Vec<Stanza> {
+        self.stanzas.drain(..).map(|s| *s).collect()
+    }
+}
+
+/// The receiving end: stanzas handled since we answered `<enabled/>`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Handled(u32);
+
+impl Handled {
+    pub fn count(&mut self) {
+        self.0 = self.0.wrapping_add(1);
+    }
+
+    /// The answer to `<r/>`.
+    pub fn answer(&self) -> String {
+        format!("<a xmlns='{SM_NS}' h='{}'/>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::xmpp::Kind;
+
+    fn stanza(n: u32) -> Box<Stanza> {
+        Box::new(Stanza {
+            bytes: Bytes::from(format!("<message id='{n}'/>")),
+            name: "message".into(),
+            kind: Kind::Message,
+            to: None,
+            from: None,
+            id: Some(n.to_string()),
+            type_: None,
+            xmlns: None,
+            resends: 0,
+        })
+    }
+
+    fn ids(s: &[Box<Stanza>]) -> Vec<String> {
+        s.iter().map(|s| s.id.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn xep0198_acks_confirm_the_oldest_first_and_requests_come_every_n() {
+        let mut u = Unacked::default();
+        let due: Vec<bool> = (0..5).map(|n| u.sent(stanza(n), 2)).collect();
+        assert_eq!(due, [false, true, false, true, false]);
+        assert_eq!(ids(&u.acknowledge(2).unwrap()), ["0", "1"]);
+        assert_eq!(ids(&u.acknowledge(2).unwrap()), Vec::<String>::new());
+        assert_eq!(u.len(), 3);
+        assert_eq!(u.sent_count(), 5);
+        assert_eq!(ids(&u.acknowledge(5).unwrap()), ["2", "3", "4"]);
+        assert!(u.is_empty());
+    }
+
+    /// XEP-0198 §4: an `h` above what was sent is `handled-count-too-high`; an `h` below
+    /// the last one (a stale ack) is the same, seen modulo 2^32.
+    #[test]
+    fn xep0198_handled_count_too_high() {
+        let mut u = Unacked::default();
+        u.sent(stanza(0), 10);
+        assert_eq!(u.acknowledge(2).unwrap_err(), TooHigh { h: 2, sent: 1 });
+        let wire = crate::xmpp::stanza::stream_error(&TooHigh { h: 2, sent: 1 }.stream_error());
+        assert!(
+            wire.contains("<undefined-condition ")
+                && wire.contains(
+                    "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='2' send-count='1'/>"
+                ),
+            "{wire}"
+        );
+        u.acknowledge(1).unwrap();
+        assert!(u.acknowledge(0).is_err(), "a count going back");
+    }
+
+    /// XEP-0198 §5: `h` wraps around to zero after 2^32 - 1.
+    #[test]
+    fn xep0198_counters_wrap_at_2_32() {
+        let mut u = Unacked {
+            acked: u32::MAX - 1,
+            ..Default::default()
+        };
+        for n in 0..4 {
+            u.sent(stanza(n), 100);
+        }
+        assert_eq!(u.sent_count(), 2);
+        assert_eq!(ids(&u.acknowledge(u32::MAX).unwrap()), ["0"]);
+        assert_eq!(ids(&u.acknowledge(1).unwrap()), ["1", "2"]);
+        assert_eq!(u.len(), 1);
+        let mut h = Handled(u32::MAX);
+        h.count();
+        assert_eq!(h.answer(), "<a xmlns='urn:xmpp:sm:3' h='0'/>");
+    }
+
+    #[test]
+    fn unsent_stanzas_follow_the_sent_ones() {
+        let mut u = Unacked::default();
+        u.sent(stanza(0), 10);
+        u.extend([stanza(1), stanza(2)]);
+        let all = u.take();
+        assert_eq!(
+            all.iter()
+                .map(|s| s.id.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["0", "1", "2"]
+        );
+    }
+}
