@@ -15,7 +15,9 @@ pub mod stanza;
 /// fixed; the test command never does. Classes: `probe` (a malformed tag swallows what
 /// follows), `attr-space` (attributes without whitespace between them), `bom` (U+FEFF
 /// where a read resumes is taken for a byte order mark), `qname` (names with several
-/// colons), `cdata-end` (`]]>` in character data), `config-reason` (a refusal with an empty reason).
+/// colons), `cdata-end` (`]]>` in character data), `charref` (a character reference to a
+/// character XML does not allow, in an attribute value), `name-chars` (a non-ASCII
+/// character that is no name character, in a name), `config-reason` (a refusal with an empty reason).
 pub fn known(name: &str) -> bool {
     static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     KNOWN
