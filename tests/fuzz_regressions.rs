@@ -26,7 +26,7 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
             entries
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"))
+                .filter(|p| p.extension().is_none_or(|e| e != "md"))
                 .collect()
         })
         .unwrap_or_default();
@@ -51,10 +51,24 @@ fn replay(target: &str, check: fn(&[u8])) {
     let mut count = 0;
     for kind in ["corpus", "regressions"] {
         for path in inputs(kind, target) {
-            let data = std::fs::read(&path).expect("read an input");
+            // A folder is a sequence of inputs replayed in order (see xfed_fuzz::s2s).
+            let data: Vec<Vec<u8>> = if path.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                    .expect("read a sequence")
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect();
+                files.sort();
+                files
+                    .iter()
+                    .map(|f| std::fs::read(f).expect("read an input"))
+                    .collect()
+            } else {
+                vec![std::fs::read(&path).expect("read an input")]
+            };
             count += 1;
             REPLAYING.with(|r| r.set(true));
-            let result = std::panic::catch_unwind(|| check(&data));
+            let result = std::panic::catch_unwind(|| data.iter().for_each(|d| check(d)));
             REPLAYING.with(|r| r.set(false));
             if let Err(e) = result {
                 let why = e

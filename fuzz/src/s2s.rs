@@ -118,7 +118,13 @@ fn start() -> Nodes {
 /// Checks: the node closes the stream within [`WAIT`] of our end of input; everything it
 /// sent is a well-formed stream to our own reader (its errors included); and afterwards
 /// it still answers a new stream with its features.
+///
+/// The nodes keep state from one input to the next, so a failure may need the inputs before
+/// it: the last [`KEPT`] inputs are kept, and written in order to a folder when a check
+/// fails (`$XFED_FUZZ_SEQUENCES`, else the temporary folder), for
+/// `tests/fuzz_regressions.rs` to replay as a sequence.
 pub fn check(data: &[u8]) {
+    let _kept = Kept::push(data);
     let Some((&mode, payload)) = data.split_first() else {
         return;
     };
@@ -128,6 +134,49 @@ pub fn check(data: &[u8]) {
         _ => State::Authenticated,
     };
     check_in(state, payload);
+}
+
+/// How many recent inputs are kept for a failure's sequence.
+const KEPT: usize = 256;
+
+/// The recent inputs; writes them out if dropped while a check panics.
+struct Kept;
+
+static RECENT: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+impl Kept {
+    fn push(data: &[u8]) -> Kept {
+        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(data.to_vec());
+        Kept
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let base = std::env::var_os("XFED_FUZZ_SEQUENCES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let dir = base.join(format!("sequence-{stamp}-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, input) in recent.iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("{i:03}")), input);
+        }
+        eprintln!("the last {} inputs are in {}", recent.len(), dir.display());
+    }
 }
 
 /// The checks of [`check`] for `payload` sent in `state`.
