@@ -129,7 +129,8 @@ fn expected(text: &str) -> Option<Result<Vec<Seen>, Vec<&'static str>>> {
 /// Leaves out what this target does not compare, and what roxmltree accepts although it is
 /// not well-formed or not namespace-well-formed (the reader rightly refuses those): an XML
 /// declaration other than UTF-8 XML 1.0 (the reader answers those itself), a name with an
-/// empty prefix (`<:a>`, `:to='x'`), a repeated attribute (roxmltree lets `xmlns` repeat).
+/// empty prefix (`<:a>`, `:to='x'`), a repeated attribute (roxmltree lets `xmlns` repeat),
+/// `<?xml` that is no declaration.
 fn plain_enough(text: &str) -> bool {
     let mut names = std::collections::HashSet::new();
     for (i, token) in xmlparser::Tokenizer::from(text).enumerate() {
@@ -143,6 +144,12 @@ fn plain_enough(text: &str) -> bool {
                 {
                     return false;
                 }
+            }
+            // `<?xml` that is no declaration: roxmltree takes it for a processing instruction.
+            Ok(xmlparser::Token::ProcessingInstruction { target, .. })
+                if target.as_str().eq_ignore_ascii_case("xml") =>
+            {
+                return false
             }
             Ok(xmlparser::Token::ElementStart { span, .. }) => {
                 if span.as_str().starts_with("<:") {
