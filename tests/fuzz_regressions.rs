@@ -111,5 +111,8 @@ fn config_inputs() {
 
 #[test]
 fn s2s_inputs() {
-    replay("s2s", xfed_fuzz::s2s::check);
+    // Each input waits 100 ms for the node's answers before our end of input.
+    replay("s2s", |data| {
+        xfed_fuzz::s2s::check_settled(data, std::time::Duration::from_millis(100))
+    });
 }

@@ -124,6 +124,13 @@ fn start() -> Nodes {
 /// fails (`$XFED_FUZZ_SEQUENCES`, else the temporary folder), for
 /// `tests/fuzz_regressions.rs` to replay as a sequence.
 pub fn check(data: &[u8]) {
+    check_settled(data, Duration::ZERO);
+}
+
+/// [`check`], waiting `settle` after the input before our end of input, so that what the
+/// node answers reaches us before it sees the end (it may drop answers still queued then).
+/// The replay in `cargo test` waits, so its result does not depend on timing.
+pub fn check_settled(data: &[u8], settle: Duration) {
     let _kept = Kept::push(data);
     let Some((&mode, payload)) = data.split_first() else {
         return;
@@ -133,7 +140,7 @@ pub fn check(data: &[u8]) {
         1 => State::AfterFeatures,
         _ => State::Authenticated,
     };
-    check_in(state, payload);
+    check_in(state, payload, settle);
 }
 
 /// How many recent inputs are kept for a failure's sequence.
@@ -180,7 +187,7 @@ impl Drop for Kept {
 }
 
 /// The checks of [`check`] for `payload` sent in `state`.
-pub fn check_in(state: State, payload: &[u8]) {
+pub fn check_in(state: State, payload: &[u8], settle: Duration) {
     let n = nodes();
     let addr = match state {
         State::BeforeTls => n.tls_required,
@@ -200,6 +207,9 @@ pub fn check_in(state: State, payload: &[u8]) {
         }
     }
     conn.send(payload);
+    if !settle.is_zero() {
+        std::thread::sleep(settle);
+    }
     let _ = conn.stream.shutdown(Shutdown::Write);
     conn.read_to_close();
     if std::env::var_os("XFED_FUZZ_DEBUG").is_some() {
