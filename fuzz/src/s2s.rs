@@ -121,7 +121,7 @@ fn start() -> Nodes {
 ///
 /// The nodes keep state from one input to the next, so a failure may need the inputs before
 /// it: the last [`KEPT`] inputs are kept, and written in order to a folder when a check
-/// fails (`$XFED_FUZZ_SEQUENCES`, else the temporary folder), for
+/// fails, when `XFED_FUZZ_SEQUENCES` names a folder (scripts/fuzz sets it), for
 /// `tests/fuzz_regressions.rs` to replay as a sequence.
 pub fn check(data: &[u8]) {
     check_settled(data, Duration::ZERO);
@@ -131,7 +131,7 @@ pub fn check(data: &[u8]) {
 /// node answers reaches us before it sees the end (it may drop answers still queued then).
 /// The replay in `cargo test` waits, so its result does not depend on timing.
 pub fn check_settled(data: &[u8], settle: Duration) {
-    let _kept = Kept::push(data);
+    Kept::push(data);
     let Some((&mode, payload)) = data.split_first() else {
         return;
     };
@@ -146,44 +146,53 @@ pub fn check_settled(data: &[u8], settle: Duration) {
 /// How many recent inputs are kept for a failure's sequence.
 const KEPT: usize = 256;
 
-/// The recent inputs; writes them out if dropped while a check panics.
+/// The recent inputs, and a panic hook that writes them out (libFuzzer's own hook aborts
+/// the process, so nothing unwinds to do it later). Only when `XFED_FUZZ_SEQUENCES` is set.
 struct Kept;
 
+/// The last [`KEPT`] inputs, oldest first.
 static RECENT: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>> =
     std::sync::Mutex::new(std::collections::VecDeque::new());
 
 impl Kept {
-    fn push(data: &[u8]) -> Kept {
+    fn push(data: &[u8]) {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let Some(base) = std::env::var_os("XFED_FUZZ_SEQUENCES") else {
+                return;
+            };
+            let base = std::path::PathBuf::from(base);
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                write_sequence(&base);
+                previous(info);
+            }));
+        });
         let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == KEPT {
             recent.pop_front();
         }
         recent.push_back(data.to_vec());
-        Kept
     }
 }
 
-impl Drop for Kept {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let base = std::env::var_os("XFED_FUZZ_SEQUENCES")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let dir = base.join(format!("sequence-{stamp}-{}", std::process::id()));
-        if std::fs::create_dir_all(&dir).is_err() {
-            return;
-        }
-        let recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, input) in recent.iter().enumerate() {
-            let _ = std::fs::write(dir.join(format!("{i:03}")), input);
-        }
-        eprintln!("the last {} inputs are in {}", recent.len(), dir.display());
+/// Writes the kept inputs, oldest first, to a new folder below `base`.
+fn write_sequence(base: &std::path::Path) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = base.join(format!("sequence-{stamp}-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
     }
+    // A panic while the lock is held (in `push`) cannot happen: nothing there panics.
+    let Ok(recent) = RECENT.try_lock() else {
+        return;
+    };
+    for (i, input) in recent.iter().enumerate() {
+        let _ = std::fs::write(dir.join(format!("{i:03}")), input);
+    }
+    eprintln!("the last {} inputs are in {}", recent.len(), dir.display());
 }
 
 /// The checks of [`check`] for `payload` sent in `state`.
