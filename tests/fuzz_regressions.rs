@@ -111,8 +111,8 @@ fn config_inputs() {
 
 #[test]
 fn s2s_inputs() {
-    // Each input waits 100 ms for the node's answers before our end of input.
+    // Each input waits 30 ms for the node's answers before our end of input.
     replay("s2s", |data| {
-        xfed_fuzz::s2s::check_settled(data, std::time::Duration::from_millis(100))
+        xfed_fuzz::s2s::check_settled(data, std::time::Duration::from_millis(30))
     });
 }
