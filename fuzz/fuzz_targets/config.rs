@@ -1,0 +1,3 @@
+#![no_main]
+//! See `xfed_fuzz::config::check` for what this target checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xfed_fuzz::config::check(data));
