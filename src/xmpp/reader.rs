@@ -428,6 +428,14 @@ impl Decoder for StreamReader {
         if buf.len() <= self.scan {
             return Ok(None);
         }
+        if self.phase == Phase::Prolog
+            && self.scan == 0
+            && buf.len() < BOM.len()
+            && BOM.starts_with(buf)
+        {
+            // Perhaps a byte order mark, split by the network: wait for the rest.
+            return Ok(None);
+        }
         if self.phase == Phase::Prolog && self.scan == 0 && buf.starts_with(BOM) {
             // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3).
             let _ = buf.split_to(BOM.len());

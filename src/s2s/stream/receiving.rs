@@ -146,7 +146,9 @@ impl S2sStream {
         let pair = (local.clone(), remote.clone());
         if authed.contains(&pair) {
             self.send(format!(
-                "<db:result from='{local}' to='{remote}' type='valid'/>"
+                "<db:result from='{}' to='{}' type='valid'/>",
+                escape(&local),
+                escape(&remote)
             ));
             return Ok(());
         }
@@ -206,7 +208,9 @@ impl S2sStream {
                 });
                 tracing::info!(peer = %self.peer, %local, %remote, mechanism = %Mechanism::Dialback, "inbound s2s pair authenticated");
                 self.send(format!(
-                    "<db:result from='{local}' to='{remote}' type='valid'/>"
+                    "<db:result from='{}' to='{}' type='valid'/>",
+                    escape(&local),
+                    escape(&remote)
                 ));
             }
             Ok(false) => {
@@ -222,7 +226,9 @@ impl S2sStream {
                     "dialback key refused by the authoritative server",
                 );
                 self.send(format!(
-                    "<db:result from='{local}' to='{remote}' type='invalid'/>"
+                    "<db:result from='{}' to='{}' type='invalid'/>",
+                    escape(&local),
+                    escape(&remote)
                 ));
                 if nothing_else {
                     self.ending("dialback key invalid and no other pair on the stream");
@@ -268,7 +274,9 @@ impl S2sStream {
         let valid = self.router()?.is_hosted(&ours)
             && self.ctx.dialback.verify(&receiving, &ours, id, &s.text());
         self.send(format!(
-            "<db:verify from='{ours}' to='{receiving}' id='{}' type='{}'/>",
+            "<db:verify from='{}' to='{}' id='{}' type='{}'/>",
+            escape(&ours),
+            escape(&receiving),
             escape(id),
             if valid { "valid" } else { "invalid" }
         ));
@@ -279,7 +287,9 @@ impl S2sStream {
 /// A dialback result of type error (XEP-0220 §2.4).
 fn db_result_error(local: &str, remote: &str, condition: &str, text: &str) -> String {
     format!(
-        "<db:result from='{local}' to='{remote}' type='error'><error type='cancel'><{condition} xmlns='{}'/><text xmlns='{}'>{}</text></error></db:result>",
+        "<db:result from='{}' to='{}' type='error'><error type='cancel'><{condition} xmlns='{}'/><text xmlns='{}'>{}</text></error></db:result>",
+        escape(local),
+        escape(remote),
         ns::XMPP_STANZAS,
         ns::XMPP_STANZAS,
         escape(text)
