@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,30 +16,6 @@ use common::peer::*;
 use common::*;
 
 const NO_TLS: &str = "security_mode = \"no-tls\"\nrequire_client_certs = false";
-
-/// Node A (tenant acme, acme.example, privacy allowing globex.example) whose static route
-/// for globex.example points at `peer_port`, with `[federation]` and `[tls]` lines and
-/// extra `[limits]` lines.
-fn node_a(dir: &Path, peer_port: u16, federation: &str, tls: &str, limits: &str) -> PathBuf {
-    let router = write_node(&NodeSpec {
-        dir,
-        s2s_port: free_port(),
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port,
-        federation,
-        tls,
-        dialback: "shared",
-    });
-    let text = std::fs::read_to_string(&router).unwrap().replace(
-        "handshake_timeout_secs = 10",
-        &format!("handshake_timeout_secs = 10\n{limits}"),
-    );
-    std::fs::write(&router, text).unwrap();
-    router
-}
 
 /// A stand-in authoritative server for globex.example answering `verdict`; its port.
 async fn authority(verdict: &'static str) -> u16 {

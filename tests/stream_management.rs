@@ -6,29 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fed::*;
+use common::peer::node_a;
 use common::*;
 
 const NO_TLS: &str = "security_mode = \"no-tls\"\nrequire_client_certs = false";
-
-/// Node A (acme) whose static route for globex.example points at `peer_port`.
-fn node_a(dir: &Path, peer_port: u16) -> PathBuf {
-    write_node(&NodeSpec {
-        dir,
-        s2s_port: free_port(),
-        tenant: "acme",
-        domain: "acme.example",
-        secret: "acme-secret",
-        peer_domain: "globex.example",
-        peer_port,
-        federation: NO_TLS,
-        tls: "",
-        dialback: "shared",
-    })
-}
 
 /// A scripted receiving server for globex.example: takes node A's outbound stream, offers
 /// dialback (and stream management, with `sm`), accepts the key, answers `<enable/>`.
@@ -70,6 +54,31 @@ async fn accept_stream(listener: &tokio::net::TcpListener) -> Raw {
     accept_as(listener, true).await
 }
 
+/// Waits until node `a`'s one outbound stream has nothing unconfirmed; checks on the way
+/// that it is confirmed by stream management (`sm`) or by pings.
+async fn wait_confirmed(a: &xfed::node::Node, sm: bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ctx = a.s2s();
+        let out: Vec<_> = ctx.streams.iter().filter(|e| e.outbound).collect();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].outbox.is_acked(),
+            sm,
+            "stream management on A's stream"
+        );
+        if out[0].outbox.unacked() == 0 {
+            return;
+        }
+        drop(out);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never all confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn msg(i: usize) -> String {
     format!(
         "<message from='a@acme.example' to='b@globex.example' id='m{i}'><body>{i}</body></message>"
@@ -94,7 +103,7 @@ async fn unacknowledged_stanzas_go_out_again_in_order_on_a_new_stream() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let a = start_at(&node_a(dir.path(), port)).await;
+    let a = start_at(&node_a(dir.path(), port, NO_TLS, "", "")).await;
     let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
 
     let batch: String = (1..=10).map(msg).collect();
@@ -139,7 +148,7 @@ async fn a_stanza_unacknowledged_twice_is_returned() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let a = start_at(&node_a(dir.path(), port)).await;
+    let a = start_at(&node_a(dir.path(), port, NO_TLS, "", "")).await;
     let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
     acme.send(msg(1)).await;
     for _ in 0..2 {
@@ -165,7 +174,7 @@ async fn an_ack_of_more_than_was_sent_is_a_stream_error() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let a = start_at(&node_a(dir.path(), port)).await;
+    let a = start_at(&node_a(dir.path(), port, NO_TLS, "", "")).await;
     let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
     acme.send(msg(1)).await;
     let mut s = accept_stream(&listener).await;
@@ -200,22 +209,7 @@ async fn two_nodes_acknowledge_everything() {
     globex.read_until(|r| ids(r).len() == n).await;
     assert_eq!(ids(&globex.received), (1..=n).collect::<Vec<_>>());
     // Acknowledged: within a couple of the timer's rounds nothing waits on A's stream.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let ctx = a.s2s();
-        let out: Vec<_> = ctx.streams.iter().filter(|e| e.outbound).collect();
-        assert_eq!(out.len(), 1);
-        assert!(out[0].outbox.is_acked(), "stream management on A's stream");
-        if out[0].outbox.unacked() == 0 {
-            break;
-        }
-        drop(out);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never all acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_confirmed(&a, true).await;
     let ctx = b.s2s();
     assert!(
         ctx.streams.iter().any(|e| !e.outbound
@@ -239,7 +233,7 @@ async fn without_stream_management_a_ping_is_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let a = start_at(&node_a(dir.path(), port)).await;
+    let a = start_at(&node_a(dir.path(), port, NO_TLS, "", "")).await;
     let mut acme = component(a.component_addr(), "acme.example", "acme-secret").await;
 
     let batch: String = (1..=10).map(msg).collect();
@@ -277,16 +271,7 @@ async fn without_stream_management_a_ping_is_the_checkpoint() {
             "<iq type='result' from='globex.example' to='acme.example' id='{id}'/>"
         ))
         .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while a
-        .s2s()
-        .streams
-        .iter()
-        .any(|e| e.outbound && e.outbox.unacked() > 0)
-    {
-        assert!(tokio::time::Instant::now() < deadline, "never confirmed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_confirmed(&a, false).await;
 
     // Five more, read by the peer, which dies before answering their ping.
     out.clear();
@@ -331,22 +316,7 @@ async fn two_nodes_without_stream_management_confirm_by_ping() {
     let batch: String = (1..=n).map(msg).collect();
     acme.send(&batch).await;
     globex.read_until(|r| ids(r).len() == n).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let ctx = a.s2s();
-        let out: Vec<_> = ctx.streams.iter().filter(|e| e.outbound).collect();
-        assert_eq!(out.len(), 1);
-        assert!(!out[0].outbox.is_acked(), "no stream management");
-        if out[0].outbox.unacked() == 0 {
-            break;
-        }
-        drop(out);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "pings never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_confirmed(&a, false).await;
     assert!(!globex.received.contains("xfed-ck-"), "{}", globex.received);
     assert!(!acme.received.contains("xfed-ck-"), "{}", acme.received);
     a.shutdown().await;

@@ -169,8 +169,8 @@ impl XmlConn {
     }
 
     /// Splits the negotiated connection into a stream of frames (starting with what was
-    /// already read: a peer may pipeline stanzas right after negotiation), an outbox and
-    /// its writer task. With a `checkpoint`, the outbox keeps what it writes until the peer
+    /// already read: a peer may pipeline stanzas right after negotiation) and an outbox.
+    /// With a `checkpoint`, the outbox keeps what it writes until the peer
     /// confirms it and hands nothing back itself (see [`Outbox::spawn_acked`]).
     pub fn into_parts(
         self,
@@ -181,14 +181,13 @@ impl XmlConn {
     ) -> (
         impl Stream<Item = Result<Frame, ReadError>> + 'static,
         Outbox,
-        tokio::task::JoinHandle<()>,
     ) {
         let (rd, wr) = tokio::io::split(self.io);
-        let (outbox, writer) = match checkpoint {
+        let (outbox, _writer) = match checkpoint {
             Some(c) => Outbox::spawn_acked(wr, queue_limit, stall, c),
             None => Outbox::spawn(wr, queue_limit, stall, on_undelivered),
         };
-        (frames(rd, self.reader, self.buf), outbox, writer)
+        (frames(rd, self.reader, self.buf), outbox)
     }
 
     /// Sends `tail` (a stream error or close) and shuts the connection down, bounded in time.

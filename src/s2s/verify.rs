@@ -230,7 +230,7 @@ async fn open(
 /// Runs a freshly negotiated verify connection: a task that matches answers to questions
 /// until the peer closes, fails, or the connection has been idle for [`IDLE`].
 fn start(conn: super::io::XmlConn, slot: Arc<Slot>, stall: Duration) -> Arc<Link> {
-    let (frames, outbox, _writer) = conn.into_parts(QUEUE_LIMIT, stall, None, |_| {});
+    let (frames, outbox) = conn.into_parts(QUEUE_LIMIT, stall, None, |_| {});
     let link = Arc::new(Link {
         outbox,
         pending: Mutex::new(Pending::default()),

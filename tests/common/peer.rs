@@ -2,7 +2,9 @@
 //! stand-in authoritative server answering dialback verifications.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
+use super::fed::{free_port, write_node, NodeSpec};
 use super::{Raw, WAIT};
 
 /// A raw s2s peer (evil.example) on a no-tls node, its stream open and features read.
@@ -99,4 +101,28 @@ pub async fn dialback_from_globex(addr: SocketAddr, to: &str) -> Raw {
     c.expect("<db:result").await;
     c.read_until(|r| r.contains("type=")).await;
     c
+}
+
+/// Node A (tenant acme, acme.example, privacy allowing globex.example) whose static route
+/// for globex.example points at `peer_port`, with `[federation]` and `[tls]` lines and
+/// extra `[limits]` lines.
+pub fn node_a(dir: &Path, peer_port: u16, federation: &str, tls: &str, limits: &str) -> PathBuf {
+    let router = write_node(&NodeSpec {
+        dir,
+        s2s_port: free_port(),
+        tenant: "acme",
+        domain: "acme.example",
+        secret: "acme-secret",
+        peer_domain: "globex.example",
+        peer_port,
+        federation,
+        tls,
+        dialback: "shared",
+    });
+    let text = std::fs::read_to_string(&router).unwrap().replace(
+        "handshake_timeout_secs = 10",
+        &format!("handshake_timeout_secs = 10\n{limits}"),
+    );
+    std::fs::write(&router, text).unwrap();
+    router
 }

@@ -119,22 +119,15 @@ impl S2sStream {
     ) -> (u64, Outbox, actix::Addr<S2sStream>) {
         let peer = conn.peer;
         let undelivered_ctx = ctx.clone();
-        // What an outbound stream could not write goes back to its pairs, ahead of anything
-        // newer; an inbound stream carries no stanzas of ours.
-        let federation = match &role {
-            Role::Outbound { federation, .. } => Some(federation.clone()),
-            Role::Inbound { .. } => None,
-        };
-        let (reader, outbox, _writer) = conn.into_parts(
+        // With a checkpoint the stream itself hands back what the peer did not confirm
+        // (`hand_back_unconfirmed`), so only an inbound stream's writer uses this.
+        let (reader, outbox) = conn.into_parts(
             ctx.limits.queue_bytes_per_connection,
             ctx.dead_peer_timeout,
             checkpoint,
-            move |stanzas| match federation.and_then(|f| f.upgrade()) {
-                Some(f) => f.requeue(stanzas),
-                None => {
-                    if let Some(router) = undelivered_ctx.router.upgrade() {
-                        router.reroute(stanzas);
-                    }
+            move |stanzas| {
+                if let Some(router) = undelivered_ctx.router.upgrade() {
+                    router.reroute(stanzas);
                 }
             },
         );
@@ -410,9 +403,7 @@ impl StreamHandler<Result<Frame, ReadError>> for S2sStream {
                 }
                 return ctx.stop();
             }
-            Ok(Frame::Stanza(s)) if s.xmlns.as_deref() == Some(SM_NS) => {
-                self.stream_management(&s, ctx)
-            }
+            Ok(Frame::Stanza(s)) if s.xmlns.as_deref() == Some(SM_NS) => self.stream_management(&s),
             Ok(Frame::Stanza(s)) => match self.role {
                 Role::Inbound { .. } => self.inbound(s, ctx),
                 Role::Outbound { .. } if is_dialback(&s, "result") => {

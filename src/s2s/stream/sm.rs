@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use actix::Context;
-
 use super::{Role, S2sStream};
 use crate::observe::{Event, Kind};
 use crate::xmpp::acks::{Handled, SM_NS};
@@ -19,11 +17,7 @@ pub const ASK_EVERY: Duration = Duration::from_millis(500);
 
 impl S2sStream {
     /// An element of the stream management namespace, either direction.
-    pub(super) fn stream_management(
-        &mut self,
-        s: &Stanza,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), StreamError> {
+    pub(super) fn stream_management(&mut self, s: &Stanza) -> Result<(), StreamError> {
         match (s.name.as_str(), &self.role) {
             // We send on outbound streams: the peer confirms.
             ("a", Role::Outbound { .. }) => {
