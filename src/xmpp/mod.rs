@@ -4,14 +4,17 @@
 
 pub mod acks;
 pub mod error;
+mod header;
 mod markup;
 pub mod ns;
 pub mod outbox;
 pub mod reader;
+mod restricted;
 pub mod stanza;
 mod wellformed;
 
 pub use error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
+pub use header::StreamHeader;
 pub use outbox::{Outbox, SendError};
-pub use reader::{Frame, Limits, ReadError, StreamHeader, StreamReader};
+pub use reader::{Frame, Limits, ReadError, StreamReader};
 pub use stanza::{Kind, Stanza};

@@ -8,20 +8,23 @@
 //! current element has been checked, and the names of its open elements. Only input up to the
 //! last `>` is tokenized, so a token is never cut in half; bytes already checked are never
 //! scanned again, so reading is linear in the input whatever way a peer splits it.
+//!
+//! The rules it applies live beside it: the prolog and header in `header`, restricted XML in
+//! `restricted`, XML 1.0's token rules in `wellformed` and, for a token still arriving,
+//! `markup`. What stays here (a little over 400 lines) is the framing state machine itself,
+//! which reads best as one piece: the step, one handler per phase, and the decoder.
 
 use bytes::BytesMut;
-use quick_xml::errors::{Error as XmlError, SyntaxError};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use tokio_util::codec::Decoder;
 
 use super::error::{AppCondition, StreamCondition as C, StreamError};
+use super::header::{check_declaration, StreamHeader};
 use super::markup::{Partial, Place};
-use super::ns;
+use super::restricted::{forbidden, unfinished};
 use super::stanza::Stanza;
-use super::wellformed::{
-    attr_value, check_attrs, check_chars, check_names, check_ref, check_text, escape_error, nwf,
-};
+use super::wellformed::{check_attrs, check_chars, check_names, check_ref, check_text, nwf};
 
 /// U+FEFF in UTF-8: a byte order mark at the start of a document, else a character.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -53,29 +56,6 @@ pub enum Frame {
     Stanza(Stanza),
     /// The closing `</stream:stream>` tag.
     Close,
-}
-
-/// The attributes of the peer's stream header, RFC 6120 §4.7.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamHeader {
-    pub to: Option<String>,
-    pub from: Option<String>,
-    pub id: Option<String>,
-    pub version: Option<String>,
-    /// The default (content) namespace declared on the header, e.g. `jabber:component:accept`.
-    pub default_ns: Option<String>,
-    /// Prefixed namespace declarations other than the stream prefix (e.g. `db`).
-    pub prefixes: Vec<(String, String)>,
-}
-
-impl StreamHeader {
-    /// The namespace bound to `prefix` on the header, if any.
-    pub fn prefix_ns(&self, prefix: &str) -> Option<&str> {
-        self.prefixes
-            .iter()
-            .find(|(p, _)| p == prefix)
-            .map(|(_, ns)| ns.as_str())
-    }
 }
 
 /// Why reading stopped: the peer broke the protocol, or the socket failed.
@@ -176,7 +156,10 @@ impl StreamReader {
             let start = base + rd.buffer_position() as usize;
             let event = match rd.read_event() {
                 Ok(event) => event,
-                Err(e) => return classify(e, &data[start..], self.phase),
+                Err(e) => {
+                    return unfinished(e, &data[start..], self.phase == Phase::Prolog)
+                        .map(|()| Step::NeedMore)
+                }
             };
             let end = base + rd.buffer_position() as usize;
             match &event {
@@ -188,8 +171,8 @@ impl StreamReader {
             check_chars(&data[start..end])?;
             let step = match self.phase {
                 Phase::Prolog => self.prolog(event, data, start)?,
-                Phase::Open if self.open.is_empty() => self.between(event, data, start, end)?,
-                Phase::Open => self.inside(event, data, start, end)?,
+                Phase::Open if self.open.is_empty() => self.between(event, data, end)?,
+                Phase::Open => self.inside(event, data, end)?,
                 Phase::Closed => return Ok(Step::NeedMore),
             };
             self.scan = end;
@@ -215,36 +198,11 @@ impl StreamReader {
     ) -> Result<Option<Step>, StreamError> {
         match event {
             Event::Decl(decl) => {
-                if start != 0 {
-                    return Err(StreamError::new(
-                        C::NotWellFormed,
-                        "XML declaration not at the start",
-                    ));
-                }
-                // RFC 6120 §11: an XMPP stream is XML 1.0.
-                let version = decl.version().map_err(nwf)?;
-                if version.as_ref() != b"1.0" {
-                    return Err(StreamError::new(
-                        C::UnsupportedVersion,
-                        format!(
-                            "XML version {} is not supported: XMPP streams are XML 1.0",
-                            String::from_utf8_lossy(&version)
-                        ),
-                    ));
-                }
-                if let Some(enc) = decl.encoding() {
-                    let enc = enc.map_err(nwf)?;
-                    if !enc.eq_ignore_ascii_case(b"utf-8") {
-                        return Err(StreamError::new(
-                            C::UnsupportedEncoding,
-                            format!("encoding {} is not UTF-8", String::from_utf8_lossy(&enc)),
-                        ));
-                    }
-                }
+                check_declaration(&decl, start)?;
                 Ok(None)
             }
             Event::Start(e) => {
-                let header = self.header(&e)?;
+                let header = StreamHeader::parse(&e)?;
                 let name = e.name();
                 let offset = name.as_ref().as_ptr() as usize - data.as_ptr() as usize;
                 self.stream_qname = data[offset..offset + name.as_ref().len()].to_vec();
@@ -252,59 +210,11 @@ impl StreamReader {
                 Ok(Some(Step::Header(header, 0)))
             }
             Event::Text(t) if is_space(&t) => Ok(None),
-            Event::Comment(_) | Event::DocType(_) | Event::PI(_) => Err(restricted(&event)),
+            Event::Comment(_) | Event::DocType(_) | Event::PI(_) => Err(forbidden(&event)),
             _ => Err(StreamError::new(
                 C::NotWellFormed,
                 "expected a stream header (<stream:stream>)",
             )),
-        }
-    }
-
-    fn header(&self, e: &BytesStart<'_>) -> Result<StreamHeader, StreamError> {
-        check_names(e)?;
-        let name = e.name();
-        let prefix = name.prefix().map(|p| p.as_ref().to_vec());
-        if name.local_name().as_ref() != b"stream" {
-            return Err(StreamError::new(
-                C::InvalidNamespace,
-                "the root element must be <stream:stream>",
-            ));
-        }
-        let mut h = StreamHeader::default();
-        let mut stream_ns = None;
-        for attr in e.attributes().with_checks(true) {
-            let attr = attr.map_err(nwf)?;
-            let value = attr_value(&attr)?.into_owned();
-            let key = attr.key.as_ref();
-            match key {
-                b"to" => h.to = Some(value),
-                b"from" => h.from = Some(value),
-                b"id" => h.id = Some(value),
-                b"version" => h.version = Some(value),
-                b"xmlns" if prefix.is_none() => stream_ns = Some(value),
-                b"xmlns" => h.default_ns = Some(value),
-                _ => {
-                    if let Some(p) = key.strip_prefix(b"xmlns:") {
-                        if Some(p) == prefix.as_deref() {
-                            stream_ns = Some(value);
-                        } else {
-                            h.prefixes
-                                .push((String::from_utf8_lossy(p).into_owned(), value));
-                        }
-                    }
-                }
-            }
-        }
-        match stream_ns {
-            None => Err(StreamError::new(
-                C::BadNamespacePrefix,
-                "the stream prefix is not declared",
-            )),
-            Some(n) if n != ns::STREAMS => Err(StreamError::new(
-                C::InvalidNamespace,
-                format!("stream namespace must be {}, not {n}", ns::STREAMS),
-            )),
-            Some(_) => Ok(h),
         }
     }
 
@@ -313,7 +223,6 @@ impl StreamReader {
         &mut self,
         event: Event<'_>,
         data: &[u8],
-        start: usize,
         end: usize,
     ) -> Result<Option<Step>, StreamError> {
         match event {
@@ -321,7 +230,6 @@ impl StreamReader {
                 check_names(&e)?;
                 self.top = Some(Stanza::from_start(&e)?);
                 self.open.push(name_range(&e, data));
-                let _ = (start, end);
                 Ok(None)
             }
             Event::Empty(e) => {
@@ -339,7 +247,7 @@ impl StreamReader {
             )),
             Event::Text(t) if is_space(&t) => Ok(None),
             Event::Comment(_) | Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
-                Err(restricted(&event))
+                Err(forbidden(&event))
             }
             _ => Err(StreamError::new(
                 C::BadFormat,
@@ -353,7 +261,6 @@ impl StreamReader {
         &mut self,
         event: Event<'_>,
         data: &[u8],
-        _start: usize,
         end: usize,
     ) -> Result<Option<Step>, StreamError> {
         match event {
@@ -400,7 +307,7 @@ impl StreamReader {
             }
             Event::CData(_) => Ok(None),
             Event::Comment(_) | Event::DocType(_) | Event::PI(_) | Event::Decl(_) => {
-                Err(restricted(&event))
+                Err(forbidden(&event))
             }
             Event::Eof => Ok(None),
         }
@@ -517,56 +424,6 @@ impl StreamReader {
         partial.advance(buf, place)?;
         Ok(None)
     }
-}
-
-fn classify(e: XmlError, rest: &[u8], phase: Phase) -> Result<Step, StreamError> {
-    match e {
-        XmlError::Syntax(SyntaxError::UnclosedTag | SyntaxError::UnclosedCData) => {
-            Ok(Step::NeedMore)
-        }
-        XmlError::Syntax(SyntaxError::UnclosedPIOrXmlDecl) if phase == Phase::Prolog => {
-            Ok(Step::NeedMore)
-        }
-        XmlError::Syntax(
-            SyntaxError::UnclosedPIOrXmlDecl
-            | SyntaxError::UnclosedComment
-            | SyntaxError::UnclosedDoctype,
-        ) => Err(StreamError::new(
-            C::RestrictedXml,
-            "comments, processing instructions and DTDs are not allowed",
-        )),
-        XmlError::Syntax(SyntaxError::InvalidBangMarkup) => {
-            let after = rest.get(2..).unwrap_or_default();
-            if after.starts_with(b"-") || after.starts_with(b"D") {
-                Err(StreamError::new(
-                    C::RestrictedXml,
-                    "comments and DTDs are not allowed",
-                ))
-            } else if b"[CDATA[".starts_with(&after[..after.len().min(7)]) && after.len() < 7 {
-                Ok(Step::NeedMore)
-            } else {
-                Err(StreamError::new(
-                    C::NotWellFormed,
-                    "invalid markup after <!",
-                ))
-            }
-        }
-        XmlError::Escape(e) => Err(escape_error(XmlError::Escape(e))),
-        other => Err(nwf(other)),
-    }
-}
-
-fn restricted(event: &Event<'_>) -> StreamError {
-    let what = match event {
-        Event::Comment(_) => "comments are",
-        Event::DocType(_) => "DTDs are",
-        Event::Decl(_) => "an XML declaration inside the stream is",
-        _ => "processing instructions are",
-    };
-    StreamError::new(
-        C::RestrictedXml,
-        format!("{what} not allowed (RFC 6120 §11.1)"),
-    )
 }
 
 fn is_space_byte(b: u8) -> bool {
