@@ -9,6 +9,8 @@
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
 //!   coalescing [`xmpp::Outbox`] writer.
 //! - [`observe`]: the event log and Prometheus metrics (used by all below).
+//! - [`restart`]: versioned configuration: what a change touches, which instances run which
+//!   version, and when staged changes apply (driven over a running node by `node`).
 //! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
 //!   and writes into outboxes, so it needs no protocol types.
 //! - [`admission`]: caps on connections that have not authenticated, per source and in all.

@@ -5,15 +5,16 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::Addr;
 use dashmap::DashMap;
 use rand::Rng;
+use tokio::time::Instant;
 
 use super::auth::Mechanism;
 use super::outbound::{self, DialError};
-use super::stream::{AddLocal, Role, S2sStream};
+use super::stream::{AddLocal, Owner, Role, S2sStream};
 use super::S2sContext;
 use crate::routing::Remote;
 use crate::xmpp::outbox::Checkpoint;
@@ -148,11 +149,6 @@ impl Federation {
         self.dial(local, remote);
     }
 
-    /// Multiplexing a pair failed: it gets a stream of its own, its queue kept.
-    pub(crate) fn multiplex_failed(&self, local: &str, remote: &str) {
-        self.dial(local, remote);
-    }
-
     /// Starts setting up a new stream for a pair, on the worker that asked (that of the
     /// component link whose stanza needs it) or, from elsewhere, the next worker.
     fn dial(&self, local: &str, remote: &str) {
@@ -213,7 +209,7 @@ impl Federation {
                         local: local.to_owned(),
                         remote: remote.to_owned(),
                         mechanism,
-                        federation: self.me.clone(),
+                        owner: self.me.clone(),
                         stream_id: dialed.stream_id.clone(),
                         extra: Vec::new(),
                         pending: Default::default(),
@@ -250,40 +246,6 @@ impl Federation {
             }
         }
         Err(last)
-    }
-
-    pub(crate) fn ready(
-        &self,
-        local: &str,
-        remote: &str,
-        stream: u64,
-        outbox: Outbox,
-        joinable: Option<Addr<S2sStream>>,
-    ) {
-        let pair = self.pair(local, remote);
-        let mut bounced = Vec::new();
-        {
-            let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
-            let queue = match std::mem::replace(&mut *state, Pair::Idle) {
-                Pair::Connecting { queue, .. } => queue,
-                _ => VecDeque::new(),
-            };
-            for stanza in queue {
-                if let Err(SendError::Full(s) | SendError::Closed(s)) = outbox.send(stanza) {
-                    bounced.push(*s);
-                }
-            }
-            *state = Pair::Ready {
-                stream,
-                outbox,
-                joinable,
-            };
-        }
-        self.bounce_all(
-            bounced,
-            StanzaCondition::RemoteServerTimeout,
-            "the stream closed before the stanza was sent",
-        );
     }
 
     /// Forgets the back-off of every failed pair from `local`: its configuration changed,
@@ -355,8 +317,58 @@ impl Federation {
         self.bounce_all(queue.into_iter().collect(), condition, &reason);
     }
 
+    fn bounce_all(&self, stanzas: Vec<Stanza>, condition: StanzaCondition, reason: &str) {
+        let Some(router) = self.ctx.router.upgrade() else {
+            return;
+        };
+        for s in stanzas {
+            router.bounce(&s, condition, reason, None);
+        }
+    }
+}
+
+impl Owner for Federation {
+    fn ready(
+        &self,
+        local: &str,
+        remote: &str,
+        stream: u64,
+        outbox: Outbox,
+        joinable: Option<Addr<S2sStream>>,
+    ) {
+        let pair = self.pair(local, remote);
+        let mut bounced = Vec::new();
+        {
+            let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = match std::mem::replace(&mut *state, Pair::Idle) {
+                Pair::Connecting { queue, .. } => queue,
+                _ => VecDeque::new(),
+            };
+            for stanza in queue {
+                if let Err(SendError::Full(s) | SendError::Closed(s)) = outbox.send(stanza) {
+                    bounced.push(*s);
+                }
+            }
+            *state = Pair::Ready {
+                stream,
+                outbox,
+                joinable,
+            };
+        }
+        self.bounce_all(
+            bounced,
+            StanzaCondition::RemoteServerTimeout,
+            "the stream closed before the stanza was sent",
+        );
+    }
+
+    /// Multiplexing a pair failed: it gets a stream of its own, its queue kept.
+    fn multiplex_failed(&self, local: &str, remote: &str) {
+        self.dial(local, remote);
+    }
+
     /// A stream ended: the pair's next stanza opens a new one.
-    pub fn stream_closed(&self, local: &str, remote: &str, stream: u64) {
+    fn stream_closed(&self, local: &str, remote: &str, stream: u64) {
         if let Some(pair) = self.pairs.get(&(local.to_owned(), remote.to_owned())) {
             let mut state = pair.lock().unwrap_or_else(|e| e.into_inner());
             if matches!(&*state, Pair::Ready { stream: s, .. } if *s == stream) {
@@ -365,13 +377,8 @@ impl Federation {
         }
     }
 
-    fn bounce_all(&self, stanzas: Vec<Stanza>, condition: StanzaCondition, reason: &str) {
-        let Some(router) = self.ctx.router.upgrade() else {
-            return;
-        };
-        for s in stanzas {
-            router.bounce(&s, condition, reason, None);
-        }
+    fn hand_back(&self, stanzas: Vec<Stanza>) {
+        self.requeue(stanzas);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a stream could not deliver for sure goes back to its domain pairs, ahead of anything
 //! newer, and what a checkpoint confirms is let go.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::{Federation, Pair};
 use crate::xmpp::{SendError, Stanza, StanzaCondition};
@@ -21,7 +21,7 @@ impl Federation {
     /// management, not acknowledged): each goes back to its pair ahead of anything newer, to
     /// go out on the next stream. One that already went out again once is returned to its
     /// sender instead, so a stanza whose streams keep dying is not sent forever.
-    pub fn requeue(&self, stanzas: Vec<Stanza>) {
+    pub(super) fn requeue(&self, stanzas: Vec<Stanza>) {
         let mut groups: Vec<((String, String), Vec<Stanza>)> = Vec::new();
         let mut given_up = Vec::new();
         for mut s in stanzas {

@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use quick_xml::escape::escape;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::outbound::{self, DialError};
 use super::resolve::Target;

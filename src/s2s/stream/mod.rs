@@ -6,13 +6,13 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle, StreamHandler};
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use crate::s2s::auth::Mechanism;
-use crate::s2s::federation::Federation;
 use crate::s2s::io::{TlsInfo, XmlConn};
 use crate::s2s::outbound::is_dialback;
 
@@ -34,6 +34,27 @@ pub use multiplex::AddLocal;
 /// How long a closing stream waits for the peer's closing tag.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
+/// Whoever opened an outbound stream (the federation manager), as the stream sees it. The
+/// stream names no concrete owner, so the manager and its streams do not import each other.
+pub trait Owner: Send + Sync {
+    /// `local` → `remote` is authenticated on `stream`: its stanzas go into `outbox`;
+    /// `joinable` is the stream's actor when more local domains may join it.
+    fn ready(
+        &self,
+        local: &str,
+        remote: &str,
+        stream: u64,
+        outbox: Outbox,
+        joinable: Option<actix::Addr<S2sStream>>,
+    );
+    /// `local` could not join the stream to `remote`: it needs a stream of its own.
+    fn multiplex_failed(&self, local: &str, remote: &str);
+    /// The stream `stream` that carried `local` → `remote` ended.
+    fn stream_closed(&self, local: &str, remote: &str, stream: u64);
+    /// Stanzas the stream cannot vouch for, to go out again ahead of anything newer.
+    fn hand_back(&self, stanzas: Vec<Stanza>);
+}
+
 /// What the stream is for.
 pub enum Role {
     /// We opened it to deliver stanzas from `local` to `remote`.
@@ -41,8 +62,9 @@ pub enum Role {
         local: String,
         remote: String,
         mechanism: Mechanism,
-        /// Told when the stream ends, so the next stanza opens a new one.
-        federation: Weak<Federation>,
+        /// Told when pairs become ready or fail to join, when the stream ends (so the next
+        /// stanza opens a new one), and handed what the peer did not confirm.
+        owner: Weak<dyn Owner>,
         /// The id the receiving server gave the stream: dialback keys for more local
         /// domains on it cover this id.
         stream_id: String,
@@ -366,13 +388,13 @@ impl Actor for S2sStream {
         if let Role::Outbound {
             local,
             remote,
-            federation,
+            owner,
             extra,
             pending,
             ..
         } = &self.role
         {
-            if let Some(f) = federation.upgrade() {
+            if let Some(f) = owner.upgrade() {
                 for l in std::iter::once(local).chain(extra) {
                     f.stream_closed(l, remote, self.id);
                 }

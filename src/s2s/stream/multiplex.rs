@@ -25,14 +25,14 @@ impl Handler<AddLocal> for S2sStream {
             remote,
             stream_id,
             pending,
-            federation,
+            owner,
             ..
         } = &mut self.role
         else {
             return;
         };
         if closing {
-            if let Some(f) = federation.upgrade() {
+            if let Some(f) = owner.upgrade() {
                 f.multiplex_failed(&local, remote);
             }
             return;
@@ -73,7 +73,7 @@ impl S2sStream {
             remote,
             pending,
             extra,
-            federation,
+            owner,
             ..
         } = &mut self.role
         else {
@@ -82,7 +82,7 @@ impl S2sStream {
         if !pending.remove(local) {
             return;
         }
-        let Some(f) = federation.upgrade() else {
+        let Some(f) = owner.upgrade() else {
             return;
         };
         match verdict {

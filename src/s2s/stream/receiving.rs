@@ -3,10 +3,10 @@
 //! and stanzas accepted only for authenticated pairs.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use quick_xml::escape::escape;
+use tokio::time::Instant;
 
 use super::{Role, S2sStream};
 use crate::config::domain_key;

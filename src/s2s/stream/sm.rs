@@ -93,7 +93,7 @@ impl S2sStream {
     /// rather than risk a duplicate; what was never written goes out on a new stream.
     pub(super) fn hand_back_unconfirmed(&mut self) {
         let Role::Outbound {
-            federation,
+            owner,
             local,
             remote,
             ..
@@ -150,8 +150,8 @@ impl S2sStream {
         if again.is_empty() {
             return;
         }
-        match federation.upgrade() {
-            Some(f) => f.requeue(again),
+        match owner.upgrade() {
+            Some(f) => f.hand_back(again),
             None => {
                 if let Some(router) = router {
                     router.reroute(again);
