@@ -95,7 +95,7 @@ impl Crate {
     fn resolve(&self, path: &[String]) -> Option<&PathBuf> {
         (1..=path.len())
             .rev()
-            .find_map(|k| self.modules.get(&path[..k].to_vec()))
+            .find_map(|k| self.modules.get(&path[..k]))
     }
 
     /// The files `file` imports (itself and the crate root left out).
