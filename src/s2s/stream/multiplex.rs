@@ -1,7 +1,9 @@
 //! Several local domains on one outbound stream (XEP-0220 §2.4, multiplexing): when another
-//! tenant's domain needs the same remote domain, a dialback result for it is sent on the
-//! stream already authenticated, instead of opening a new one. A refusal (or no answer)
-//! sends that pair to a stream of its own.
+//! domain of the same tenant, presenting the same certificate, needs the same remote
+//! domain, a dialback result for it is sent on the stream already authenticated, instead of
+//! opening a new one. An outbound stream never carries two tenants' domains, so a change to
+//! one tenant never closes another's. A refusal (or no answer) sends that pair to a stream
+//! of its own.
 
 use actix::{AsyncContext, Context, Handler, Message};
 use bytes::Bytes;
