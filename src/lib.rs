@@ -4,7 +4,8 @@
 //!
 //! Dependencies run upward only: a module uses those listed above it.
 //!
-//! - [`config`]: `router.toml` and `tenants/*.toml` parsed into checked types (used by all).
+//! - [`config`]: `router.toml` and `tenants/*.toml`, read through a `Source` and checked into
+//!   types (used by all).
 //! - [`telemetry`]: logging set-up (used by all).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
 //!   coalescing [`xmpp::Outbox`] writer.

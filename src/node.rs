@@ -355,10 +355,7 @@ async fn start_federation(
     observer: &Arc<Observer>,
 ) -> Result<StartedFederation, StartError> {
     let certificate = match &config.tls.cert {
-        Some(paths) => NodeCertificate::Configured {
-            cert: paths.cert.clone(),
-            key: paths.key.clone(),
-        },
+        Some(paths) => NodeCertificate::configured(config, paths).map_err(StartError::Tls)?,
         None => dev_certificate(config).map_err(StartError::Tls)?,
     };
     if config.federation.dialback_secret.is_none() {

@@ -610,3 +610,101 @@ async fn a_renewed_tenant_certificate_is_presented_after_reload() {
     sup.shutdown().await;
     b.shutdown().await;
 }
+
+/// A configuration that lives in memory, as one from etcd would: documents by name.
+#[derive(Clone, Default)]
+struct Snapshot(Arc<std::sync::Mutex<std::collections::BTreeMap<std::path::PathBuf, String>>>);
+
+impl Snapshot {
+    fn put(&self, name: &str, text: &str) {
+        self.0.lock().unwrap().insert(name.into(), text.into());
+    }
+}
+
+impl xfed::config::Source for Snapshot {
+    fn name(&self) -> &Path {
+        Path::new("/snapshot/router.toml")
+    }
+
+    fn router(&self) -> std::io::Result<String> {
+        self.file(self.name())
+            .map(|b| String::from_utf8(b).unwrap())
+    }
+
+    fn tenants(&self, folder: &Path) -> std::io::Result<Vec<xfed::config::Document>> {
+        let docs = self.0.lock().unwrap();
+        Ok(docs
+            .iter()
+            .filter(|(name, _)| name.parent() == Some(folder))
+            .map(|(name, text)| xfed::config::Document {
+                name: name.clone(),
+                text: Ok(text.clone()),
+            })
+            .collect())
+    }
+
+    fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let docs = self.0.lock().unwrap();
+        docs.get(path)
+            .map(|t| t.clone().into_bytes())
+            .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+    }
+
+    fn is_folder(&self, _: &Path) -> bool {
+        false
+    }
+}
+
+/// The scheduler reloads from the feed it was given, never from a folder: accepted and
+/// refused configurations both come from a snapshot no disk holds.
+#[actix_rt::test]
+async fn reloads_take_what_the_feed_checked() {
+    let snapshot = Snapshot::default();
+    snapshot.put(
+        "/snapshot/router.toml",
+        "tenants_dir = \"tenants\"\n[node]\nname = \"a\"\n\
+         [listen]\ns2s = \"127.0.0.1:0\"\ncomponent = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [events]\nfile = \"\"\n",
+    );
+    snapshot.put(
+        "/snapshot/tenants/acme.toml",
+        &tenant("acme", &["acme.example"], &["p.example"], ""),
+    );
+    let cfg = xfed::config::check(&snapshot).unwrap_or_else(|e| panic!("{e}"));
+    let feed = xfed::config::Feed::new(snapshot.clone());
+    let sup = Supervisor::start_with_feed(cfg, feed, Arc::new(SystemClock))
+        .await
+        .expect("starts");
+
+    snapshot.put(
+        "/snapshot/tenants/acme.toml",
+        &tenant("acme", &["acme.example"], &["q.example"], ""),
+    );
+    let r = sup.reload().await.expect("accepted");
+    assert_eq!(
+        r["changes"][0]["what"][0], "allow +q.example -p.example",
+        "{r}"
+    );
+    assert_eq!(r["applied"], true, "{r}");
+
+    snapshot.put(
+        "/snapshot/tenants/acme.toml",
+        &tenant("acme", &["acme example"], &["q.example"], ""),
+    );
+    let e = sup.reload().await.expect_err("refused");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("the running configuration stays"),
+        "{e}"
+    );
+    assert!(
+        e["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("/snapshot/tenants/acme.toml: domains[0]: \"acme example\""),
+        "{e}"
+    );
+    sup.shutdown().await;
+}

@@ -4,11 +4,12 @@
 //! presented for — naming exactly what is missing.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::config::{CertPaths, Config};
+use crate::config::Config;
 use crate::s2s::tls::{read_chain, NodeCertificate, TlsContext};
 
 /// A certificate expiring sooner than this is reported.
@@ -27,13 +28,7 @@ pub struct CertReport {
 pub fn check_certificates(config: &Config) -> Vec<CertReport> {
     // Trust as the node applies it to peers: [tls] ca (or the system CAs) and the CRLs.
     let trust = config.tls.cert.as_ref().map(|paths| {
-        TlsContext::new(
-            config,
-            &NodeCertificate::Configured {
-                cert: paths.cert.clone(),
-                key: paths.key.clone(),
-            },
-        )
+        NodeCertificate::configured(config, paths).and_then(|node| TlsContext::new(config, &node))
     });
     let mut reports = Vec::new();
     let node_domains: Vec<&str> = config
@@ -51,10 +46,10 @@ pub fn check_certificates(config: &Config) -> Vec<CertReport> {
             ],
         }),
         (Some(paths), Some(Ok(ctx))) => {
-            reports.push(check_one("node", paths, &node_domains, Some(ctx)))
+            reports.push(check_one("node", config, &paths.cert, &node_domains, Some(ctx)))
         }
         (Some(paths), Some(Err(e))) => {
-            let mut r = check_one("node", paths, &node_domains, None);
+            let mut r = check_one("node", config, &paths.cert, &node_domains, None);
             r.problems.push(format!("the node cannot use it: {e}"));
             reports.push(r);
         }
@@ -66,7 +61,8 @@ pub fn check_certificates(config: &Config) -> Vec<CertReport> {
             let domains: Vec<&str> = t.all_domains().collect();
             reports.push(check_one(
                 &format!("tenant {}", t.name),
-                paths,
+                config,
+                &paths.cert,
                 &domains,
                 ctx,
             ));
@@ -75,19 +71,22 @@ pub fn check_certificates(config: &Config) -> Vec<CertReport> {
     reports
 }
 
+/// The report on certificate file `cert` of `config` (as checked), presented for `domains`
+/// and judged by `ctx` when the node's TLS could be built.
 fn check_one(
     owner: &str,
-    paths: &CertPaths,
+    config: &Config,
+    cert: &Path,
     domains: &[&str],
     ctx: Option<&TlsContext>,
 ) -> CertReport {
     let mut text = String::new();
     let mut problems = Vec::new();
-    let _ = writeln!(text, "{owner}: {}", paths.cert.display());
-    let chain = match read_chain(&paths.cert) {
+    let _ = writeln!(text, "{owner}: {}", cert.display());
+    let chain = match config.material(cert).and_then(read_chain) {
         Ok(c) if !c.is_empty() => c,
         Ok(_) => {
-            problems.push(format!("{}: no certificate in it", paths.cert.display()));
+            problems.push(format!("{}: no certificate in it", cert.display()));
             return CertReport {
                 owner: owner.into(),
                 text,
@@ -106,10 +105,7 @@ fn check_one(
     let parsed = match X509Certificate::from_der(&chain[0]) {
         Ok((_, c)) => c,
         Err(e) => {
-            problems.push(format!(
-                "{}: not an X.509 certificate: {e}",
-                paths.cert.display()
-            ));
+            problems.push(format!("{}: not an X.509 certificate: {e}", cert.display()));
             return CertReport {
                 owner: owner.into(),
                 text,

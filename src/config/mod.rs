@@ -2,13 +2,32 @@
 //! parsed into types (unknown keys refused) and checked as a whole. A configuration is
 //! either entirely valid or refused with one [`ConfigError`] per problem, naming the file,
 //! the key and the reason.
+//!
+//! Reading is kept apart from checking. A [`Source`] hands out the router document, the
+//! tenant documents and the bytes of the files they refer to; [`Dir`] is a folder on disk.
+//! [`check`] holds every rule and reads only through its source, each file once; the
+//! [`Config`] it answers carries the checked bytes of every certificate, key, CA and CRL
+//! ([`Config::files`]), which TLS is built from. A running node's next configurations come
+//! from a [`Feed`], checked by whoever asks for a reload.
+//!
+//! The files follow the seams: `source.rs` (reading), `parse.rs` (TOML with line numbers),
+//! `reader.rs` (referenced files, read once), `router.rs` (the router document's rules),
+//! `tenant.rs` (one tenant's), `tenants.rs` (across tenants), `check.rs` (the entry),
+//! `feed.rs` (reloads).
 
+mod check;
 mod domain;
+mod feed;
 pub mod file;
-mod load;
 mod locate;
+mod material;
 mod parse;
+mod reader;
+mod router;
+mod source;
 mod summary;
+mod tenant;
+mod tenants;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -16,15 +35,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use check::{admin_endpoint, check, load};
 pub use domain::{domain_key, normalize_domain};
+pub use feed::{Checked, Feed};
 pub use file::{PrivacyMode, SecurityMode};
-pub use load::{admin_endpoint, load};
 pub use locate::{default_router_path, CONFIG_HELP};
+pub use material::Material;
+pub use source::{Dir, Document, Source};
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The router file it was read from.
+    /// The router document it was checked from (for a [`Dir`], the path of `router.toml`).
     pub path: PathBuf,
     pub node_name: String,
     pub listen: Listen,
@@ -39,9 +61,10 @@ pub struct Config {
     pub events: EventsConfig,
     /// Tenants, sorted by name.
     pub tenants: Vec<TenantConfig>,
-    /// SHA-256 of every certificate, key, CA and CRL file as read at load, so a file
-    /// replaced in place counts as a change at the next reload.
-    pub files: BTreeMap<PathBuf, String>,
+    /// Every certificate, key, CA and CRL file as read when checked, by path: TLS is built
+    /// from these bytes, and their digests make a file replaced in place count as a change
+    /// at the next reload.
+    pub files: BTreeMap<PathBuf, Material>,
 }
 
 /// Listening sockets.
@@ -52,14 +75,15 @@ pub struct Listen {
     pub admin: SocketAddr,
 }
 
-/// A certificate chain and its key, both PEM files.
+/// A certificate chain and its key, both PEM files; what they held when checked is in
+/// [`Config::files`] under these paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPaths {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
-/// The node's TLS material.
+/// The node's TLS files (their checked bytes are in [`Config::files`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     /// `None`: self-signed development certificates, the node's and one per tenant.
@@ -141,6 +165,16 @@ impl Config {
     /// The tenant called `name`.
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.name == name)
+    }
+
+    /// The checked bytes of `path`, a certificate, key, CA or CRL file of this configuration.
+    pub fn material(&self, path: &Path) -> Result<&Material, String> {
+        self.files.get(path).ok_or_else(|| {
+            format!(
+                "{}: not among the files checked with the configuration",
+                path.display()
+            )
+        })
     }
 }
 

@@ -1,39 +1,40 @@
-//! One TOML file into its serde type, each problem named by file, line and key.
+//! One TOML document into its serde type, each problem named by document, line and key.
 //!
 //! serde stops at the first value it cannot take. For the router file, which has a default
 //! for every key, [`parse_salvaging`] goes on past it: the line of the bad value is set
 //! aside, its default stands in, and the file is read again, so one `check-config` run
 //! reports every bad value (and then the tenants). It stops only at what leaves nothing to
-//! read: a file that cannot be read, or is not TOML at all.
+//! read: a document that could not be read, or is not TOML at all.
+//!
+//! The text comes from the [`super::Source`] (in a [`Document`]); nothing here reads files.
 
 use std::ops::Range;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+use super::source::Document;
 use super::ConfigError;
 
 /// More bad values than anyone writes by hand; a bound on the rereading.
 const MAX_PROBLEMS: usize = 100;
 
-/// Parses one TOML file into `T`, reporting the failing key path and line.
-pub(super) fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError::new(path, "", format!("cannot read: {err}")))?;
-    parse_text(path, &text).map_err(|(e, _)| e)
+/// Parses one TOML document into `T`, reporting the failing key path and line.
+pub(super) fn parse<T: DeserializeOwned>(doc: &Document) -> Result<T, ConfigError> {
+    parse_text(&doc.name, text_of(doc)?).map_err(|(e, _)| e)
 }
 
-/// Parses `path` into `T`, reporting every bad value: each is set aside (with its line) and
+/// Parses `doc` into `T`, reporting every bad value: each is set aside (with its line) and
 /// the rest read again. Answers `T` with defaults in place of the bad values, unless the
-/// file cannot be read, is not TOML, or a bad value cannot be set aside (a required key
-/// missing); and every problem found.
-pub(super) fn parse_salvaging<T: DeserializeOwned>(path: &Path) -> (Option<T>, Vec<ConfigError>) {
-    let mut text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(err) => {
-            let e = ConfigError::new(path, "", format!("cannot read: {err}"));
-            return (None, vec![e]);
-        }
+/// document could not be read, is not TOML, or a bad value cannot be set aside (a required
+/// key missing); and every problem found.
+pub(super) fn parse_salvaging<T: DeserializeOwned>(
+    doc: &Document,
+) -> (Option<T>, Vec<ConfigError>) {
+    let path = doc.name.as_path();
+    let mut text = match text_of(doc) {
+        Ok(t) => t.to_owned(),
+        Err(e) => return (None, vec![e]),
     };
     let mut errs = Vec::new();
     while errs.len() < MAX_PROBLEMS {
@@ -49,6 +50,13 @@ pub(super) fn parse_salvaging<T: DeserializeOwned>(path: &Path) -> (Option<T>, V
         }
     }
     (None, errs)
+}
+
+/// The document's text, or the problem of a document that could not be read.
+fn text_of(doc: &Document) -> Result<&str, ConfigError> {
+    doc.text
+        .as_deref()
+        .map_err(|err| ConfigError::new(&doc.name, "", format!("cannot read: {err}")))
 }
 
 /// `text` without the lines holding `span` (kept as empty lines, so the line numbers of
@@ -139,17 +147,23 @@ mod tests {
     use super::*;
     use crate::config::file::RouterFile;
 
+    /// `text` as the router document at `path`.
+    fn document(path: &Path, text: &str) -> Document {
+        Document {
+            name: path.to_path_buf(),
+            text: Ok(text.to_owned()),
+        }
+    }
+
     #[test]
     fn every_bad_value_of_the_router_file_is_reported_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("router.toml");
+        let path = Path::new("router.toml");
         let text = "colour = \"blue\"\n\
                     [listen]\ns2s = \"not an address\"\ncomponent = \"127.0.0.1:7400\"\n\
                     [federation]\nsecurity_mode = \"maybe\"\nidle_timeout_secs = 600\n\
                     [limits]\nmax_depth = -3\n\
                     [colours]\nsky = \"blue\"\n";
-        std::fs::write(&path, text).unwrap();
-        let (file, errs) = parse_salvaging::<RouterFile>(&path);
+        let (file, errs) = parse_salvaging::<RouterFile>(&document(path, text));
         let found: Vec<(Option<usize>, &str)> =
             errs.iter().map(|e| (e.line, e.key.as_str())).collect();
         assert_eq!(
@@ -170,20 +184,17 @@ mod tests {
 
     #[test]
     fn a_syntax_error_always_says_what_is_wrong() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("router.toml");
-        std::fs::write(&path, "tenants_dir = \"t\"\n# \u{0}\n").unwrap();
-        let (_, errors) = parse_salvaging::<RouterFile>(&path);
+        let path = Path::new("router.toml");
+        let text = "tenants_dir = \"t\"\n# \u{0}\n";
+        let (_, errors) = parse_salvaging::<RouterFile>(&document(path, text));
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(!errors[0].reason.trim().is_empty(), "{errors:?}");
     }
 
     #[test]
     fn a_file_that_is_not_toml_is_one_problem() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("router.toml");
-        std::fs::write(&path, "[listen\ns2s = 1\n").unwrap();
-        let (file, errs) = parse_salvaging::<RouterFile>(&path);
+        let path = Path::new("router.toml");
+        let (file, errs) = parse_salvaging::<RouterFile>(&document(path, "[listen\ns2s = 1\n"));
         assert!(file.is_none());
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].line, Some(1));

@@ -1,7 +1,8 @@
 //! Configuration as an operator meets it, one fixture folder per case under
 //! `tests/fixtures/config/`: `good` and `defaults` load with exactly what they say, every
 //! other folder holds one kind of mistake and must be refused naming the file, the key and
-//! the reason. Refusals are in `tests_refusals.rs`, domain names in `tests_domains.rs`.
+//! the reason. Refusals are in `tests_refusals.rs`, domain names in `tests_domains.rs`, the
+//! same checks over a source held in memory in `tests_source.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use super::*;
 mod domains;
 #[path = "tests_refusals.rs"]
 mod refusals;
+#[path = "tests_source.rs"]
+mod source;
 
 /// `tests/fixtures/config/`.
 fn fixtures() -> PathBuf {

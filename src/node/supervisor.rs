@@ -5,6 +5,10 @@
 //!
 //! Its mailbox is a channel; the admin API and the signal handler hold a [`Supervisor`]
 //! handle. Requests are handled one at a time, so a reload never races a restart.
+//!
+//! The scheduler never reads a configuration. A reload checks the node's [`Feed`] on the
+//! caller's side of the handle and hands the scheduler the result ([`Checked`]): a
+//! configuration to stage or apply, or a refusal to report while the running one stays.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Dropped, Node, StartError};
-use crate::config::{self, Config};
+use crate::config::{Checked, Config, Feed};
 use crate::observe::{Event, Kind};
 use crate::restart::plan::{plan, Action, Change, Instance};
 use crate::restart::schedule::{next_run, until, Clock};
@@ -31,7 +35,9 @@ pub struct RestartView {
 }
 
 enum Request {
-    Reload(oneshot::Sender<Result<Value, Value>>),
+    /// A configuration checked by whoever read its source (SIGHUP, `xfed reload`), or the
+    /// problems that refused it (boxed: a configuration is large beside the other requests).
+    Offer(Box<Checked>, oneshot::Sender<Result<Value, Value>>),
     Restart {
         tenant: Option<String>,
         dry_run: bool,
@@ -45,12 +51,29 @@ enum Request {
 pub struct Supervisor {
     tx: mpsc::UnboundedSender<Request>,
     view: Arc<Mutex<RestartView>>,
+    /// Where a reload reads the configuration again.
+    feed: Feed,
+    /// Held while a reload checks the feed and hands the result over, so configurations
+    /// reach the scheduler in the order they were read (reloads come from several threads:
+    /// the admin API's and the signal handler's).
+    reading: Arc<Mutex<()>>,
 }
 
 impl Supervisor {
     /// Starts the node on `config`, and the scheduler that owns it, on the current actix
-    /// system.
+    /// system; reloads read the folder `config` was read from.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Supervisor, StartError> {
+        let feed = Feed::dir(&config.path);
+        Self::start_with_feed(config, feed, clock).await
+    }
+
+    /// Starts the node on `config`, and the scheduler that owns it, on the current actix
+    /// system; reloads check `feed`.
+    pub async fn start_with_feed(
+        config: Config,
+        feed: Feed,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Supervisor, StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(Mutex::new(RestartView {
             versions: Versions::new(&config),
@@ -59,7 +82,12 @@ impl Supervisor {
             next_run: next_run(&config.restart.schedule, clock.now()),
             last_run: None,
         }));
-        let handle = Supervisor { tx, view };
+        let handle = Supervisor {
+            tx,
+            view,
+            feed,
+            reading: Arc::new(Mutex::new(())),
+        };
         let node = Node::start_with(config.clone(), Some(handle.clone()), None).await?;
         let state = State {
             node: Some(node),
@@ -81,9 +109,22 @@ impl Supervisor {
     /// Reads the configuration again: `Ok` with the new version and what it changes (and
     /// whether it was applied or staged), `Err` with the problems when refused.
     pub async fn reload(&self) -> Result<Value, Value> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Reload(reply))?;
+        let answer = {
+            let _turn = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+            self.hand(self.feed.check())?
+        };
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Hands the scheduler a configuration checked elsewhere, answered as [`Self::reload`].
+    pub async fn offer(&self, checked: Checked) -> Result<Value, Value> {
+        self.hand(checked)?.await.map_err(|_| gone())?
+    }
+
+    fn hand(&self, checked: Checked) -> Result<oneshot::Receiver<Result<Value, Value>>, Value> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Offer(Box::new(checked), reply))?;
+        Ok(answer)
     }
 
     /// Restarts the stale instances (of `tenant` only, if given); with `dry_run` only says
@@ -146,8 +187,8 @@ impl State {
             };
             tokio::select! {
                 request = rx.recv() => match request {
-                    Some(Request::Reload(reply)) => {
-                        let outcome = self.reload().await;
+                    Some(Request::Offer(checked, reply)) => {
+                        let outcome = self.reload(*checked).await;
                         let _ = self.finish(outcome, Some(reply), "reload").await;
                     }
                     Some(Request::Restart { tenant, dry_run, reply }) => {
@@ -199,11 +240,11 @@ impl State {
         self.node().observer().events.record(event);
     }
 
-    /// Reads the configuration again: the answer, and the configuration to restart the whole
-    /// node on if it comes to that (see [`State::finish`]).
-    async fn reload(&mut self) -> Outcome {
-        let path = self.latest.path.clone();
-        let new = match config::load(&path) {
+    /// Takes a configuration read again: the answer, and the configuration to restart the
+    /// whole node on if it comes to that (see [`State::finish`]).
+    async fn reload(&mut self, checked: Checked) -> Outcome {
+        let path = checked.from;
+        let new = match checked.config {
             Ok(c) => c,
             Err(errs) => {
                 let problems: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
@@ -269,6 +310,12 @@ impl State {
         mixed.tenants.retain(|t| t.name != name);
         if let Some(t) = self.latest.tenant(name) {
             mixed.tenants.push(t.clone());
+            // Its certificate as the latest version checked it.
+            for path in t.tls.iter().flat_map(|c| [&c.cert, &c.key]) {
+                if let Some(m) = self.latest.files.get(path) {
+                    mixed.files.insert(path.clone(), m.clone());
+                }
+            }
         } else if self.applied.tenant(name).is_none() {
             return Err(json!({"error": format!("no tenant {name}")}));
         }

@@ -275,7 +275,7 @@ fn set_diff<T: Ord + fmt::Display>(
 /// The digest of a file's contents as the configuration read it, so a certificate renewed
 /// in place counts as a change.
 fn file_digest<'a>(c: &'a Config, path: &Path) -> &'a str {
-    c.files.get(path).map_or("unread", String::as_str)
+    c.files.get(path).map_or("unread", |m| m.digest())
 }
 
 fn cert_digest(c: &Config, paths: Option<&CertPaths>) -> Option<(String, String)> {

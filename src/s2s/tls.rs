@@ -5,13 +5,17 @@
 //! trusted CAs and pass the CRLs, and does it name the domain the peer claims? An inbound peer
 //! presents its *server* certificate as a TLS client certificate, so chains are verified for
 //! what they are — a server's identity (serverAuth) — not refused for lacking clientAuth.
+//!
+//! Certificates, keys, CAs and CRLs come from the bytes the configuration checked
+//! ([`Config::files`]), never from a second read of their files: what runs is what was
+//! checked, even if a file changes on disk before the next reload.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
 };
@@ -21,7 +25,7 @@ use webpki::{CertRevocationList, KeyUsage, OwnedCertRevocationList, RevocationOp
 use super::anycert::AnyCert;
 pub use super::devcert::dev_certificate;
 use super::devcert::DevCerts;
-use crate::config::Config;
+use crate::config::{CertPaths, Config, Material};
 
 /// Where Debian keeps the system's trusted CAs, used when `[tls] ca` is empty.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -53,6 +57,7 @@ pub struct Verdict {
 }
 
 impl TlsContext {
+    /// TLS for `config`, presenting `node_cert` where no tenant certificate applies.
     pub fn new(config: &Config, node_cert: &NodeCertificate) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certified = |chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>| {
@@ -66,11 +71,7 @@ impl TlsContext {
         let mut tenant_keys = Vec::new();
         for t in &config.tenants {
             let Some(paths) = &t.tls else { continue };
-            let own = NodeCertificate::Configured {
-                cert: paths.cert.clone(),
-                key: paths.key.clone(),
-            };
-            let (chain, key) = own.load()?;
+            let (chain, key) = NodeCertificate::configured(config, paths)?.load()?;
             let ck = certified(chain, key).map_err(|e| format!("tenant {}: {e}", t.name))?;
             for d in t.all_domains() {
                 by_domain.insert(d.to_owned(), ck.clone());
@@ -97,15 +98,26 @@ impl TlsContext {
             }
         }
 
-        let mut ca_files: Vec<&Path> = config.tls.ca.iter().map(|p| p.as_path()).collect();
-        if ca_files.is_empty() && Path::new(SYSTEM_CA_BUNDLE).exists() {
-            ca_files.push(Path::new(SYSTEM_CA_BUNDLE));
+        // The system's CAs belong to the machine, not to the configuration: read here, and
+        // only when `[tls] ca` names none.
+        let system = if config.tls.ca.is_empty() && Path::new(SYSTEM_CA_BUNDLE).exists() {
+            let bytes = std::fs::read(SYSTEM_CA_BUNDLE)
+                .map_err(|e| format!("{SYSTEM_CA_BUNDLE}: {}", pem::Error::Io(e)))?;
+            Some(bytes)
+        } else {
+            None
+        };
+        let mut ca_files: Vec<(&Path, &[u8])> = Vec::new();
+        for path in &config.tls.ca {
+            let m = config.material(path)?;
+            ca_files.push((m.path(), m.bytes()));
+        }
+        if let Some(bytes) = &system {
+            ca_files.push((Path::new(SYSTEM_CA_BUNDLE), bytes));
         }
         let mut anchors = Vec::new();
-        for file in ca_files {
-            for der in CertificateDer::pem_file_iter(file)
-                .map_err(|e| format!("{}: {e}", file.display()))?
-            {
+        for (file, bytes) in ca_files {
+            for der in CertificateDer::pem_slice_iter(bytes) {
                 let der = der.map_err(|e| format!("{}: {e}", file.display()))?;
                 if let Ok(anchor) = webpki::anchor_from_trusted_cert(&der) {
                     anchors.push(anchor.to_owned());
@@ -113,8 +125,8 @@ impl TlsContext {
             }
         }
         let mut crls = Vec::new();
-        for file in &config.tls.crl {
-            crls.extend(load_crls(file)?);
+        for path in &config.tls.crl {
+            crls.extend(load_crls(config.material(path)?)?);
         }
         // XEP-0368 §3: a direct TLS stream names its protocol by ALPN. Offered on direct TLS
         // only: a STARTTLS handshake from a peer that sends some other protocol still works.
@@ -224,15 +236,16 @@ fn describe(e: &webpki::Error) -> String {
     }
 }
 
-fn load_crls(file: &Path) -> Result<Vec<CertRevocationList<'static>>, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+/// The CRLs in a CRL file, PEM or DER.
+fn load_crls(crl: &Material) -> Result<Vec<CertRevocationList<'static>>, String> {
+    let (file, bytes) = (crl.path(), crl.bytes());
     let ders: Vec<Vec<u8>> = if bytes.starts_with(b"-----BEGIN") {
-        CertificateRevocationListDer::pem_slice_iter(&bytes)
+        CertificateRevocationListDer::pem_slice_iter(bytes)
             .map(|r| r.map(|d| d.to_vec()))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("{}: {e}", file.display()))?
     } else {
-        vec![bytes]
+        vec![bytes.to_vec()]
     };
     ders.iter()
         .map(|der| {
@@ -244,13 +257,21 @@ fn load_crls(file: &Path) -> Result<Vec<CertRevocationList<'static>>, String> {
 }
 
 impl NodeCertificate {
+    /// The certificate and key at `paths`, as `config` checked them.
+    pub fn configured(config: &Config, paths: &CertPaths) -> Result<Self, String> {
+        Ok(NodeCertificate::Configured {
+            cert: config.material(&paths.cert)?.clone(),
+            key: config.material(&paths.key)?.clone(),
+        })
+    }
+
     /// The certificate chain and key to present.
     pub fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
         match self {
             NodeCertificate::Configured { cert, key } => {
                 let chain = read_chain(cert)?;
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                let key = PrivateKeyDer::from_pem_slice(key.bytes())
+                    .map_err(|e| format!("{}: {e}", key.path().display()))?;
                 Ok((chain, key))
             }
             NodeCertificate::SelfSigned { cert_pem, key_pem } => {
@@ -265,20 +286,17 @@ impl NodeCertificate {
     }
 }
 
-/// The PEM certificate chain in `path`, end entity first.
-pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))
+/// The PEM certificate chain in `cert`, end entity first.
+pub fn read_chain(cert: &Material) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_slice_iter(cert.bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", cert.path().display()))
 }
 
-/// The node's TLS identity, loaded or made at start.
+/// The node's TLS identity, as configured or made at start.
 pub enum NodeCertificate {
-    /// From `[tls] cert` and `key`.
-    Configured {
-        cert: std::path::PathBuf,
-        key: std::path::PathBuf,
-    },
+    /// From `[tls] cert` and `key`, as the configuration checked them.
+    Configured { cert: Material, key: Material },
     /// Made at start because none is configured: PEM certificate and key.
     SelfSigned { cert_pem: String, key_pem: String },
 }
@@ -325,3 +343,7 @@ impl rustls::client::ResolvesClientCert for Fixed {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
