@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::sign::CertifiedKey;
 
-use super::tls::NodeCertificate;
+use super::certificate::NodeCertificate;
 use crate::config::Config;
 
 /// Per-tenant development certificates, made on demand.
@@ -123,80 +123,4 @@ pub fn dev_certificate(config: &Config) -> Result<NodeCertificate, String> {
         cert_pem: made.cert.pem(),
         key_pem: made.key_pair.serialize_pem(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::s2s::tls::TlsContext;
-
-    /// `count` tenants of three names each, without certificates.
-    fn tenants(dir: &std::path::Path, count: usize) -> Config {
-        let tenants = dir.join("tenants");
-        std::fs::create_dir_all(&tenants).unwrap();
-        std::fs::write(
-            dir.join("router.toml"),
-            "tenants_dir = \"tenants\"\n[node]\nname = \"edge.example\"\n",
-        )
-        .unwrap();
-        for i in 0..count {
-            std::fs::write(
-                tenants.join(format!("t{i}.toml")),
-                format!(
-                    "name = \"t{i}\"\nsecret = \"s\"\ndomains = [\"t{i}.example\", \"t{i}.example.net\"]\nchat_node_aliases = [\"conference.t{i}.example\"]\n"
-                ),
-            )
-            .unwrap();
-        }
-        crate::config::load(&dir.join("router.toml")).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn names(ck: &CertifiedKey) -> Vec<String> {
-        use x509_parser::prelude::{FromDer, X509Certificate};
-        let (_, cert) = X509Certificate::from_der(&ck.cert[0]).unwrap();
-        let san = cert.subject_alternative_name().unwrap().unwrap();
-        san.value
-            .general_names
-            .iter()
-            .map(|n| match n {
-                x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
-                other => format!("{other:?}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn ten_thousand_tenants_get_valid_certificates_each_naming_its_tenant() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = tenants(dir.path(), 10_000);
-        let node = dev_certificate(&config).unwrap();
-        let tls = TlsContext::new(&config, &node).expect("TLS starts with 10,000 tenants");
-        let dev = tls.dev_certs().expect("development certificates in use");
-        let ck = dev.for_domain("conference.t9999.example").unwrap();
-        assert_eq!(
-            names(&ck),
-            [
-                "t9999.example",
-                "t9999.example.net",
-                "conference.t9999.example"
-            ]
-        );
-        // The same tenant's other name gets the same certificate, made once.
-        let again = dev.for_domain("t9999.example").unwrap();
-        assert!(Arc::ptr_eq(&ck, &again));
-        assert!(dev.for_domain("not-hosted.example").is_none());
-        let verdict = tls.judge(&ck.cert, "t9999.example.net");
-        assert!(verdict.names_domain, "{verdict:?}");
-    }
-
-    #[test]
-    fn the_node_certificate_names_the_node_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = tenants(dir.path(), 3);
-        let node = dev_certificate(&config).unwrap();
-        let (chain, _) = node.load().unwrap();
-        let tls = TlsContext::new(&config, &node).unwrap();
-        assert!(tls.judge(&chain, "edge.example").names_domain);
-        assert!(!tls.judge(&chain, "t1.example").names_domain);
-    }
 }

@@ -11,6 +11,7 @@
 
 mod anycert;
 pub mod auth;
+mod certificate;
 mod devcert;
 pub mod dialback;
 pub mod features;

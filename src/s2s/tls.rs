@@ -23,9 +23,10 @@ use rustls::SignatureScheme;
 use webpki::{CertRevocationList, KeyUsage, OwnedCertRevocationList, RevocationOptionsBuilder};
 
 use super::anycert::AnyCert;
+pub use super::certificate::{read_chain, NodeCertificate};
 pub use super::devcert::dev_certificate;
 use super::devcert::DevCerts;
-use crate::config::{CertPaths, Config, Material};
+use crate::config::{Config, Material};
 
 /// Where Debian keeps the system's trusted CAs, used when `[tls] ca` is empty.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -254,51 +255,6 @@ fn load_crls(crl: &Material) -> Result<Vec<CertRevocationList<'static>>, String>
                 .map_err(|e| format!("{}: not a CRL: {e:?}", file.display()))
         })
         .collect()
-}
-
-impl NodeCertificate {
-    /// The certificate and key at `paths`, as `config` checked them.
-    pub fn configured(config: &Config, paths: &CertPaths) -> Result<Self, String> {
-        Ok(NodeCertificate::Configured {
-            cert: config.material(&paths.cert)?.clone(),
-            key: config.material(&paths.key)?.clone(),
-        })
-    }
-
-    /// The certificate chain and key to present.
-    pub fn load(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-        match self {
-            NodeCertificate::Configured { cert, key } => {
-                let chain = read_chain(cert)?;
-                let key = PrivateKeyDer::from_pem_slice(key.bytes())
-                    .map_err(|e| format!("{}: {e}", key.path().display()))?;
-                Ok((chain, key))
-            }
-            NodeCertificate::SelfSigned { cert_pem, key_pem } => {
-                let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| e.to_string())?;
-                let key =
-                    PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
-                Ok((chain, key))
-            }
-        }
-    }
-}
-
-/// The PEM certificate chain in `cert`, end entity first.
-pub fn read_chain(cert: &Material) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(cert.bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.path().display()))
-}
-
-/// The node's TLS identity, as configured or made at start.
-pub enum NodeCertificate {
-    /// From `[tls] cert` and `key`, as the configuration checked them.
-    Configured { cert: Material, key: Material },
-    /// Made at start because none is configured: PEM certificate and key.
-    SelfSigned { cert_pem: String, key_pem: String },
 }
 
 /// Picks the server certificate by SNI: a tenant's own for its domains, else its
