@@ -21,12 +21,17 @@
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
 //! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
 //! - [`admin`]: the admin HTTP API and the `xfed` subcommands that call it.
+//! - [`cluster`] (cargo feature `cluster`): several nodes on one etcd — the configuration
+//!   pushed once for all, membership under leases, what each node runs; only `node` and
+//!   the `xfed` binary use it.
 //! - [`node`]: assembles a running node and shuts it down gracefully.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod admission;
 pub mod check;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod component;
 pub mod config;
 pub mod node;

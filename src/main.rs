@@ -9,6 +9,9 @@ use xfed::admin::client::{self, AdminClient, ClientError};
 use xfed::config;
 use xfed::node::supervisor::Supervisor;
 
+#[cfg(feature = "cluster")]
+mod cluster_cli;
+
 /// mimalloc: thread-local free lists make the small allocations of the hot path (a stanza's
 /// bytes and attributes, queue entries) cheaper than glibc's malloc, measured in the
 /// federation benchmark (BENCHMARKS.md).
@@ -132,6 +135,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The cluster's configuration in etcd (a node whose own file has [cluster]).
+    #[cfg(feature = "cluster")]
+    Config {
+        #[command(subcommand)]
+        command: cluster_cli::ConfigCommand,
+        /// The node's own file: its [cluster] says where etcd is.
+        #[arg(long, global = true, default_value_os_t = config::default_router_path())]
+        config: PathBuf,
+    },
     /// Show, or set at run time, the level of the federation log (error, warn, info, debug,
     /// trace; `default` goes back to the level the node started with).
     LogLevel {
@@ -162,6 +174,8 @@ impl NodeArgs {
     fn client(&self) -> Result<AdminClient, ClientError> {
         match (&self.admin, &self.token_file) {
             (Some(url), Some(token)) => AdminClient::from_args(url, token),
+            #[cfg(feature = "cluster")]
+            _ if cluster_cli::is_cluster(&self.config) => cluster_cli::admin_client(&self.config),
             _ => AdminClient::from_config(&self.config),
         }
     }
@@ -189,6 +203,15 @@ fn admin_call(
     }
 }
 
+/// `xfed status`'s table, with the cluster's part when the node is in one.
+fn status_table(v: &serde_json::Value) -> String {
+    #[allow(unused_mut)]
+    let mut out = client::status_table(v);
+    #[cfg(feature = "cluster")]
+    out.push_str(&cluster_cli::status_table(v));
+    out
+}
+
 /// Exit status for a refused configuration.
 const BAD_CONFIG: u8 = 2;
 /// Exit status for arguments that make no sense (as clap uses).
@@ -197,6 +220,17 @@ const BAD_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "cluster")]
+        Command::CheckConfig { config } if cluster_cli::is_cluster(&config) => {
+            cluster_cli::check_config(&config)
+        }
+        #[cfg(feature = "cluster")]
+        Command::Config { command, config } => cluster_cli::config(command, &config),
+        #[cfg(feature = "cluster")]
+        Command::Run { config } if cluster_cli::is_cluster(&config) => {
+            xfed::telemetry::init();
+            cluster_cli::run(&config)
+        }
         Command::CheckConfig { config } => match config::load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.summary());
@@ -208,9 +242,7 @@ fn main() -> ExitCode {
                 ExitCode::from(BAD_CONFIG)
             }
         },
-        Command::Status { node } => {
-            admin_call(&node, |c| c.get("/api/status"), client::status_table)
-        }
+        Command::Status { node } => admin_call(&node, |c| c.get("/api/status"), status_table),
         Command::Connections {
             node,
             tenant,

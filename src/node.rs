@@ -25,6 +25,8 @@ use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
 mod apply;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod supervisor;
 
 pub use apply::Dropped;
@@ -57,6 +59,15 @@ pub struct S2sStreamInfo {
     /// TLS version and cipher suite.
     pub tls: Option<(String, String)>,
     pub pairs: Vec<AuthedPair>,
+}
+
+/// Links and streams, per tenant and in all.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    /// (tenant, component links, s2s streams carrying its domains).
+    pub tenants: Vec<(String, usize, usize)>,
+    /// s2s streams in all.
+    pub streams: usize,
 }
 
 /// A running node. Must be started inside an actix `System`.
@@ -277,6 +288,29 @@ impl Node {
 
     pub fn router(&self) -> &Arc<Router> {
         &self.router
+    }
+
+    /// Component links and s2s streams per tenant (a stream counts for every tenant whose
+    /// domains it carries), and s2s streams in all.
+    pub async fn traffic(&self) -> Traffic {
+        let streams = self.s2s_streams();
+        let mut tenants = Vec::new();
+        for t in &self.config.tenants {
+            let links = self.links(&t.name).await.len();
+            let carried = streams
+                .iter()
+                .filter(|s| {
+                    s.pairs
+                        .iter()
+                        .any(|p| t.all_domains().any(|d| d == p.local))
+                })
+                .count();
+            tenants.push((t.name.clone(), links, carried));
+        }
+        Traffic {
+            tenants,
+            streams: streams.len(),
+        }
     }
 
     /// The links of one tenant.

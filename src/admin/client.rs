@@ -46,6 +46,17 @@ impl AdminClient {
         })
     }
 
+    /// From an address and token found elsewhere (a cluster's token is in etcd).
+    pub fn new(mut addr: std::net::SocketAddr, token: &crate::config::Secret) -> Self {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Self {
+            base: format!("http://{addr}"),
+            token: token.expose().to_owned(),
+        }
+    }
+
     /// From an explicit URL and token file.
     pub fn from_args(url: &str, token_file: &Path) -> Result<Self, ClientError> {
         let token = std::fs::read_to_string(token_file)

@@ -200,8 +200,13 @@ async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
         }));
     }
     let (active, why) = st.federation_state();
+    let cluster = match &st.supervisor {
+        Some(s) => s.cluster_view().await,
+        None => None,
+    };
     HttpResponse::Ok().json(json!({
         "node": st.node_name,
+        "cluster": cluster,
         "config_version": restart.as_ref().map_or(1, |r| r.versions.latest),
         "restart": restart.as_ref().map(|r| json!({
             "delayed": r.delayed,

@@ -193,12 +193,7 @@ impl Etcd {
             .iter()
             .map(|k| TxnOp::delete(k.as_str(), None))
             .collect();
-        ops.extend(
-            write
-                .puts
-                .into_iter()
-                .map(|(k, v)| TxnOp::put(k, v, None)),
-        );
+        ops.extend(write.puts.into_iter().map(|(k, v)| TxnOp::put(k, v, None)));
         let txn = Txn::new()
             .when([Compare::mod_revision(
                 write.key.as_str(),

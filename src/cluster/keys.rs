@@ -120,9 +120,15 @@ mod tests {
         let k = Keys::new("/xfed/prod").unwrap();
         assert_eq!(k.version(), "/xfed/prod/config/version");
         assert!(k.version().starts_with(&k.config()));
-        assert_eq!(k.file("tenants/acme.toml"), "/xfed/prod/config/files/tenants/acme.toml");
+        assert_eq!(
+            k.file("tenants/acme.toml"),
+            "/xfed/prod/config/files/tenants/acme.toml"
+        );
         assert!(k.files().starts_with(&k.config()));
-        assert_eq!(k.file_path(&k.file("config/router.toml")), Some("config/router.toml"));
+        assert_eq!(
+            k.file_path(&k.file("config/router.toml")),
+            Some("config/router.toml")
+        );
         assert_eq!(k.file_path(&k.version()), None);
         assert_eq!(k.node("edge-1"), "/xfed/prod/nodes/edge-1");
         assert_eq!(k.status("edge-1"), "/xfed/prod/status/edge-1");

@@ -15,7 +15,12 @@ use toml::{Table, Value};
 pub const MACHINE_KEYS: &[&str] = &["node", "listen", "tls.cert", "tls.key", "events", "cluster"];
 
 /// Keys of the machine's that name a file, relative to the file they are written in.
-const MACHINE_PATHS: &[(&str, &str)] = &[("tls", "cert"), ("tls", "key"), ("events", "file")];
+const MACHINE_PATHS: &[(&str, &str)] = &[
+    ("tls", "cert"),
+    ("tls", "key"),
+    ("events", "file"),
+    ("cluster", "password_file"),
+];
 
 /// Why a node's own file cannot be merged with the cluster's document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,7 +157,10 @@ prefix = "/xfed/t"
         assert_eq!(merged["node"]["name"].as_str(), Some("edge-2"));
         // The pushed listen section is someone else's: none of it stays.
         assert!(merged["listen"].get("admin").is_none());
-        assert_eq!(merged["tls"]["cert"].as_str(), Some("/etc/xfed/tls/edge.pem"));
+        assert_eq!(
+            merged["tls"]["cert"].as_str(),
+            Some("/etc/xfed/tls/edge.pem")
+        );
         assert_eq!(merged["tls"]["key"].as_str(), Some("/etc/xfed/edge.key"));
         // The cluster's trust and secrets stay, relative to the pushed document.
         assert_eq!(merged["tls"]["ca"][0].as_str(), Some("ca.pem"));

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -16,7 +15,8 @@ use super::keys::Keys;
 pub struct Manifest {
     /// The version the push was based on (0: the first push).
     pub based_on: i64,
-    pub pushed_at: DateTime<Utc>,
+    /// When, RFC 3339 in UTC.
+    pub pushed_at: String,
     /// `user@host` of whoever pushed.
     pub pushed_by: String,
     /// Every file of the configuration: its path in the pushed folder → SHA-256 (hex).
@@ -111,14 +111,18 @@ mod tests {
     fn pushed(keys: &Keys, files: &[(&str, &[u8])]) -> Vec<Kv> {
         let manifest = Manifest {
             based_on: 0,
-            pushed_at: DateTime::from_timestamp(0, 0).unwrap(),
+            pushed_at: "2026-12-02T08:00:00Z".into(),
             pushed_by: "ops@here".into(),
             files: files
                 .iter()
                 .map(|(p, b)| ((*p).to_owned(), sha256(b)))
                 .collect(),
         };
-        let mut kvs = vec![kv(keys.version(), &serde_json::to_vec(&manifest).unwrap(), 7)];
+        let mut kvs = vec![kv(
+            keys.version(),
+            &serde_json::to_vec(&manifest).unwrap(),
+            7,
+        )];
         kvs.extend(files.iter().map(|(p, b)| kv(keys.file(p), b, 7)));
         kvs
     }
@@ -126,7 +130,10 @@ mod tests {
     #[test]
     fn a_whole_push_reads_as_its_version() {
         let keys = Keys::new("/xfed/t").unwrap();
-        let kvs = pushed(&keys, &[("config/router.toml", b"r"), ("tenants/a.toml", b"a")]);
+        let kvs = pushed(
+            &keys,
+            &[("config/router.toml", b"r"), ("tenants/a.toml", b"a")],
+        );
         let s = Snapshot::read(&keys, &Range { revision: 9, kvs })
             .unwrap()
             .unwrap();
@@ -144,7 +151,10 @@ mod tests {
         };
         assert_eq!(Snapshot::read(&keys, &empty), Ok(None));
 
-        let mut kvs = pushed(&keys, &[("config/router.toml", b"r"), ("tenants/a.toml", b"a")]);
+        let mut kvs = pushed(
+            &keys,
+            &[("config/router.toml", b"r"), ("tenants/a.toml", b"a")],
+        );
         kvs.pop();
         let err = Snapshot::read(&keys, &Range { revision: 9, kvs }).unwrap_err();
         assert!(matches!(err, Incomplete::Missing { ref path, .. } if path == "tenants/a.toml"));

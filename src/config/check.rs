@@ -46,8 +46,8 @@ pub fn admin_endpoint(router_path: &Path) -> Result<(SocketAddr, Option<Secret>)
     endpoint(&Dir::new(router_path))
 }
 
-/// [`admin_endpoint`] of any source.
-fn endpoint(source: &dyn Source) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
+/// [`admin_endpoint`] of any source (a cluster's: its token is in etcd).
+pub fn endpoint(source: &dyn Source) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
     let reader = Reader::new(source);
     let router = reader.router();
     let file: RouterFile = parse(&router)?;

@@ -14,8 +14,9 @@ use super::{check, Config, ConfigErrors};
 /// A source, checked afresh each time someone asks.
 #[derive(Clone)]
 pub struct Feed {
-    /// Shared by every handle on the scheduler (admin API, signal handler).
-    source: Arc<dyn Source + Send + Sync>,
+    /// Reads and checks the source; shared by every handle on the scheduler (admin API,
+    /// signal handler).
+    read: Arc<dyn Fn() -> Checked + Send + Sync>,
 }
 
 /// One check of a source.
@@ -25,12 +26,26 @@ pub struct Checked {
     pub from: PathBuf,
     /// The configuration, or every problem that refused it.
     pub config: Result<Config, ConfigErrors>,
+    /// The source's own number for what it held (a cluster's: the etcd revision of the
+    /// push); `None`: the scheduler numbers versions itself.
+    pub version: Option<u64>,
 }
 
 impl Feed {
     pub fn new(source: impl Source + Send + Sync + 'static) -> Self {
+        let source = Arc::new(source);
+        Self::with(move || Checked {
+            from: source.name().to_path_buf(),
+            config: check(source.as_ref()),
+            version: None,
+        })
+    }
+
+    /// A feed that reads its source its own way each time (a cluster's takes the last
+    /// configuration read whole from etcd, and says its version).
+    pub fn with(read: impl Fn() -> Checked + Send + Sync + 'static) -> Self {
         Self {
-            source: Arc::new(source),
+            read: Arc::new(read),
         }
     }
 
@@ -41,9 +56,6 @@ impl Feed {
 
     /// Reads and checks the source as it is now.
     pub fn check(&self) -> Checked {
-        Checked {
-            from: self.source.name().to_path_buf(),
-            config: check(self.source.as_ref()),
-        }
+        (self.read)()
     }
 }

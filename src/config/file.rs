@@ -32,6 +32,8 @@ pub struct RouterFile {
     pub limits: LimitsSection,
     #[serde(default)]
     pub events: EventsSection,
+    /// Absent: a node on its own, configured from its files alone.
+    pub cluster: Option<ClusterSection>,
 }
 
 fn default_tenants_dir() -> PathBuf {
@@ -258,6 +260,28 @@ fn default_events_keep() -> usize {
 }
 fn default_events_memory() -> usize {
     10_000
+}
+
+/// `[cluster]`: this node is one of several sharing their configuration through etcd
+/// (docs/CLUSTER.md). Only the machine's own settings stay in its file then.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// etcd endpoints, `http://host:port`.
+    pub etcd: Vec<String>,
+    /// Where this cluster's keys live in etcd, `/xfed/<cluster name>`.
+    pub prefix: String,
+    /// Seconds the node's lease lives without renewal: how soon a dead node leaves the views.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// etcd user, when etcd's authentication is on.
+    pub user: Option<String>,
+    /// File holding that user's password, relative to this file.
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_lease_secs() -> u64 {
+    5
 }
 
 /// `[limits]`: what one peer may cost us.

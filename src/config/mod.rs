@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use check::{admin_endpoint, check, load};
+pub use check::{admin_endpoint, check, endpoint, load};
 pub use domain::{domain_key, normalize_domain};
 pub use feed::{Checked, Feed};
 pub use file::{PrivacyMode, SecurityMode};
@@ -59,6 +59,8 @@ pub struct Config {
     pub restart: Restart,
     pub limits: Limits,
     pub events: EventsConfig,
+    /// `Some`: the node is one of a cluster, its configuration held in etcd.
+    pub cluster: Option<Cluster>,
     /// Tenants, sorted by name.
     pub tenants: Vec<TenantConfig>,
     /// Every certificate, key, CA and CRL file as read when checked, by path: TLS is built
@@ -123,6 +125,19 @@ pub struct EventsConfig {
     pub keep_files: usize,
     /// Events kept in memory.
     pub memory: usize,
+}
+
+/// How a node reaches its cluster's etcd (`[cluster]`, the machine's own settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Endpoints, `http://host:port`.
+    pub etcd: Vec<String>,
+    /// `/xfed/<cluster name>`: absolute, no trailing `/`.
+    pub prefix: String,
+    /// The node's lease: how long it stays listed after it stops renewing it.
+    pub lease: Duration,
+    /// etcd's user and password, when its authentication is on.
+    pub user: Option<(String, Secret)>,
 }
 
 /// Per-connection bounds.

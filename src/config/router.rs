@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::file::RouterFile;
+use super::file::{ClusterSection, RouterFile};
 use super::parse::one_line;
 use super::reader::{check_cert_pair, check_readable, Reader};
 use super::source::{clean, folder_of};
 use super::{
-    Caps, CertPaths, Config, ConfigError, EventsConfig, Federation, Limits, Listen, Restart, Tls,
+    Caps, CertPaths, Cluster, Config, ConfigError, EventsConfig, Federation, Limits, Listen,
+    Restart, Tls,
 };
 
 /// RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
@@ -177,6 +178,10 @@ pub(super) fn node(
         }
     }
 
+    let cluster = file
+        .cluster
+        .map(|c| cluster(c, &node_name, &at, reader, &mut |k, r| errs.push(e(k, r))));
+
     let tenants_dir = at(&file.tenants_dir);
     let config = schedule.map(|schedule| Config {
         path: name.to_path_buf(),
@@ -209,12 +214,85 @@ pub(super) fn node(
             },
         },
         events,
+        cluster,
         tenants: Vec::new(),
         files: BTreeMap::new(),
     });
     Node {
         config,
         tenants_dir,
+    }
+}
+
+/// Checks `[cluster]`. A build without the `cluster` feature refuses it.
+fn cluster(
+    c: ClusterSection,
+    node_name: &str,
+    at: &dyn Fn(&Path) -> PathBuf,
+    reader: &mut Reader<'_>,
+    err: &mut dyn FnMut(&str, String),
+) -> Cluster {
+    if !cfg!(feature = "cluster") {
+        err(
+            "cluster",
+            "this xfed was built without cluster support (cargo build --features cluster)".into(),
+        );
+    }
+    if c.etcd.is_empty() {
+        err("cluster.etcd", "needs at least one endpoint".into());
+    }
+    for (i, url) in c.etcd.iter().enumerate() {
+        let rest = url.strip_prefix("http://").unwrap_or("");
+        if rest.is_empty() || rest.contains('/') {
+            err(
+                &format!("cluster.etcd[{i}]"),
+                format!("{url:?}: an endpoint is http://host:port (see docs/CLUSTER.md for etcd over TLS)"),
+            );
+        }
+    }
+    let segments = c.prefix.strip_prefix('/').map(|p| p.split('/'));
+    if segments.is_none_or(|mut s| s.any(str::is_empty)) {
+        err(
+            "cluster.prefix",
+            format!("{:?}: must look like /xfed/<cluster name>", c.prefix),
+        );
+    }
+    if !(2..=300).contains(&c.lease_secs) {
+        err("cluster.lease_secs", "must be 2 to 300 seconds".into());
+    }
+    if node_name.contains('/') || node_name.chars().any(char::is_control) {
+        err(
+            "node.name",
+            "a node in a cluster needs a name without / or control characters".into(),
+        );
+    }
+    let user = match (c.user, &c.password_file) {
+        (Some(user), Some(p)) => reader
+            .secret(&at(p), "cluster.password_file")
+            .map_err(|r| err("cluster.password_file", r))
+            .ok()
+            .map(|password| (user, password)),
+        (None, None) => None,
+        (Some(_), None) => {
+            err(
+                "cluster.password_file",
+                "cluster.user is set but not its password_file".into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            err(
+                "cluster.user",
+                "cluster.password_file is set but not cluster.user".into(),
+            );
+            None
+        }
+    };
+    Cluster {
+        etcd: c.etcd,
+        prefix: c.prefix,
+        lease: Duration::from_secs(c.lease_secs),
+        user,
     }
 }
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Dropped, Node, StartError};
+use super::{Dropped, Node, StartError, Traffic};
 use crate::config::{Checked, Config, Feed};
 use crate::observe::{Event, Kind};
 use crate::restart::plan::{plan, Action, Change, Instance};
@@ -43,6 +43,8 @@ enum Request {
         dry_run: bool,
         reply: oneshot::Sender<Result<Value, Value>>,
     },
+    /// Links and streams per tenant, for the cluster's view of this node.
+    Traffic(oneshot::Sender<Traffic>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -57,7 +59,13 @@ pub struct Supervisor {
     /// reach the scheduler in the order they were read (reloads come from several threads:
     /// the admin API's and the signal handler's).
     reading: Arc<Mutex<()>>,
+    /// The cluster as this node sees it, for `xfed status`; `None` for a node on its own.
+    cluster: Option<ClusterViews>,
 }
+
+/// Asks the cluster agent for its view (as the API serves it).
+pub type ClusterViews =
+    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Option<Value>> + Send + Sync>;
 
 impl Supervisor {
     /// Starts the node on `config`, and the scheduler that owns it, on the current actix
@@ -74,9 +82,21 @@ impl Supervisor {
         feed: Feed,
         clock: Arc<dyn Clock>,
     ) -> Result<Supervisor, StartError> {
+        Self::start_versioned(config, None, feed, clock, None).await
+    }
+
+    /// [`Self::start_with_feed`], the first configuration numbered `version` when given (a
+    /// cluster's: the etcd revision of its push).
+    pub async fn start_versioned(
+        config: Config,
+        version: Option<u64>,
+        feed: Feed,
+        clock: Arc<dyn Clock>,
+        cluster: Option<ClusterViews>,
+    ) -> Result<Supervisor, StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(Mutex::new(RestartView {
-            versions: Versions::new(&config),
+            versions: Versions::new_at(&config, version.unwrap_or(1)),
             delayed: config.restart.delayed,
             schedule: config.restart.schedule_text.clone(),
             next_run: next_run(&config.restart.schedule, clock.now()),
@@ -87,6 +107,7 @@ impl Supervisor {
             view,
             feed,
             reading: Arc::new(Mutex::new(())),
+            cluster,
         };
         let node = Node::start_with(config.clone(), Some(handle.clone()), None).await?;
         let state = State {
@@ -137,6 +158,21 @@ impl Supervisor {
             reply,
         })?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// The cluster as this node sees it (`None` for a node on its own).
+    pub async fn cluster_view(&self) -> Option<Value> {
+        match &self.cluster {
+            Some(views) => views().await,
+            None => None,
+        }
+    }
+
+    /// Component links and s2s streams per tenant now (`None` once shutting down).
+    pub async fn traffic(&self) -> Option<Traffic> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Request::Traffic(reply)).ok()?;
+        answer.await.ok()
     }
 
     /// Shuts the node down gracefully and stops the scheduler.
@@ -195,6 +231,9 @@ impl State {
                         let outcome = self.restart(tenant.as_deref(), dry_run, "operator").await;
                         let _ = self.finish(outcome, Some(reply), "operator").await;
                     }
+                    Some(Request::Traffic(reply)) => {
+                        let _ = reply.send(self.node().traffic().await);
+                    }
                     Some(Request::Shutdown(reply)) => {
                         if let Some(node) = self.node.take() {
                             node.shutdown().await;
@@ -244,6 +283,7 @@ impl State {
     /// whole node on if it comes to that (see [`State::finish`]).
     async fn reload(&mut self, checked: Checked) -> Outcome {
         let path = checked.from;
+        let number = checked.version;
         let new = match checked.config {
             Ok(c) => c,
             Err(errs) => {
@@ -271,7 +311,7 @@ impl State {
             v.delayed = delayed;
             v.schedule = new.restart.schedule_text.clone();
             v.next_run = next_run(&schedule, now);
-            v.versions.accept(&new, &changes)
+            v.versions.accept_as(&new, &changes, number)
         });
         self.latest = new;
         let listed: Vec<Value> = changes.iter().map(change_json).collect();

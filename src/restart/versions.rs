@@ -39,20 +39,26 @@ pub struct Versions {
 impl Versions {
     /// Version 1: `config` as started, every instance current.
     pub fn new(config: &Config) -> Self {
+        Self::new_at(config, 1)
+    }
+
+    /// Version `number` (a cluster's: the etcd revision of the push): `config` as started,
+    /// every instance current.
+    pub fn new_at(config: &Config, number: u64) -> Self {
         let mut instances = BTreeMap::new();
         for instance in instances_of(config) {
             instances.insert(
                 instance.clone(),
                 InstanceVersion {
-                    applied: 1,
-                    latest: 1,
+                    applied: number,
+                    latest: number,
                     digest: digest(config, &instance),
                     pending: Vec::new(),
                 },
             );
         }
         Self {
-            latest: 1,
+            latest: number,
             instances,
         }
     }
@@ -60,10 +66,16 @@ impl Versions {
     /// Records an accepted configuration with `changes` (from the latest one): a new version
     /// when anything changed. Answers the version.
     pub fn accept(&mut self, config: &Config, changes: &[Change]) -> u64 {
+        self.accept_as(config, changes, None)
+    }
+
+    /// [`Versions::accept`], numbering the new version `number` when given (a cluster's
+    /// versions are etcd's revisions, the same on every node) instead of the next one.
+    pub fn accept_as(&mut self, config: &Config, changes: &[Change], number: Option<u64>) -> u64 {
         if changes.is_empty() {
             return self.latest;
         }
-        self.latest += 1;
+        self.latest = number.unwrap_or(self.latest + 1);
         for change in changes {
             let entry = self
                 .instances

@@ -1,0 +1,543 @@
+//! A node's part in its cluster: it joins under a lease with a name no live node holds,
+//! follows the configuration (watching the manifest, reading each version whole and handing
+//! it to the node checked), publishes what it runs under its lease, and answers the
+//! cluster-wide view. When etcd cannot be reached it keeps what it has, says since when,
+//! and catches up when etcd is back.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+
+use super::etcd::{Etcd, EtcdError, Seen};
+use super::keys::Keys;
+use super::settings::Settings;
+use super::snapshot::{Incomplete, Snapshot};
+use super::source::{as_node_runs, Files, ROUTER};
+use super::status::{
+    Claim, ClusterView, EtcdState, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts,
+};
+use crate::config::{check, Checked, ConfigError, ConfigErrors, Feed};
+
+/// How often a node looks whether what it runs changed, to publish it.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long a node waits before trying etcd again after a failure.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What the cluster asks of the node it runs in (implemented by `node`).
+pub trait Host: Send + Sync + 'static {
+    /// A configuration read whole from etcd and checked: apply or stage it as a reload
+    /// would. `Err`: the node did not take it (the problems, one line each).
+    fn offer(&self, checked: Checked) -> BoxFuture<'static, Result<(), Vec<String>>>;
+
+    /// What the node runs now.
+    fn report(&self) -> BoxFuture<'static, Report>;
+}
+
+/// What a node runs, as its [`Host`] reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub instances: Vec<InstanceRow>,
+    pub tenants: Vec<TenantCounts>,
+    pub streams: usize,
+}
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("{0}")]
+    Settings(String),
+    #[error("{0}: a node joins its cluster at start (is etcd running at {1}?)")]
+    Etcd(EtcdError, String),
+    #[error("node name {name:?} is held by a live node in cluster {prefix} (pid {} on {}, started {}, admin API {}): give every node its own [node] name", .holder.pid, .holder.host, .holder.started, .holder.admin)]
+    NameTaken {
+        name: String,
+        prefix: String,
+        holder: Claim,
+    },
+    #[error("nothing pushed to cluster {0} yet: push a configuration first (xfed config push --dir DIR)")]
+    NothingPushed(String),
+    #[error("the cluster's configuration cannot be read whole: {0}")]
+    Incomplete(#[from] Incomplete),
+}
+
+/// A node's membership in its cluster (cheap to clone).
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    etcd: Etcd,
+    keys: Keys,
+    settings: Settings,
+    /// The node's own router file: its machine keys, read again at every check.
+    local: PathBuf,
+    claim: Claim,
+    /// The lease the node's keys live under; replaced when it expired while etcd was away.
+    lease: AtomicI64,
+    state: Mutex<State>,
+    /// Wakes the publisher at once (a version was taken).
+    publish_now: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last configuration read whole.
+    snapshot: Option<Arc<Snapshot>>,
+    /// The last version read whole and checked.
+    seen: u64,
+    refused: Option<Refused>,
+    /// Since when etcd does not answer, and why.
+    unreachable: Option<(DateTime<Utc>, String)>,
+    /// What the node last reported, and what was last written to etcd.
+    status: Option<NodeStatus>,
+    published: Option<NodeStatus>,
+    /// The other nodes as last read.
+    rows: Vec<NodeRow>,
+    read_at: Option<DateTime<Utc>>,
+}
+
+/// The tasks of a joined node; dropping this leaves them running.
+pub struct Running {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    agent: Agent,
+}
+
+impl Agent {
+    /// Joins the cluster the node's own file `local` names: takes a lease, claims the node's
+    /// name, and reads the configuration, checked as the node will run it.
+    pub async fn join(local: &Path) -> Result<(Agent, Checked), JoinError> {
+        let settings = Settings::read(local).map_err(JoinError::Settings)?;
+        let keys = Keys::new(&settings.prefix).map_err(JoinError::Settings)?;
+        let endpoints = settings.etcd.join(", ");
+        let unreachable = |e| JoinError::Etcd(e, endpoints.clone());
+        let etcd = Etcd::connect(&settings.etcd, settings.user.clone())
+            .await
+            .map_err(unreachable)?;
+        let lease = etcd
+            .grant(settings.lease.as_secs())
+            .await
+            .map_err(unreachable)?;
+        let claim = Claim {
+            started: now_text(),
+            pid: std::process::id(),
+            host: host_name(),
+            admin: settings.admin.clone(),
+        };
+        let inner = Inner {
+            etcd,
+            keys,
+            local: local.to_path_buf(),
+            claim,
+            lease: AtomicI64::new(lease),
+            state: Mutex::new(State::default()),
+            publish_now: Notify::new(),
+            settings,
+        };
+        let agent = Agent {
+            inner: Arc::new(inner),
+        };
+        let first = agent.first(lease).await;
+        if first.is_err() {
+            let _ = agent.inner.etcd.revoke(lease).await;
+        }
+        first.map(|checked| (agent, checked))
+    }
+
+    async fn first(&self, lease: i64) -> Result<Checked, JoinError> {
+        let i = &self.inner;
+        let unreachable = |e| JoinError::Etcd(e, i.settings.etcd.join(", "));
+        if let Some(held) = i
+            .etcd
+            .create(&i.keys.node(&i.settings.name), claim_json(&i.claim), lease)
+            .await
+            .map_err(unreachable)?
+        {
+            let holder = serde_json::from_slice(&held.value).unwrap_or(Claim {
+                started: "?".into(),
+                pid: 0,
+                host: "?".into(),
+                admin: "?".into(),
+            });
+            return Err(JoinError::NameTaken {
+                name: i.settings.name.clone(),
+                prefix: i.keys.prefix().to_owned(),
+                holder,
+            });
+        }
+        i.etcd
+            .put(&i.keys.member(&i.settings.name), claim_json(&i.claim), 0)
+            .await
+            .map_err(unreachable)?;
+        let range = i.etcd.range(&i.keys.config()).await.map_err(unreachable)?;
+        let snapshot = Snapshot::read(&i.keys, &range)?
+            .ok_or_else(|| JoinError::NothingPushed(i.keys.prefix().to_owned()))?;
+        let checked = self.check(&snapshot);
+        let mut state = self.state();
+        state.seen = snapshot.version as u64;
+        state.snapshot = Some(Arc::new(snapshot));
+        Ok(checked)
+    }
+
+    /// Where reloads (SIGHUP, `xfed reload`) read: the node's own file as it is now, with
+    /// the last configuration read whole from etcd.
+    pub fn feed(&self) -> Feed {
+        let agent = self.clone();
+        Feed::with(move || {
+            let snapshot = agent.state().snapshot.clone();
+            match snapshot {
+                Some(s) => agent.check(&s),
+                None => Checked {
+                    from: agent.inner.local.clone(),
+                    config: Err(ConfigErrors(vec![ConfigError::new(
+                        &agent.inner.local,
+                        "cluster",
+                        "no configuration read from etcd yet",
+                    )])),
+                    version: None,
+                },
+            }
+        })
+    }
+
+    /// `snapshot` as this node runs it: the pushed router document with the machine keys
+    /// of the node's own file, checked.
+    fn check(&self, snapshot: &Snapshot) -> Checked {
+        let prefix = self.inner.keys.prefix();
+        let config = as_node_runs(&self.inner.local, prefix, &snapshot.files)
+            .and_then(|source| check(&source));
+        Checked {
+            from: Files::etcd_root(prefix).join(ROUTER),
+            config,
+            version: Some(snapshot.version as u64),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts following the configuration and publishing what `host` runs.
+    pub fn run(&self, host: Arc<dyn Host>) -> Running {
+        let tasks = vec![
+            tokio::spawn(self.clone().keep_alive()),
+            tokio::spawn(self.clone().follow(host.clone())),
+            tokio::spawn(self.clone().publish(host)),
+        ];
+        Running {
+            tasks,
+            agent: self.clone(),
+        }
+    }
+
+    fn reachable(&self) {
+        let mut state = self.state();
+        if let Some((since, _)) = state.unreachable.take() {
+            tracing::info!(since = %since, "etcd reachable again");
+        }
+    }
+
+    fn unreachable(&self, e: &EtcdError) {
+        let mut state = self.state();
+        match &mut state.unreachable {
+            Some((_, why)) => *why = e.to_string(),
+            None => {
+                tracing::warn!("{e}: serving on the last configuration read whole");
+                state.unreachable = Some((Utc::now(), e.to_string()));
+            }
+        }
+    }
+
+    /// Renews the lease every third of its life; when it expired (etcd was away longer),
+    /// takes a new one and claims the name again.
+    async fn keep_alive(self) {
+        let every = (self.inner.settings.lease / 3).max(Duration::from_millis(500));
+        loop {
+            tokio::time::sleep(every).await;
+            let lease = self.inner.lease.load(Ordering::Relaxed);
+            match self.inner.etcd.keep_alive(lease).await {
+                Ok(_) => self.reachable(),
+                Err(EtcdError::LeaseExpired(_)) => {
+                    self.reachable();
+                    if let Err(e) = self.rejoin().await {
+                        self.unreachable(&e);
+                    }
+                }
+                Err(e) => self.unreachable(&e),
+            }
+        }
+    }
+
+    async fn rejoin(&self) -> Result<(), EtcdError> {
+        let i = &self.inner;
+        let lease = i.etcd.grant(i.settings.lease.as_secs()).await?;
+        let key = i.keys.node(&i.settings.name);
+        if let Some(held) = i.etcd.create(&key, claim_json(&i.claim), lease).await? {
+            tracing::error!(
+                holder = %String::from_utf8_lossy(&held.value),
+                "lease expired while etcd was away, and another node took the name meanwhile"
+            );
+            let _ = i.etcd.revoke(lease).await;
+            return Ok(());
+        }
+        i.lease.store(lease, Ordering::Relaxed);
+        self.state().published = None;
+        i.publish_now.notify_one();
+        tracing::info!("lease renewed after etcd came back; name claimed again");
+        Ok(())
+    }
+
+    /// Reads the configuration whenever its manifest changes, and hands each new version
+    /// read whole to the node. Reads afresh after any failure, so nothing is missed.
+    async fn follow(self, host: Arc<dyn Host>) {
+        loop {
+            let revision = match self.catch_up(&host).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.unreachable(&e);
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            let watch = self
+                .inner
+                .etcd
+                .watch(&self.inner.keys.version(), revision + 1)
+                .await;
+            let mut watch = match watch {
+                Ok(w) => w,
+                Err(e) => {
+                    self.unreachable(&e);
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            loop {
+                match watch.next().await {
+                    Ok(Some(Seen::Nothing)) => {}
+                    Ok(Some(Seen::Changed(_) | Seen::Compacted)) => {
+                        if let Err(e) = self.catch_up(&host).await {
+                            self.unreachable(&e);
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.unreachable(&e);
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Reads the configuration; a version newer than the last seen goes to the node.
+    /// Answers the store's revision at the read, to watch from.
+    async fn catch_up(&self, host: &Arc<dyn Host>) -> Result<i64, EtcdError> {
+        let range = self.inner.etcd.range(&self.inner.keys.config()).await?;
+        self.reachable();
+        let snapshot = match Snapshot::read(&self.inner.keys, &range) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(range.revision),
+            Err(e) => {
+                tracing::error!("{e}: not applied; the running configuration stays");
+                return Ok(range.revision);
+            }
+        };
+        let version = snapshot.version as u64;
+        if version <= self.state().seen {
+            return Ok(range.revision);
+        }
+        let checked = self.check(&snapshot);
+        {
+            let mut state = self.state();
+            state.snapshot = Some(Arc::new(snapshot));
+            state.seen = version;
+            state.refused = None;
+        }
+        if let Err(problems) = host.offer(checked).await {
+            tracing::warn!(
+                version,
+                "version refused by this node: {}",
+                problems.join("; ")
+            );
+            self.state().refused = Some(Refused { version, problems });
+        }
+        self.inner.publish_now.notify_one();
+        Ok(range.revision)
+    }
+
+    /// Writes what the node runs under its lease whenever it changes.
+    async fn publish(self, host: Arc<dyn Host>) {
+        loop {
+            let report = host.report().await;
+            let status = {
+                let mut state = self.state();
+                let status = NodeStatus {
+                    seen: state.seen,
+                    instances: report.instances,
+                    tenants: report.tenants,
+                    streams: report.streams,
+                    refused: state.refused.clone(),
+                };
+                state.status = Some(status.clone());
+                (state.published.as_ref() != Some(&status)).then_some(status)
+            };
+            if let Some(status) = status {
+                let lease = self.inner.lease.load(Ordering::Relaxed);
+                let key = self.inner.keys.status(&self.inner.settings.name);
+                let value = serde_json::to_vec(&status).expect("a status serializes");
+                match self.inner.etcd.put(&key, value, lease).await {
+                    Ok(()) => {
+                        self.reachable();
+                        self.state().published = Some(status);
+                    }
+                    Err(e) => self.unreachable(&e),
+                }
+            }
+            let _ = tokio::time::timeout(PUBLISH_EVERY, self.inner.publish_now.notified()).await;
+        }
+    }
+
+    /// The cluster as this node sees it now: every node's keys read from etcd, or, while
+    /// etcd does not answer, as last read (and saying so).
+    pub async fn view(&self) -> ClusterView {
+        match self.read_rows().await {
+            Ok(rows) => {
+                self.reachable();
+                let mut state = self.state();
+                state.rows = rows;
+                state.read_at = Some(Utc::now());
+            }
+            Err(e) => self.unreachable(&e),
+        }
+        let state = self.state();
+        let me = &self.inner.settings.name;
+        let mut nodes = state.rows.clone();
+        // This node's own row is what it knows now, not what etcd last heard.
+        match nodes.iter_mut().find(|r| &r.name == me) {
+            Some(row) => {
+                row.status = state.status.clone();
+                row.claim = Some(self.inner.claim.clone());
+                row.alive = true;
+            }
+            None => nodes.push(NodeRow {
+                name: me.clone(),
+                alive: true,
+                claim: Some(self.inner.claim.clone()),
+                status: state.status.clone(),
+            }),
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let manifest = state.snapshot.as_ref().map(|s| &s.manifest);
+        ClusterView {
+            prefix: self.inner.keys.prefix().to_owned(),
+            this_node: me.clone(),
+            version: state.snapshot.as_ref().map_or(0, |s| s.version as u64),
+            pushed_by: manifest.map(|m| m.pushed_by.clone()).unwrap_or_default(),
+            pushed_at: manifest.map(|m| m.pushed_at.clone()).unwrap_or_default(),
+            etcd: EtcdState {
+                reachable: state.unreachable.is_none(),
+                unreachable_since: state
+                    .unreachable
+                    .as_ref()
+                    .map(|(t, _)| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                error: state.unreachable.as_ref().map(|(_, e)| e.clone()),
+                read_at: state
+                    .read_at
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+            },
+            nodes,
+            rollout: None,
+        }
+    }
+
+    async fn read_rows(&self) -> Result<Vec<NodeRow>, EtcdError> {
+        let keys = &self.inner.keys;
+        let etcd = &self.inner.etcd;
+        let (m, n, s) = (keys.members(), keys.nodes(), keys.statuses());
+        let (members, live, statuses) =
+            tokio::try_join!(etcd.range(&m), etcd.range(&n), etcd.range(&s))?;
+        let named = |folder: String, r: &super::etcd::Range| -> Vec<(String, Vec<u8>)> {
+            r.kvs
+                .iter()
+                .filter_map(|kv| {
+                    Keys::name_in(&folder, &kv.key).map(|n| (n.to_owned(), kv.value.clone()))
+                })
+                .collect()
+        };
+        let live = named(keys.nodes(), &live);
+        let statuses = named(keys.statuses(), &statuses);
+        Ok(named(keys.members(), &members)
+            .into_iter()
+            .map(|(name, _)| {
+                let claim = live
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| serde_json::from_slice(v).ok());
+                let status = statuses
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| serde_json::from_slice(v).ok());
+                NodeRow {
+                    alive: claim.is_some(),
+                    name,
+                    claim,
+                    status,
+                }
+            })
+            .collect())
+    }
+
+    /// Gives the lease back before the node runs (a start that failed after joining).
+    pub async fn leave(&self) {
+        let lease = self.inner.lease.load(Ordering::Relaxed);
+        let _ = self.inner.etcd.revoke(lease).await;
+    }
+
+    /// This node's name in the cluster.
+    pub fn name(&self) -> &str {
+        &self.inner.settings.name
+    }
+}
+
+impl Running {
+    /// Stops following and publishing, and gives the lease back: the node leaves every
+    /// view at once (a graceful shutdown).
+    pub async fn leave(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let lease = self.agent.inner.lease.load(Ordering::Relaxed);
+        let _ = self.agent.inner.etcd.revoke(lease).await;
+    }
+
+    /// Stops everything without a word to etcd, as a crash would: the node's keys stay
+    /// until its lease runs out.
+    pub fn abandon(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn claim_json(claim: &Claim) -> Vec<u8> {
+    serde_json::to_vec(claim).expect("a claim serializes")
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "?".into())
+}

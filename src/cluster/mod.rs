@@ -1,0 +1,30 @@
+//! Several nodes on one etcd: the cluster's configuration, versioned and pushed once for all
+//! nodes; membership under leases; what every node runs, for cluster-wide views. The full
+//! picture, the key layout and who writes what: docs/CLUSTER.md.
+//!
+//! Only [`etcd`] speaks to etcd; the rest sees keys, values and revisions.
+//!
+//! - [`keys`]: where everything lives under `[cluster] prefix`.
+//! - [`etcd`]: the operations the cluster needs, with deadlines and typed errors.
+//! - [`machine`]: which `router.toml` keys are the machine's, and the document a node runs.
+//! - [`snapshot`]: the configuration as a push left it, read whole at one revision.
+//! - [`source`]: a snapshot as a `config::Source`, checked like a folder.
+//! - [`push`]: `xfed config push`, `pull`, `diff`.
+//! - [`settings`]: a node's own `[cluster]`, name and admin address, from its file alone.
+//! - [`status`]: what a node publishes, and the cluster-wide view.
+//! - [`client`]: the `xfed` commands' access to a cluster, without joining it.
+//! - [`agent`]: a node's membership: joining, following the configuration, publishing.
+
+pub mod agent;
+pub mod client;
+pub mod etcd;
+pub mod keys;
+pub mod machine;
+pub mod push;
+pub mod settings;
+pub mod snapshot;
+pub mod source;
+pub mod status;
+
+pub use agent::{Agent, Host, JoinError, Report, Running};
+pub use settings::Settings;
