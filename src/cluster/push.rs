@@ -119,11 +119,13 @@ pub fn gather(dir: &Path) -> Result<Gathered, PushError> {
 /// `path` relative to `dir`, `/`-separated, if it is inside (both as the check names
 /// them: lexically, without `.`).
 fn relative(dir: &Path, path: &Path) -> Option<String> {
-    let dir: PathBuf = dir
-        .components()
-        .filter(|c| *c != std::path::Component::CurDir)
-        .collect();
-    let rel = path.strip_prefix(&dir).ok()?;
+    let lexical = |p: &Path| -> PathBuf {
+        p.components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect()
+    };
+    let path = lexical(path);
+    let rel = path.strip_prefix(lexical(dir)).ok()?;
     let parts: Vec<&str> = rel
         .components()
         .map(|c| match c {

@@ -87,11 +87,14 @@ pub fn as_node_runs(
         .get(ROUTER)
         .and_then(|b| String::from_utf8(b.clone()).ok())
         .ok_or_else(|| refuse(&root.join(ROUTER), "missing or not UTF-8".into()))?;
+    // Absolute: a relative path in the merged document would be taken as inside etcd.
     let folder = match local.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let merged = machine::merge(&pushed, &own, folder).map_err(|e| refuse(local, e.to_string()))?;
+    let folder = std::path::absolute(folder)
+        .map_err(|e| refuse(local, format!("cannot tell its folder: {e}")))?;
+    let merged = machine::merge(&pushed, &own, &folder).map_err(|e| refuse(local, e.to_string()))?;
     Ok(Files::new(root, files).with_router(merged))
 }
 
