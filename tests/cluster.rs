@@ -259,9 +259,11 @@ fn start_three() -> (Cluster, tempfile::TempDir, u64) {
     for n in 1..=3 {
         c.start(n);
     }
-    wait("three nodes up on the first version", Duration::from_secs(20), || {
-        all_on(&c, 3, v1)
-    });
+    wait(
+        "three nodes up on the first version",
+        Duration::from_secs(20),
+        || all_on(&c, 3, v1),
+    );
     (c, cfg, v1)
 }
 
@@ -272,14 +274,19 @@ fn a_push_is_run_by_every_node_within_two_seconds() {
     c.pull(edit.path());
     let acme = edit.path().join("tenants/acme.toml");
     let text = std::fs::read_to_string(&acme).unwrap();
-    std::fs::write(&acme, text.replace("[\"acme.example\"]", "[\"acme.example\", \"acme.net\"]"))
-        .unwrap();
+    std::fs::write(
+        &acme,
+        text.replace("[\"acme.example\"]", "[\"acme.example\", \"acme.net\"]"),
+    )
+    .unwrap();
     let (code, out, err) = c.push(edit.path());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("tenant acme: domains +acme.net"), "{out}");
     let v2 = version_of(&out);
     assert!(v2 > v1);
-    let took = wait("the push on every node", Duration::from_secs(2), || all_on(&c, 3, v2));
+    let took = wait("the push on every node", Duration::from_secs(2), || {
+        all_on(&c, 3, v2)
+    });
     println!("push to applied on all 3 nodes: {took:?}");
     // Every node sees every other on the new version.
     let view = c.status(2).unwrap();
@@ -309,7 +316,11 @@ fn refused_pushes_change_nothing_on_any_node() {
     // A broken tenant file: check-config's lines, exit 2.
     let broken = tempfile::tempdir().unwrap();
     c.pull(broken.path());
-    std::fs::write(broken.path().join("tenants/acme.toml"), "name = \"acme\"\ndomains = 3\n").unwrap();
+    std::fs::write(
+        broken.path().join("tenants/acme.toml"),
+        "name = \"acme\"\ndomains = 3\n",
+    )
+    .unwrap();
     let (code, _, err) = c.push(broken.path());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("tenants/acme.toml"), "{err}");
@@ -320,7 +331,14 @@ fn refused_pushes_change_nothing_on_any_node() {
     c.pull(dup.path());
     let globex = dup.path().join("tenants/globex.toml");
     let text = std::fs::read_to_string(&globex).unwrap();
-    std::fs::write(&globex, text.replace("[\"globex.example\"]", "[\"globex.example\", \"acme.example\"]")).unwrap();
+    std::fs::write(
+        &globex,
+        text.replace(
+            "[\"globex.example\"]",
+            "[\"globex.example\", \"acme.example\"]",
+        ),
+    )
+    .unwrap();
     let (code, _, err) = c.push(dup.path());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("acme.example"), "{err}");
@@ -332,7 +350,14 @@ fn refused_pushes_change_nothing_on_any_node() {
     for (dir, domain) in [(&a, "acme.net"), (&b, "acme.org")] {
         let f = dir.path().join("tenants/acme.toml");
         let t = std::fs::read_to_string(&f).unwrap();
-        std::fs::write(&f, t.replace("[\"acme.example\"]", &format!("[\"acme.example\", \"{domain}\"]"))).unwrap();
+        std::fs::write(
+            &f,
+            t.replace(
+                "[\"acme.example\"]",
+                &format!("[\"acme.example\", \"{domain}\"]"),
+            ),
+        )
+        .unwrap();
     }
     let (code, out, err) = c.push(a.path());
     assert_eq!(code, 0, "{err}");
@@ -340,16 +365,30 @@ fn refused_pushes_change_nothing_on_any_node() {
     let (code, _, err) = c.push(b.path());
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains(&format!("based on version {v1}")) && err.contains(&format!("at version {v2}")),
+        err.contains(&format!("based on version {v1}"))
+            && err.contains(&format!("at version {v2}")),
         "{err}"
     );
-    wait("every node on the one accepted push", Duration::from_secs(2), || all_on(&c, 3, v2));
+    wait(
+        "every node on the one accepted push",
+        Duration::from_secs(2),
+        || all_on(&c, 3, v2),
+    );
     // Nothing of the refused pushes anywhere: acme has acme.net, not acme.org.
     for n in 1..=3 {
         let v = c.status(n).unwrap();
-        let acme = v["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "acme").unwrap().clone();
+        let acme = v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "acme")
+            .unwrap()
+            .clone();
         let domains = acme["domains"].to_string();
-        assert!(domains.contains("acme.net") && !domains.contains("acme.org"), "{domains}");
+        assert!(
+            domains.contains("acme.net") && !domains.contains("acme.org"),
+            "{domains}"
+        );
         assert_eq!(v["cluster"]["version"], v2);
     }
 }
@@ -360,7 +399,9 @@ fn a_second_node_with_a_live_nodes_name_is_refused() {
     let (code, _, err) = c.push(shipped().path());
     assert_eq!(code, 0, "{err}");
     c.start(1);
-    wait("edge-1 up", Duration::from_secs(20), || c.status(1).is_some());
+    wait("edge-1 up", Duration::from_secs(20), || {
+        c.status(1).is_some()
+    });
     // node2.toml named edge-1 too.
     let f = c.node_file(2);
     let text = std::fs::read_to_string(&f).unwrap();
@@ -368,8 +409,14 @@ fn a_second_node_with_a_live_nodes_name_is_refused() {
     let out = c.xfed(2, &["run"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("node name \"edge-1\" is held by a live node"), "{err}");
-    assert!(err.contains(&format!("pid {}", c.nodes[0].as_ref().unwrap().id())), "{err}");
+    assert!(
+        err.contains("node name \"edge-1\" is held by a live node"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", c.nodes[0].as_ref().unwrap().id())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -393,18 +440,23 @@ fn a_node_killed_with_sigkill_leaves_every_view_within_its_lease() {
 async fn a_node_cut_off_from_etcd_serves_on_and_catches_up() {
     let (mut c, _cfg, _) = tokio::task::block_in_place(start_three);
     let addr = c.component_addr(1);
-    let secret = |t: &str| std::fs::read_to_string(repo().join(format!("tenants/{t}.secret"))).unwrap();
+    let secret =
+        |t: &str| std::fs::read_to_string(repo().join(format!("tenants/{t}.secret"))).unwrap();
     let mut acme = common::component(addr, "acme.example", secret("acme").trim()).await;
     let mut globex = common::component(addr, "globex.example", secret("globex").trim()).await;
 
     c.etcd.kill();
     tokio::task::block_in_place(|| {
-        wait("edge-1 says etcd is unreachable", Duration::from_secs(10), || {
-            c.status(1).is_some_and(|v| {
-                v["cluster"]["etcd"]["reachable"] == false
-                    && v["cluster"]["etcd"]["unreachable_since"].is_string()
-            })
-        })
+        wait(
+            "edge-1 says etcd is unreachable",
+            Duration::from_secs(10),
+            || {
+                c.status(1).is_some_and(|v| {
+                    v["cluster"]["etcd"]["reachable"] == false
+                        && v["cluster"]["etcd"]["unreachable_since"].is_string()
+                })
+            },
+        )
     });
     let table = tokio::task::block_in_place(|| {
         let token = repo().join("config/admin.token");
@@ -419,8 +471,10 @@ async fn a_node_cut_off_from_etcd_serves_on_and_catches_up() {
     });
     assert!(table.contains("etcd unreachable since"), "{table}");
 
-    acme.send("<message from='a@acme.example' to='b@globex.example' id='m1'><body>hi</body></message>")
-        .await;
+    acme.send(
+        "<message from='a@acme.example' to='b@globex.example' id='m1'><body>hi</body></message>",
+    )
+    .await;
     globex.expect("id='m1'").await;
 
     // etcd back: a push made now reaches the node.
@@ -430,12 +484,17 @@ async fn a_node_cut_off_from_etcd_serves_on_and_catches_up() {
         c.pull(edit.path());
         let f = edit.path().join("tenants/globex.toml");
         let t = std::fs::read_to_string(&f).unwrap();
-        std::fs::write(&f, t.replace("spam.example", "spam.example\", \"junk.example")).unwrap();
+        std::fs::write(
+            &f,
+            t.replace("spam.example", "spam.example\", \"junk.example"),
+        )
+        .unwrap();
         let (code, out, err) = c.push(edit.path());
         assert_eq!(code, 0, "{err}");
         let v = version_of(&out);
         wait("edge-1 catches up", Duration::from_secs(10), || {
-            c.status(1).is_some_and(|s| s["cluster"]["etcd"]["reachable"] == true)
+            c.status(1)
+                .is_some_and(|s| s["cluster"]["etcd"]["reachable"] == true)
                 && all_on(&c, 3, v)
         });
     });

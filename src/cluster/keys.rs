@@ -10,6 +10,7 @@
 //! | `P/members/<name>` | the node called `name`, at start | none: a gone node stays listed |
 //! | `P/election` | reserved: the schedule's leader (etcd's election API) | the leader's |
 //! | `P/rollout` | reserved: the leader, a rolling restart's progress | none: a new leader resumes |
+//! | `P/commands/<name>` | reserved: the leader, "restart your stale instances" to one node | the leader's |
 //! | `P/links/<tenant>/<name>` | reserved: the node holding links of `tenant` | the node's |
 
 /// The keys of one cluster.

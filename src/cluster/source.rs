@@ -94,7 +94,8 @@ pub fn as_node_runs(
     };
     let folder = std::path::absolute(folder)
         .map_err(|e| refuse(local, format!("cannot tell its folder: {e}")))?;
-    let merged = machine::merge(&pushed, &own, &folder).map_err(|e| refuse(local, e.to_string()))?;
+    let merged =
+        machine::merge(&pushed, &own, &folder).map_err(|e| refuse(local, e.to_string()))?;
     Ok(Files::new(root, files).with_router(merged))
 }
 

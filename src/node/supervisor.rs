@@ -99,7 +99,9 @@ impl Supervisor {
             versions: Versions::new_at(&config, version.unwrap_or(1)),
             delayed: config.restart.delayed,
             schedule: config.restart.schedule_text.clone(),
-            next_run: next_run(&config.restart.schedule, clock.now()),
+            // A node of a cluster never runs the schedule alone: every node would restart
+            // at the same time. The cluster's leader will (issue 13, part 2).
+            next_run: next_run(&config.restart.schedule, clock.now()).filter(|_| cluster.is_none()),
             last_run: None,
         }));
         let handle = Supervisor {
@@ -258,9 +260,10 @@ impl State {
                     };
                     let schedule = self.latest.restart.schedule.clone();
                     let clock_now = self.clock.now();
+                    let own = self.handle.cluster.is_none();
                     self.with_view(|v| {
                         v.last_run = Some((now, outcome));
-                        v.next_run = next_run(&schedule, clock_now);
+                        v.next_run = next_run(&schedule, clock_now).filter(|_| own);
                     });
                 }
             }
@@ -307,10 +310,11 @@ impl State {
         let delayed = new.restart.delayed;
         let schedule = new.restart.schedule.clone();
         let now = self.clock.now();
+        let own = self.handle.cluster.is_none();
         let version = self.with_view(|v| {
             v.delayed = delayed;
             v.schedule = new.restart.schedule_text.clone();
-            v.next_run = next_run(&schedule, now);
+            v.next_run = next_run(&schedule, now).filter(|_| own);
             v.versions.accept_as(&new, &changes, number)
         });
         self.latest = new;
