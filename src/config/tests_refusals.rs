@@ -203,3 +203,27 @@ fn static_route_targets_need_a_real_port() {
     // "[2001:db8::1]:5270" is fine.
     assert_eq!(errs.len(), 2, "{}", ConfigErrors(errs.clone()));
 }
+
+#[test]
+fn a_cluster_section_is_checked_and_refused_by_a_build_without_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tenants")).unwrap();
+    let router = dir.path().join("router.toml");
+    std::fs::write(
+        &router,
+        "tenants_dir = \"tenants\"\n[cluster]\netcd = [\"https://e:2379\"]\nprefix = \"xfed\"\nlease_secs = 1\n",
+    )
+    .unwrap();
+    let shown = crate::config::load(&router).unwrap_err().to_string();
+    if cfg!(feature = "cluster") {
+        for key in ["cluster.etcd[0]", "cluster.prefix", "cluster.lease_secs"] {
+            assert!(shown.contains(key), "{key}: {shown}");
+        }
+        assert!(!shown.contains("without cluster support"), "{shown}");
+    } else {
+        assert!(
+            shown.contains("cluster: this xfed was built without cluster support"),
+            "{shown}"
+        );
+    }
+}
