@@ -4,6 +4,9 @@
 //!
 //! Dependencies run upward only: a module uses those listed above it.
 //!
+//! - [`model`]: the admin API's vocabulary — serde types for its answers and queries, read
+//!   back by the `xfed` subcommands; serde and chrono only, so any layer can build them (an
+//!   s2s stream describes itself as a [`model::StreamRow`]).
 //! - [`config`]: `router.toml` and `tenants/*.toml` parsed into checked types (used by all).
 //! - [`telemetry`]: logging set-up (used by all).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
@@ -26,6 +29,7 @@ pub mod admission;
 pub mod check;
 pub mod component;
 pub mod config;
+pub mod model;
 pub mod node;
 pub mod observe;
 pub mod restart;
