@@ -15,7 +15,6 @@ pub mod client;
 mod table;
 mod tables;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -28,7 +27,6 @@ use crate::restart::plan::Instance;
 use crate::routing::{policy, LinkControl, TenantSlot};
 use crate::s2s::Side;
 use crate::tenant::{ListLinks, TenantList};
-use crate::xmpp::outbox::unix_ms;
 
 /// What the admin API reads.
 pub struct AdminState {
@@ -77,56 +75,22 @@ impl AdminState {
         })
     }
 
-    /// Every s2s stream as JSON, optionally only those of tenant `tenant` or domain `domain`.
+    /// Every s2s stream as JSON, by id; with `tenant` or `domain`, only those carrying a
+    /// pair of that tenant's or with that domain on either side.
     fn streams(&self, tenant: Option<&TenantSlot>, domain: Option<&str>) -> Vec<Value> {
         let owned = tenant.map(|t| t.view().owned.clone());
-        let now = unix_ms();
-        let side = self.side.load();
-        let mut out: Vec<(u64, Value)> = side
-            .context()
-            .streams
-            .iter()
-            .filter(|e| {
-                e.pairs.iter().any(|p| {
+        let mut rows = self.side.load().context().stream_rows();
+        if owned.is_some() || domain.is_some() {
+            rows.retain(|r| {
+                r.pairs.iter().any(|p| {
                     owned.as_ref().is_none_or(|o| o.contains(&p.local))
                         && domain.is_none_or(|d| p.local == d || p.remote == d)
-                }) || (owned.is_none() && domain.is_none())
-            })
-            .map(|e| {
-                let last = e
-                    .outbox
-                    .last_write_ms()
-                    .max(e.stats.last_in_ms.load(Ordering::Relaxed))
-                    .max(e.since.timestamp_millis() as u64);
-                let pairs: Vec<Value> = e
-                    .pairs
-                    .iter()
-                    .map(|p| json!({"local": p.local, "remote": p.remote, "auth": p.mechanism.to_string()}))
-                    .collect();
-                let value = json!({
-                    "id": e.key(),
-                    "peer_ip": e.peer.ip().to_string(),
-                    "peer_port": e.peer.port(),
-                    "direction": if e.outbound { "outgoing" } else { "incoming" },
-                    "pairs": pairs,
-                    "tls_version": e.tls.as_ref().map(|t| t.0.clone()),
-                    "tls_cipher": e.tls.as_ref().map(|t| t.1.clone()),
-                    "connected_since": e.since.to_rfc3339(),
-                    "idle_secs": now.saturating_sub(last) / 1000,
-                    "stanzas_in": e.stats.stanzas_in.load(Ordering::Relaxed),
-                    "stanzas_out": e.outbox.stanzas_written(),
-                    "bytes_in": e.stats.bytes_in.load(Ordering::Relaxed),
-                    "bytes_out": e.outbox.bytes_written(),
-                    "queued_bytes": e.outbox.queued_bytes(),
-                    "stream_management": e.outbox.is_acked()
-                        || e.stats.sm_enabled.load(Ordering::Relaxed),
-                    "unacked": e.outbox.unacked(),
-                });
-                (*e.key(), value)
-            })
-            .collect();
-        out.sort_by_key(|(id, _)| *id);
-        out.into_iter().map(|(_, v)| v).collect()
+                })
+            });
+        }
+        rows.iter()
+            .map(|r| serde_json::to_value(r).expect("a stream row is plain data"))
+            .collect()
     }
 }
 
@@ -378,7 +342,7 @@ async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     let mut s2s_queued = 0usize;
     let side = st.side.load();
     for e in side.context().streams.iter() {
-        let dir = crate::s2s::direction(e.outbound);
+        let dir = e.direction.as_str();
         let auth = e.pairs.first().map_or("none", |p| p.mechanism.label());
         *streams.entry((dir, auth)).or_default() += 1.0;
         s2s_queued += e.outbox.queued_bytes();

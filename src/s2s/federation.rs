@@ -14,7 +14,7 @@ use rand::Rng;
 use super::auth::Mechanism;
 use super::outbound::{self, DialError};
 use super::stream::{AddLocal, Role, S2sStream};
-use super::S2sContext;
+use super::{Direction, FailureReport, S2sContext};
 use crate::routing::Remote;
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
@@ -320,14 +320,14 @@ impl Federation {
 
     fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
         tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
-        self.ctx.report_failure(
-            true,
-            None,
-            Some(local),
-            Some(remote),
-            condition.as_str(),
-            &reason,
-        );
+        self.ctx.report_failure(FailureReport {
+            direction: Direction::Outgoing,
+            peer: None,
+            local: Some(local),
+            remote: Some(remote),
+            condition: condition.as_str(),
+            reason: &reason,
+        });
         self.failures.insert(
             (local.to_owned(), remote.to_owned()),
             Failure {
