@@ -19,9 +19,13 @@
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
+//! - [`restart`]: what a configuration change touches, which instance runs which version,
+//!   when staged changes apply (pure functions).
 //! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
-//! - [`admin`]: the admin HTTP API and the `xfed` subcommands that call it.
-//! - [`node`]: assembles a running node and shuts it down gracefully.
+//! - [`admin`]: the admin HTTP API, and the client and tables of the `xfed` subcommands that
+//!   call it; asks the node for reloads and restarts through [`admin::Control`].
+//! - [`node`]: assembles a running node and shuts it down gracefully; its supervisor is the
+//!   admin API's [`admin::Control`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -9,7 +9,7 @@ use actix::Arbiter;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminState, Control};
 use crate::admission::Admission;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
@@ -26,6 +26,7 @@ use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
 mod apply;
+mod control;
 pub mod supervisor;
 
 pub use apply::Dropped;
@@ -121,7 +122,7 @@ impl Node {
                     side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    supervisor,
+                    control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
                 let handle =
                     crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {

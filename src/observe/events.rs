@@ -11,9 +11,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::config::EventsConfig;
+use crate::model::EventRecord;
 
 /// The `module` every event carries.
 pub const MODULE: &str = "XMPPFederation";
@@ -208,8 +210,17 @@ impl EventLog {
         inner.push(event, (folded > 0).then_some(folded));
     }
 
-    /// Events matching `query`, oldest first.
+    /// Events matching `query`, oldest first, as JSON objects.
     pub fn query(&self, query: &Query) -> Vec<Value> {
+        self.matching(query)
+    }
+
+    /// Events matching `query`, oldest first, as the admin API serves them.
+    pub fn records(&self, query: &Query) -> Vec<EventRecord> {
+        self.matching(query)
+    }
+
+    fn matching<T: DeserializeOwned>(&self, query: &Query) -> Vec<T> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let matching: Vec<&Recorded> = inner
             .ring
@@ -227,7 +238,8 @@ impl EventLog {
             .map_or(0, |limit| matching.len().saturating_sub(limit));
         matching[skip..]
             .iter()
-            // Invariant: every line was serialized from a JSON object by `push`.
+            // Invariant: every line was serialized by `push` from a JSON object with the
+            // fields of an `EventRecord`.
             .filter_map(|e| serde_json::from_str(&e.line).ok())
             .collect()
     }
@@ -386,6 +398,32 @@ mod tests {
             ..Query::default()
         });
         assert_eq!(newest[0]["seq"], 5);
+    }
+
+    #[test]
+    fn every_event_reads_as_the_admin_api_serves_it() {
+        let log = EventLog::in_memory(10);
+        log.record(Event::new(Kind::ConfigLoaded).field("tenants", 2));
+        for _ in 0..2 {
+            log.record_folded(
+                "deny",
+                Event::new(Kind::PolicyDenied)
+                    .tenant(Some("acme"))
+                    .domains(["acme.example"])
+                    .field("tls", Value::Null),
+            );
+        }
+        let records = log.records(&Query::default());
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].event, "config_loaded");
+        assert_eq!(records[0].tenant, None);
+        assert_eq!(records[0].details["tenants"], 2);
+        assert_eq!(records[1].tenant.as_deref(), Some("acme"));
+        assert!(records[1].details["tls"].is_null());
+        let lines = log.query(&Query::default());
+        for (record, line) in records.iter().zip(&lines) {
+            assert_eq!(&serde_json::to_value(record).unwrap(), line);
+        }
     }
 
     #[test]
