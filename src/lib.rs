@@ -26,6 +26,9 @@
 //!   call it; asks the node for reloads and restarts through [`admin::Control`].
 //! - [`node`]: assembles a running node and shuts it down gracefully; its supervisor is the
 //!   admin API's [`admin::Control`].
+//!
+//! The `xfed` binary (`src/main.rs`, its own modules under `src/cli/`) parses arguments and
+//! prints; it uses this crate from the top.
 #![forbid(unsafe_code)]
 
 pub mod admin;
