@@ -3,10 +3,9 @@
 //! tagged `module = "XMPPFederation"` with its tenant and domains. The newest events are kept
 //! in a bounded ring for the admin API; all are appended to a file that rotates by size.
 
+mod rotating;
+
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::EventsConfig;
 use crate::model::EventRecord;
+use rotating::Rotating;
 
 /// The `module` every event carries.
 pub const MODULE: &str = "XMPPFederation";
@@ -289,68 +289,10 @@ impl Inner {
     }
 }
 
-/// An append-only file that rotates by size: `events.jsonl` → `events.jsonl.1` → … →
-/// `events.jsonl.<keep>`, the oldest deleted.
-struct Rotating {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    max_bytes: u64,
-    keep: usize,
-}
-
-impl Rotating {
-    fn open(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            size,
-            max_bytes,
-            keep,
-        })
-    }
-
-    fn append(&mut self, line: &str) -> std::io::Result<()> {
-        let len = line.len() as u64 + 1;
-        if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(format!("{line}\n").as_bytes())?;
-        self.size += len;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let numbered = |n: usize| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        if self.keep == 0 {
-            std::fs::remove_file(&self.path)?;
-        } else {
-            let _ = std::fs::remove_file(numbered(self.keep));
-            for n in (1..self.keep).rev() {
-                let from = numbered(n);
-                if from.exists() {
-                    std::fs::rename(&from, numbered(n + 1))?;
-                }
-            }
-            std::fs::rename(&self.path, numbered(1))?;
-        }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn config(dir: &Path, max: u64, keep: usize) -> EventsConfig {
