@@ -1,5 +1,5 @@
 //! The `xfed` subcommands that ask a running node: find its admin API and token, call it,
-//! read the answer into its [`crate::model`] type; [`super::tables`] prints it.
+//! read the answer into its [`crate::model`] type; the tables re-exported here print it.
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! The admin API's vocabulary: the serde types it answers with and the query parameters it
 //! takes, shared by the server ([`crate::admin`]) and the `xfed` subcommands that read it
-//! ([`crate::admin::client`], [`crate::admin::tables`]), and built in part by the layers that
+//! ([`crate::admin::client`] and its tables), and built in part by the layers that
 //! own the facts (an s2s stream describes itself as a [`StreamRow`]).
 //!
 //! It sits at the bottom of the crate and uses only serde, serde_json (for the free-form
