@@ -4,14 +4,16 @@
 //!
 //! Dependencies run upward only: a module uses those listed above it.
 //!
-//! - [`model`]: the admin API's vocabulary — serde types for its answers and queries, read
-//!   back by the `xfed` subcommands; serde and chrono only, so any layer can build them (an
-//!   s2s stream describes itself as a [`model::StreamRow`]).
 //! - [`config`]: `router.toml` and `tenants/*.toml` parsed into checked types (used by all).
 //! - [`telemetry`]: logging set-up (used by all).
+//! - [`model`]: the admin API's vocabulary — serde types for its answers and queries, read
+//!   back by the `xfed` subcommands; serde and chrono only, so any layer below can build
+//!   them (an s2s stream describes itself as a [`model::StreamRow`]).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
 //!   coalescing [`xmpp::Outbox`] writer.
 //! - [`observe`]: the event log and Prometheus metrics (used by all below).
+//! - [`restart`]: versioned configuration: what a change touches, which instances run which
+//!   version, and when staged changes apply (driven over a running node by `node`).
 //! - [`routing`]: domain → tenant table, privacy policy, link choice; reads tenant snapshots
 //!   and writes into outboxes, so it needs no protocol types.
 //! - [`admission`]: caps on connections that have not authenticated, per source and in all.
@@ -19,8 +21,6 @@
 //! - [`component`]: XEP-0114 links from tenants' internal servers; asks routing.
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
-//! - [`restart`]: what a configuration change touches, which instance runs which version,
-//!   when staged changes apply (pure functions).
 //! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
 //! - [`admin`]: the admin HTTP API, and the client and tables of the `xfed` subcommands that
 //!   call it; asks the node for reloads and restarts through [`admin::Control`].

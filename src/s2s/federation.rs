@@ -14,8 +14,9 @@ use rand::Rng;
 use super::auth::Mechanism;
 use super::outbound::{self, DialError};
 use super::stream::{AddLocal, Role, S2sStream};
-use super::{Direction, FailureReport, S2sContext};
+use super::S2sContext;
 use crate::routing::Remote;
+use crate::s2s::{Direction, FailureReport};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
 
