@@ -9,22 +9,24 @@ use actix::Arbiter;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminState, Control};
 use crate::admission::Admission;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
+use crate::model::{Direction, LinkRow, StreamRow};
 use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, Router};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
-use crate::s2s::{inbound, AuthedPair, S2sContext, Side};
-use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
+use crate::s2s::{inbound, S2sContext, Side};
+use crate::tenant::{ControlLinks, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
 mod apply;
+mod control;
 pub mod supervisor;
 
 pub use apply::Dropped;
@@ -46,17 +48,6 @@ pub enum StartError {
     Tls(String),
     #[error("DNS resolver: {0}")]
     Dns(String),
-}
-
-/// One live s2s stream.
-#[derive(Debug, Clone)]
-pub struct S2sStreamInfo {
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub outbound: bool,
-    /// TLS version and cipher suite.
-    pub tls: Option<(String, String)>,
-    pub pairs: Vec<AuthedPair>,
 }
 
 /// A running node. Must be started inside an actix `System`.
@@ -131,7 +122,7 @@ impl Node {
                     side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    supervisor,
+                    control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
                 let handle =
                     crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
@@ -246,23 +237,17 @@ impl Node {
     /// Live s2s streams: (outbound, inbound).
     pub fn s2s_stream_counts(&self) -> (usize, usize) {
         let s2s = self.s2s();
-        let out = s2s.streams.iter().filter(|e| e.outbound).count();
+        let out = s2s
+            .streams
+            .iter()
+            .filter(|e| e.direction == Direction::Outgoing)
+            .count();
         (out, s2s.streams.len() - out)
     }
 
-    /// Live s2s streams as operators see them.
-    pub fn s2s_streams(&self) -> Vec<S2sStreamInfo> {
-        self.s2s()
-            .streams
-            .iter()
-            .map(|e| S2sStreamInfo {
-                id: *e.key(),
-                peer: e.peer,
-                outbound: e.outbound,
-                tls: e.tls.clone(),
-                pairs: e.pairs.clone(),
-            })
-            .collect()
+    /// Live s2s streams as operators see them (`xfed connections`), by id.
+    pub fn s2s_streams(&self) -> Vec<StreamRow> {
+        self.s2s().stream_rows()
     }
 
     /// Where component links connect (the bound address, useful with port 0).
@@ -280,7 +265,7 @@ impl Node {
     }
 
     /// The links of one tenant.
-    pub async fn links(&self, tenant: &str) -> Vec<LinkInfo> {
+    pub async fn links(&self, tenant: &str) -> Vec<LinkRow> {
         let Some((addr, _)) = self
             .tenants
             .load()

@@ -17,6 +17,7 @@ use super::outbound::{self, DialError};
 use super::stream::{AddLocal, Owner, Role, S2sStream};
 use super::S2sContext;
 use crate::routing::Remote;
+use crate::s2s::{Direction, FailureReport};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
 
@@ -282,14 +283,14 @@ impl Federation {
 
     fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
         tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
-        self.ctx.report_failure(
-            true,
-            None,
-            Some(local),
-            Some(remote),
-            condition.as_str(),
-            &reason,
-        );
+        self.ctx.report_failure(FailureReport {
+            direction: Direction::Outgoing,
+            peer: None,
+            local: Some(local),
+            remote: Some(remote),
+            condition: condition.as_str(),
+            reason: &reason,
+        });
         self.failures.insert(
             (local.to_owned(), remote.to_owned()),
             Failure {

@@ -14,7 +14,7 @@ use super::features::{self, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
 use super::outbound::tune;
 use super::stream::{Role, S2sStream};
-use super::S2sContext;
+use super::{Direction, FailureReport, S2sContext};
 use crate::admission::Permit;
 use crate::config::{domain_key, SecurityMode};
 use crate::xmpp::stanza::stream_error;
@@ -64,14 +64,14 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, perm
         ),
     };
     tracing::info!(%peer, condition = %error.condition, reason = %error.text, "inbound s2s stream refused");
-    ctx.report_failure(
-        false,
-        Some(peer),
-        names.local.as_deref(),
-        names.remote.as_deref(),
-        error.condition.as_str(),
-        &error.text,
-    );
+    ctx.report_failure(FailureReport {
+        direction: Direction::Incoming,
+        peer: Some(peer),
+        local: names.local.as_deref(),
+        remote: names.remote.as_deref(),
+        condition: error.condition.as_str(),
+        reason: &error.text,
+    });
     let mut tail = String::new();
     if !header_sent {
         tail.push_str(&header(None, None, &new_id()));
@@ -245,14 +245,14 @@ async fn negotiate(
                     }
                     Err(reason) => {
                         tracing::info!(peer = %conn.peer, %reason, "SASL EXTERNAL refused");
-                        ctx.report_failure(
-                            false,
-                            Some(conn.peer),
-                            Some(&to),
-                            h.from.as_deref(),
-                            "not-authorized",
-                            &format!("SASL EXTERNAL refused: {reason}"),
-                        );
+                        ctx.report_failure(FailureReport {
+                            direction: Direction::Incoming,
+                            peer: Some(conn.peer),
+                            local: Some(&to),
+                            remote: h.from.as_deref(),
+                            condition: "not-authorized",
+                            reason: &format!("SASL EXTERNAL refused: {reason}"),
+                        });
                         conn.send(&format!(
                             "<failure xmlns='{SASL_NS}'><not-authorized/><text>{}</text></failure>",
                             escape(&reason)

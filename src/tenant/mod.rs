@@ -8,6 +8,7 @@ use std::sync::Arc;
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 
 use crate::config::TenantConfig;
+use crate::model::LinkRow;
 use crate::observe::{Event, Kind, Observer};
 use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
 use crate::xmpp::StreamError;
@@ -33,14 +34,6 @@ struct LinkEntry {
     peer: SocketAddr,
     /// Tells the link to stop reading or to close.
     control: Recipient<LinkControl>,
-}
-
-/// A link as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub queued_bytes: usize,
 }
 
 impl TenantActor {
@@ -157,16 +150,16 @@ impl Handler<Stop> for TenantActor {
 
 /// Lists the tenant's links.
 #[derive(Message)]
-#[rtype(result = "Vec<LinkInfo>")]
+#[rtype(result = "Vec<LinkRow>")]
 pub struct ListLinks;
 
 impl Handler<ListLinks> for TenantActor {
-    type Result = Vec<LinkInfo>;
+    type Result = Vec<LinkRow>;
 
-    fn handle(&mut self, _: ListLinks, _: &mut Context<Self>) -> Vec<LinkInfo> {
+    fn handle(&mut self, _: ListLinks, _: &mut Context<Self>) -> Vec<LinkRow> {
         self.links
             .values()
-            .map(|l| LinkInfo {
+            .map(|l| LinkRow {
                 id: l.handle.id,
                 peer: l.peer,
                 queued_bytes: l.handle.outbox.queued_bytes(),

@@ -19,7 +19,7 @@ use crate::s2s::outbound::is_dialback;
 use crate::admission::Permit;
 use crate::observe::{Event, Kind};
 use crate::routing::LinkControl;
-use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
+use crate::s2s::{AuthedPair, Direction, S2sContext, StreamEntry};
 use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
@@ -185,14 +185,14 @@ impl S2sStream {
 
     /// Puts the stream in the node's registry (what operators and shutdown see).
     fn register(&self, control: actix::Recipient<LinkControl>) {
-        let (outbound, pairs) = match &self.role {
+        let (direction, pairs) = match &self.role {
             Role::Outbound {
                 local,
                 remote,
                 mechanism,
                 ..
             } => (
-                true,
+                Direction::Outgoing,
                 vec![AuthedPair {
                     local: local.clone(),
                     remote: remote.clone(),
@@ -201,7 +201,7 @@ impl S2sStream {
             ),
             // Pairs present at start came through SASL EXTERNAL during negotiation.
             Role::Inbound { authed, .. } => (
-                false,
+                Direction::Incoming,
                 authed
                     .iter()
                     .map(|(l, r)| AuthedPair {
@@ -219,7 +219,7 @@ impl S2sStream {
             self.id,
             StreamEntry {
                 peer: self.peer,
-                outbound,
+                direction,
                 tls: self
                     .tls
                     .as_ref()
@@ -236,13 +236,16 @@ impl S2sStream {
     /// Reports a domain pair authenticated on this stream.
     fn authenticated(&self, pair: &AuthedPair) {
         let o = &self.ctx.observer;
-        let outbound = matches!(self.role, Role::Outbound { .. });
+        let direction = match self.role {
+            Role::Outbound { .. } => Direction::Outgoing,
+            Role::Inbound { .. } => Direction::Incoming,
+        };
         let mechanism = pair.mechanism.to_string();
         o.metrics
             .counter(
                 "xfed_s2s_authenticated_total",
                 &[
-                    ("direction", direction(outbound)),
+                    ("direction", direction.as_str()),
                     ("auth", pair.mechanism.label()),
                 ],
             )
@@ -252,7 +255,7 @@ impl S2sStream {
                 .tenant(self.ctx.tenant_of(&pair.local).as_deref())
                 .domains([&pair.local, &pair.remote])
                 .field("stream", self.id)
-                .field("direction", direction(outbound))
+                .field("direction", direction.as_str())
                 .field("peer", self.peer.to_string())
                 .field("auth", mechanism)
                 .field("tls", self.tls.as_ref().map(|t| t.version.clone())),
@@ -367,7 +370,7 @@ impl Actor for S2sStream {
                     .tenant(local.and_then(|l| self.ctx.tenant_of(l)).as_deref())
                     .domains(domains)
                     .field("stream", self.id)
-                    .field("direction", direction(entry.outbound))
+                    .field("direction", entry.direction.as_str())
                     .field("peer", self.peer.to_string())
                     .field(
                         "reason",

@@ -1,0 +1,37 @@
+//! What the admin API asks of the node it serves: reloads, restarts, and where the restart
+//! scheduler stands. The node's supervisor answers (`node::control`); a node started on its
+//! own (tests) has nobody to answer, and the API says so.
+//!
+//! A trait, so that `admin` needs nothing from `node`, which assembles it: the dependency
+//! runs one way.
+
+use futures_util::future::BoxFuture;
+
+use crate::model::{Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus};
+use crate::restart::versions::Versions;
+
+/// An answer still to come: what was done, or why not.
+pub type Answer<'a, T> = BoxFuture<'a, Result<T, Refusal>>;
+
+/// Reloads and restarts of a running node.
+pub trait Control: Send + Sync {
+    /// Which configuration version every router instance runs, and the schedule.
+    fn schedule(&self) -> Schedule;
+
+    /// Reads the configuration again, and applies or stages what changed. Refused (with
+    /// its problems) when the configuration is; the running one stays.
+    fn reload(&self) -> Answer<'_, ReloadOutcome>;
+
+    /// Restarts the stale router instances (of one tenant, if given); in a dry run only
+    /// says what would restart and what it would drop.
+    fn restart(&self, query: RestartQuery) -> Answer<'_, RestartOutcome>;
+}
+
+/// Where the restart scheduler stands.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Every instance's applied and latest versions.
+    pub versions: Versions,
+    /// The schedule, its runs and the stale instances, as `xfed status` shows them.
+    pub restart: RestartStatus,
+}
