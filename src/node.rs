@@ -15,11 +15,11 @@ use crate::component::ComponentService;
 use crate::config::{Config, Secret};
 use crate::model::{Direction, LinkRow, StreamRow};
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, Router};
+use crate::routing::{ConnectionControl, Router};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
-use crate::s2s::{inbound, S2sContext, Side};
+use crate::s2s::{inbound, S2sShared, Side};
 use crate::tenant::{ControlLinks, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::ns;
@@ -207,7 +207,7 @@ impl Node {
         self.certificate = started.certificate;
         let mut closed = 0;
         for stream in old.context().streams.iter() {
-            stream.control.do_send(LinkControl::Retire("restart"));
+            stream.control.do_send(ConnectionControl::Retire("restart"));
             closed += 1;
         }
         self.config.listen.s2s = new.listen.s2s;
@@ -230,7 +230,7 @@ impl Node {
     }
 
     /// The current federation connection manager.
-    pub fn s2s(&self) -> Arc<S2sContext> {
+    pub fn s2s(&self) -> Arc<S2sShared> {
         self.side.load().context().clone()
     }
 
@@ -293,13 +293,15 @@ impl Node {
             admin.stop(true).await;
         }
         for (t, _) in self.tenants.load().iter() {
-            let _ = t.send(ControlLinks(LinkControl::StopReading)).await;
+            let _ = t.send(ControlLinks(ConnectionControl::StopReading)).await;
         }
         // Let stanzas already read finish routing into their outboxes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let s2s = self.s2s();
         for stream in s2s.streams.iter() {
-            stream.control.do_send(LinkControl::Retire("shutdown"));
+            stream
+                .control
+                .do_send(ConnectionControl::Retire("shutdown"));
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
         while !s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {
@@ -353,7 +355,7 @@ async fn start_federation(
         .unwrap_or_else(|| Secret::new(format!("{:032x}", rand::random::<u128>())));
     let tls = TlsContext::new(config, &certificate).map_err(StartError::Tls)?;
     let s2s = Arc::new(
-        S2sContext::new(
+        S2sShared::new(
             config,
             Arc::downgrade(router),
             tls,
@@ -373,23 +375,23 @@ async fn start_federation(
     })
 }
 
-/// The s2s accept loop, handing connections to `ctx`.
+/// The s2s accept loop, handing connections to `shared`.
 fn accept_s2s(
     listener: TcpListener,
     workers: &Arc<Workers>,
-    ctx: Arc<S2sContext>,
+    shared: Arc<S2sShared>,
 ) -> tokio::task::JoinHandle<()> {
     let admission = Admission::new(
         "s2s",
-        ctx.limits.unauthenticated,
-        Some(ctx.observer.clone()),
+        shared.limits.unauthenticated,
+        Some(shared.observer.clone()),
     );
     actix_rt::spawn(accept_loop(
         listener,
         workers.clone(),
         admission,
         ns::SERVER,
-        move |tcp, peer, permit| inbound::accept(tcp, peer, ctx.clone(), permit),
+        move |tcp, peer, permit| inbound::accept(tcp, peer, shared.clone(), permit),
     ))
 }
 

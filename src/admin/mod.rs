@@ -34,7 +34,7 @@ use crate::model::{
     RestartQuery, StreamRow,
 };
 use crate::observe::{events, Event, Kind, Observer};
-use crate::routing::{LinkControl, TenantSlot};
+use crate::routing::{ConnectionControl, TenantSlot};
 use crate::s2s::Side;
 use crate::tenant::TenantList;
 
@@ -180,7 +180,7 @@ async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) 
         .map(|e| e.control.clone());
     match control {
         Some(control) => {
-            control.do_send(LinkControl::Retire("operator"));
+            control.do_send(ConnectionControl::Retire("operator"));
             HttpResponse::Ok().json(Closed { closed: *id })
         }
         None => HttpResponse::NotFound().json(Refusal::new(format!("no connection {id}"))),

@@ -35,7 +35,7 @@ use dashmap::DashMap;
 use crate::config::{Config, RouteTarget};
 use crate::model::StreamRow;
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, Router};
+use crate::routing::{ConnectionControl, Router};
 use crate::workers::Workers;
 use crate::xmpp::outbox::unix_ms;
 use crate::xmpp::Limits;
@@ -54,7 +54,7 @@ pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Everything s2s connections share.
-pub struct S2sContext {
+pub struct S2sShared {
     /// Where inbound stanzas go; weak because the router holds the federation.
     pub router: Weak<Router>,
     pub policy: auth::Policy,
@@ -90,7 +90,7 @@ pub struct StreamEntry {
     /// Domain pairs authenticated on the stream, and how.
     pub pairs: Vec<AuthedPair>,
     /// Tells the stream to close.
-    pub control: Recipient<LinkControl>,
+    pub control: Recipient<ConnectionControl>,
     /// When the stream was established.
     pub since: chrono::DateTime<chrono::Utc>,
     /// The stream's write side: stanzas out, queued bytes, last write.
@@ -152,13 +152,13 @@ pub struct Side {
 }
 
 impl Side {
-    pub fn context(&self) -> &Arc<S2sContext> {
+    pub fn context(&self) -> &Arc<S2sShared> {
         self.federation.context()
     }
 }
 
 /// A domain pair that could not be authenticated or federated with, as
-/// [`S2sContext::report_failure`] records it. (Not `Failure`: that is what
+/// [`S2sShared::report_failure`] records it. (Not `Failure`: that is what
 /// [`federation::Federation`] remembers of a pair.)
 #[derive(Debug, Clone, Copy)]
 pub struct FailureReport<'a> {
@@ -174,7 +174,7 @@ pub struct FailureReport<'a> {
     pub reason: &'a str,
 }
 
-impl S2sContext {
+impl S2sShared {
     pub fn new(
         config: &Config,
         router: Weak<Router>,

@@ -10,7 +10,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use crate::config::TenantConfig;
 use crate::model::LinkRow;
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
+use crate::routing::{ConnectionControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
 use crate::xmpp::StreamError;
 
 /// The tenants a node runs, swapped whole when a reload starts or stops one.
@@ -33,7 +33,7 @@ struct LinkEntry {
     handle: LinkHandle,
     peer: SocketAddr,
     /// Tells the link to stop reading or to close.
-    control: Recipient<LinkControl>,
+    control: Recipient<ConnectionControl>,
 }
 
 impl TenantActor {
@@ -171,12 +171,12 @@ impl Handler<ListLinks> for TenantActor {
 /// Tells every link of the tenant to do something; answers how many links were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct ControlLinks(pub LinkControl);
+pub struct ControlLinks(pub ConnectionControl);
 
 impl ControlLinks {
     /// Close every link with `error`.
     pub fn close(error: Option<StreamError>) -> Self {
-        ControlLinks(LinkControl::Close(error))
+        ControlLinks(ConnectionControl::Close(error))
     }
 }
 

@@ -118,12 +118,12 @@ impl S2sStream {
             return Ok(());
         }
         if let Err(reason) =
-            self.ctx
+            self.shared
                 .policy
-                .trusts(&self.ctx.tls.load(), self.tls.as_ref(), &remote)
+                .trusts(&self.shared.tls.load(), self.tls.as_ref(), &remote)
         {
             tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
-            self.ctx.report_failure(FailureReport {
+            self.shared.report_failure(FailureReport {
                 direction: Direction::Incoming,
                 peer: Some(self.peer),
                 local: Some(&local),
@@ -157,7 +157,7 @@ impl S2sStream {
         }
         let key = s.text();
         let sid = stream_id.clone();
-        let c = self.ctx.clone();
+        let c = self.shared.clone();
         let (l, r) = (local.clone(), remote.clone());
         let check = async move {
             let routes = c.static_routes(&l, &r);
@@ -217,7 +217,7 @@ impl S2sStream {
                 // XEP-0220 §2.1.3: an invalid key ends a stream that carries nothing else.
                 let nothing_else = authed.is_empty() && pending.is_empty();
                 tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
-                self.ctx.report_failure(FailureReport {
+                self.shared.report_failure(FailureReport {
                     direction: Direction::Incoming,
                     peer: Some(self.peer),
                     local: Some(&local),
@@ -237,7 +237,7 @@ impl S2sStream {
             }
             Err(reason) => {
                 tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
-                self.ctx.report_failure(FailureReport {
+                self.shared.report_failure(FailureReport {
                     direction: Direction::Incoming,
                     peer: Some(self.peer),
                     local: Some(&local),
@@ -272,7 +272,10 @@ impl S2sStream {
             ));
         };
         let valid = self.router()?.is_hosted(&ours)
-            && self.ctx.dialback.verify(&receiving, &ours, id, &s.text());
+            && self
+                .shared
+                .dialback
+                .verify(&receiving, &ours, id, &s.text());
         self.send(format!(
             "<db:verify from='{}' to='{}' id='{}' type='{}'/>",
             escape(&ours),
