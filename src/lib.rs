@@ -7,6 +7,9 @@
 //! - [`config`]: `router.toml` and `tenants/*.toml`, read through a `Source` and checked into
 //!   types (used by all).
 //! - [`telemetry`]: logging set-up (used by all).
+//! - [`model`]: the admin API's vocabulary — serde types for its answers and queries, read
+//!   back by the `xfed` subcommands; serde and chrono only, so any layer below can build
+//!   them (an s2s stream describes itself as a [`model::StreamRow`]).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
 //!   coalescing [`xmpp::Outbox`] writer.
 //! - [`observe`]: the event log and Prometheus metrics (used by all below).
@@ -20,11 +23,16 @@
 //! - [`s2s`]: server-to-server federation; routing's [`routing::Remote`] for remote domains.
 //! - [`tenant`]: one actor per tenant, owning its config and links, publishing snapshots.
 //! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
-//! - [`admin`]: the admin HTTP API and the `xfed` subcommands that call it.
+//! - [`admin`]: the admin HTTP API, and the client and tables of the `xfed` subcommands that
+//!   call it; asks the node for reloads and restarts through [`admin::Control`].
 //! - [`cluster`] (cargo feature `cluster`): several nodes on one etcd — the configuration
-//!   pushed once for all, membership under leases, what each node runs; only `node` and
-//!   the `xfed` binary use it.
-//! - [`node`]: assembles a running node and shuts it down gracefully.
+//!   pushed once for all, membership under leases, what each node runs (the view it
+//!   publishes is [`model::cluster`]); only `node` and the `xfed` binary use it.
+//! - [`node`]: assembles a running node and shuts it down gracefully; its supervisor is the
+//!   admin API's [`admin::Control`].
+//!
+//! The `xfed` binary (`src/main.rs`, its own modules under `src/cli/`) parses arguments and
+//! prints; it uses this crate from the top.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -34,6 +42,7 @@ pub mod check;
 pub mod cluster;
 pub mod component;
 pub mod config;
+pub mod model;
 pub mod node;
 pub mod observe;
 pub mod restart;

@@ -9,17 +9,18 @@ use actix::Arbiter;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-use crate::admin::AdminState;
+use crate::admin::{AdminState, Control};
 use crate::admission::Admission;
 use crate::component::ComponentService;
 use crate::config::{Config, Secret};
+use crate::model::{Direction, LinkRow, StreamRow};
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, Router};
+use crate::routing::{ConnectionControl, Router};
 use crate::s2s::dialback::DialbackKey;
 use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
-use crate::s2s::{inbound, AuthedPair, S2sContext, Side};
-use crate::tenant::{ControlLinks, LinkInfo, ListLinks, TenantActor, TenantList};
+use crate::s2s::{inbound, S2sShared, Side};
+use crate::tenant::{ControlLinks, ListLinks, TenantActor, TenantList};
 use crate::workers::{accept_loop, Workers};
 use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
@@ -27,9 +28,12 @@ use crate::xmpp::{StreamCondition, StreamError};
 mod apply;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+mod control;
 pub mod supervisor;
+mod traffic;
 
 pub use apply::Dropped;
+pub use traffic::Traffic;
 
 /// How long a graceful shutdown waits for queued stanzas to be written.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -48,26 +52,6 @@ pub enum StartError {
     Tls(String),
     #[error("DNS resolver: {0}")]
     Dns(String),
-}
-
-/// One live s2s stream.
-#[derive(Debug, Clone)]
-pub struct S2sStreamInfo {
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub outbound: bool,
-    /// TLS version and cipher suite.
-    pub tls: Option<(String, String)>,
-    pub pairs: Vec<AuthedPair>,
-}
-
-/// Links and streams, per tenant and in all.
-#[derive(Debug, Clone, Default)]
-pub struct Traffic {
-    /// (tenant, component links, s2s streams carrying its domains).
-    pub tenants: Vec<(String, usize, usize)>,
-    /// s2s streams in all.
-    pub streams: usize,
 }
 
 /// A running node. Must be started inside an actix `System`.
@@ -142,7 +126,7 @@ impl Node {
                     side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    supervisor,
+                    control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
                 let handle =
                     crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
@@ -227,7 +211,7 @@ impl Node {
         self.certificate = started.certificate;
         let mut closed = 0;
         for stream in old.context().streams.iter() {
-            stream.control.do_send(LinkControl::Retire("restart"));
+            stream.control.do_send(ConnectionControl::Retire("restart"));
             closed += 1;
         }
         self.config.listen.s2s = new.listen.s2s;
@@ -250,30 +234,24 @@ impl Node {
     }
 
     /// The current federation connection manager.
-    pub fn s2s(&self) -> Arc<S2sContext> {
+    pub fn s2s(&self) -> Arc<S2sShared> {
         self.side.load().context().clone()
     }
 
     /// Live s2s streams: (outbound, inbound).
     pub fn s2s_stream_counts(&self) -> (usize, usize) {
         let s2s = self.s2s();
-        let out = s2s.streams.iter().filter(|e| e.outbound).count();
+        let out = s2s
+            .streams
+            .iter()
+            .filter(|e| e.direction == Direction::Outgoing)
+            .count();
         (out, s2s.streams.len() - out)
     }
 
-    /// Live s2s streams as operators see them.
-    pub fn s2s_streams(&self) -> Vec<S2sStreamInfo> {
-        self.s2s()
-            .streams
-            .iter()
-            .map(|e| S2sStreamInfo {
-                id: *e.key(),
-                peer: e.peer,
-                outbound: e.outbound,
-                tls: e.tls.clone(),
-                pairs: e.pairs.clone(),
-            })
-            .collect()
+    /// Live s2s streams as operators see them (`xfed connections`), by id.
+    pub fn s2s_streams(&self) -> Vec<StreamRow> {
+        self.s2s().stream_rows()
     }
 
     /// Where component links connect (the bound address, useful with port 0).
@@ -290,31 +268,8 @@ impl Node {
         &self.router
     }
 
-    /// Component links and s2s streams per tenant (a stream counts for every tenant whose
-    /// domains it carries), and s2s streams in all.
-    pub async fn traffic(&self) -> Traffic {
-        let streams = self.s2s_streams();
-        let mut tenants = Vec::new();
-        for t in &self.config.tenants {
-            let links = self.links(&t.name).await.len();
-            let carried = streams
-                .iter()
-                .filter(|s| {
-                    s.pairs
-                        .iter()
-                        .any(|p| t.all_domains().any(|d| d == p.local))
-                })
-                .count();
-            tenants.push((t.name.clone(), links, carried));
-        }
-        Traffic {
-            tenants,
-            streams: streams.len(),
-        }
-    }
-
     /// The links of one tenant.
-    pub async fn links(&self, tenant: &str) -> Vec<LinkInfo> {
+    pub async fn links(&self, tenant: &str) -> Vec<LinkRow> {
         let Some((addr, _)) = self
             .tenants
             .load()
@@ -342,13 +297,15 @@ impl Node {
             admin.stop(true).await;
         }
         for (t, _) in self.tenants.load().iter() {
-            let _ = t.send(ControlLinks(LinkControl::StopReading)).await;
+            let _ = t.send(ControlLinks(ConnectionControl::StopReading)).await;
         }
         // Let stanzas already read finish routing into their outboxes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let s2s = self.s2s();
         for stream in s2s.streams.iter() {
-            stream.control.do_send(LinkControl::Retire("shutdown"));
+            stream
+                .control
+                .do_send(ConnectionControl::Retire("shutdown"));
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
         while !s2s.streams.is_empty() && tokio::time::Instant::now() < deadline {
@@ -402,7 +359,7 @@ async fn start_federation(
         .unwrap_or_else(|| Secret::new(format!("{:032x}", rand::random::<u128>())));
     let tls = TlsContext::new(config, &certificate).map_err(StartError::Tls)?;
     let s2s = Arc::new(
-        S2sContext::new(
+        S2sShared::new(
             config,
             Arc::downgrade(router),
             tls,
@@ -422,23 +379,23 @@ async fn start_federation(
     })
 }
 
-/// The s2s accept loop, handing connections to `ctx`.
+/// The s2s accept loop, handing connections to `shared`.
 fn accept_s2s(
     listener: TcpListener,
     workers: &Arc<Workers>,
-    ctx: Arc<S2sContext>,
+    shared: Arc<S2sShared>,
 ) -> tokio::task::JoinHandle<()> {
     let admission = Admission::new(
         "s2s",
-        ctx.limits.unauthenticated,
-        Some(ctx.observer.clone()),
+        shared.limits.unauthenticated,
+        Some(shared.observer.clone()),
     );
     actix_rt::spawn(accept_loop(
         listener,
         workers.clone(),
         admission,
         ns::SERVER,
-        move |tcp, peer, permit| inbound::accept(tcp, peer, ctx.clone(), permit),
+        move |tcp, peer, permit| inbound::accept(tcp, peer, shared.clone(), permit),
     ))
 }
 

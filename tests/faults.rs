@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::fed::*;
 use common::peer::*;
 use common::*;
+use xfed::s2s::Direction;
 
 /// Writes and starts node A (acme) routing globex.example statically to `peer_port`, with
 /// `[federation]` lines and a negotiation timeout of `timeout_secs`.
@@ -234,11 +235,15 @@ async fn idle_stream_closes_and_the_next_stanza_opens_another() {
     let first = a
         .s2s_streams()
         .into_iter()
-        .find(|s| s.outbound)
+        .find(|s| s.direction == Direction::Outgoing)
         .expect("outbound")
         .id;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while a.s2s_streams().iter().any(|s| s.outbound) {
+    while a
+        .s2s_streams()
+        .iter()
+        .any(|s| s.direction == Direction::Outgoing)
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "idle stream never closed"
@@ -250,7 +255,7 @@ async fn idle_stream_closes_and_the_next_stanza_opens_another() {
     let second = a
         .s2s_streams()
         .into_iter()
-        .find(|s| s.outbound)
+        .find(|s| s.direction == Direction::Outgoing)
         .expect("outbound")
         .id;
     assert_ne!(first, second);

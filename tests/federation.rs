@@ -7,6 +7,7 @@ use std::path::Path;
 
 use common::fed::*;
 use common::*;
+use xfed::s2s::Direction;
 
 struct Pair {
     _dir: tempfile::TempDir,
@@ -75,7 +76,7 @@ async fn message_and_reply_cross_two_nodes_over_tls_and_dialback() {
 fn outbound_mechanism(node: &xfed::node::Node) -> Option<xfed::s2s::auth::Mechanism> {
     node.s2s_streams()
         .into_iter()
-        .find(|s| s.outbound)
+        .find(|s| s.direction == Direction::Outgoing)
         .and_then(|s| s.pairs.first().map(|p| p.mechanism))
 }
 
@@ -125,7 +126,10 @@ async fn trusted_certificates_authenticate_with_sasl_external_else_dialback() {
             Some(expected),
             "sasl_external = {sasl}"
         );
-        let tls_in_use = p.a.s2s_streams().into_iter().all(|s| s.tls.is_some());
+        let tls_in_use =
+            p.a.s2s_streams()
+                .into_iter()
+                .all(|s| s.tls_version.is_some());
         assert!(tls_in_use, "every stream runs TLS");
         p.a.shutdown().await;
         p.b.shutdown().await;

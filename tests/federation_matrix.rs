@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::fed::*;
 use common::*;
 use xfed::s2s::auth::Mechanism;
+use xfed::s2s::Direction;
 
 /// What a message from acme (node A) to globex (node B) gives.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,10 +61,10 @@ async fn outcome(a: Side, b: Side) -> Outcome {
             let stream = a
                 .s2s_streams()
                 .into_iter()
-                .find(|s| s.outbound)
+                .find(|s| s.direction == Direction::Outgoing)
                 .expect("outbound stream");
             break Delivered {
-                tls: stream.tls.is_some(),
+                tls: stream.tls_version.is_some(),
                 mechanism: stream.pairs[0].mechanism,
             };
         }

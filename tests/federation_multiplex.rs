@@ -10,6 +10,7 @@ use std::path::Path;
 use common::fed::*;
 use common::*;
 use xfed::s2s::auth::Mechanism;
+use xfed::s2s::Direction;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -98,7 +99,11 @@ async fn a_tenants_domains_share_one_stream_and_tenants_do_not() {
     globex.send("<message from='g@globex.example' to='room@conference.acme.example' id='4'><body>to the room</body></message>").await;
     acme.expect("<body>to the room</body>").await;
 
-    let mut outbound: Vec<_> = a.s2s_streams().into_iter().filter(|s| s.outbound).collect();
+    let mut outbound: Vec<_> = a
+        .s2s_streams()
+        .into_iter()
+        .filter(|s| s.direction == Direction::Outgoing)
+        .collect();
     assert_eq!(outbound.len(), 2, "one stream per tenant: {outbound:?}");
     outbound.sort_by_key(|s| s.pairs.len());
     assert_eq!(outbound[0].pairs.len(), 1);
@@ -114,7 +119,7 @@ async fn a_tenants_domains_share_one_stream_and_tenants_do_not() {
     let inbound: Vec<_> = b
         .s2s_streams()
         .into_iter()
-        .filter(|s| !s.outbound && s.pairs.len() == 2)
+        .filter(|s| s.direction == Direction::Incoming && s.pairs.len() == 2)
         .collect();
     assert_eq!(inbound.len(), 1, "{:?}", b.s2s_streams());
     a.shutdown().await;

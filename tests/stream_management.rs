@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::fed::*;
 use common::peer::node_a;
 use common::*;
+use xfed::s2s::Direction;
 
 const NO_TLS: &str = "security_mode = \"no-tls\"\nrequire_client_certs = false";
 
@@ -60,7 +61,11 @@ async fn wait_confirmed(a: &xfed::node::Node, sm: bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let ctx = a.s2s();
-        let out: Vec<_> = ctx.streams.iter().filter(|e| e.outbound).collect();
+        let out: Vec<_> = ctx
+            .streams
+            .iter()
+            .filter(|e| e.direction == Direction::Outgoing)
+            .collect();
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].outbox.is_acked(),
@@ -212,10 +217,12 @@ async fn two_nodes_acknowledge_everything() {
     wait_confirmed(&a, true).await;
     let ctx = b.s2s();
     assert!(
-        ctx.streams.iter().any(|e| !e.outbound
-            && e.stats
-                .sm_enabled
-                .load(std::sync::atomic::Ordering::Relaxed)),
+        ctx.streams
+            .iter()
+            .any(|e| e.direction == Direction::Incoming
+                && e.stats
+                    .sm_enabled
+                    .load(std::sync::atomic::Ordering::Relaxed)),
         "B sees stream management enabled on its inbound stream"
     );
     a.shutdown().await;

@@ -1,8 +1,10 @@
-//! The `xfed` subcommands that ask a running node: find its admin API and token, call it;
-//! [`super::tables`] prints the answers.
+//! The `xfed` subcommands that ask a running node: find its admin API and token, call it,
+//! read the answer into its [`crate::model`] type; the tables re-exported here print it.
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 pub use super::tables::{
@@ -24,6 +26,10 @@ pub enum ClientError {
     Unreachable { url: String, reason: String },
     #[error("the admin API answered {status}: {body}")]
     Refused { status: u16, body: String },
+    /// The answer is JSON, but not of the shape this `xfed` knows (a key missing or
+    /// renamed: a node of another version?).
+    #[error("the admin API's answer does not read as expected: {0}")]
+    Unreadable(String),
 }
 
 impl AdminClient {
@@ -109,6 +115,29 @@ impl AdminClient {
     }
 }
 
+/// `path` with `query` as its query string, escaped; without one when `query` has nothing
+/// to say.
+pub fn with_query(path: &str, query: &impl Serialize) -> Result<String, ClientError> {
+    let query = serde_urlencoded::to_string(query)
+        .map_err(|e| ClientError::Setup(format!("{path}: query: {e}")))?;
+    if query.is_empty() {
+        return Ok(path.to_owned());
+    }
+    Ok(format!("{path}?{query}"))
+}
+
+/// An answer read as its model type: a key missing or renamed is an error naming where.
+pub fn read<T: DeserializeOwned>(answer: Value) -> Result<T, ClientError> {
+    serde_path_to_error::deserialize(answer).map_err(|e| {
+        let at = e.path().to_string();
+        ClientError::Unreadable(if at == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{at}: {}", e.into_inner())
+        })
+    })
+}
+
 /// `--since` as operators write it: an RFC 3339 time, or an age like `30s`, `10m`, `2h`,
 /// `1d` (that long before `now`). Answers the RFC 3339 time.
 pub fn parse_since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
@@ -136,6 +165,7 @@ pub fn parse_since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ConnectionsQuery, Status};
 
     #[test]
     fn since_takes_times_and_ages() {
@@ -153,5 +183,33 @@ mod tests {
         );
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("m", now).is_err());
+    }
+
+    #[test]
+    fn query_strings_are_escaped_and_left_off_when_empty() {
+        let q = ConnectionsQuery {
+            tenant: Some("a&b".into()),
+            domain: None,
+        };
+        assert_eq!(
+            with_query("/api/connections", &q).unwrap(),
+            "/api/connections?tenant=a%26b"
+        );
+        assert_eq!(
+            with_query("/api/connections", &ConnectionsQuery::default()).unwrap(),
+            "/api/connections"
+        );
+    }
+
+    #[test]
+    fn an_answer_missing_a_key_is_an_error_that_says_where() {
+        let answer = serde_json::json!({"node": "edge", "cluster": null, "config_version": 1,
+            "restart": null,
+            "federation": {"state": "active", "why": "ok"}, "tenants": []});
+        let e = read::<Status>(answer).unwrap_err().to_string();
+        assert!(
+            e.contains("federation") && e.contains("security_mode"),
+            "{e}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The admin HTTP API on `[listen] admin`: JSON views of the node for operators and the
-//! `xfed` subcommands, behind a bearer token from `[admin] token_file`.
+//! `xfed` subcommands, behind a bearer token from `[admin] token_file`. Every answer is a
+//! type of [`crate::model`], which the subcommands read back.
 //!
 //! - `GET /api/status`: node, federation, tenants with their links and streams;
 //! - `GET /api/connections[?tenant=T][&domain=D]`: every s2s stream, and per domain pair
@@ -10,25 +11,32 @@
 //! - `GET /metrics`: Prometheus metrics;
 //! - `POST /api/reload`: read the configuration again (applied or staged);
 //! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
+//!
+//! Reloads and restarts go to the node through [`Control`].
 
 pub mod client;
+mod control;
+mod metrics;
+mod status;
 mod table;
 mod tables;
 
-use std::sync::atomic::Ordering;
+pub use control::{Answer, Control, Schedule};
+
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
+use crate::model::{
+    Closed, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel, Refusal,
+    RestartQuery, StreamRow,
+};
 use crate::observe::{events, Event, Kind, Observer};
-use crate::restart::plan::Instance;
-use crate::routing::{policy, LinkControl, TenantSlot};
+use crate::routing::{ConnectionControl, TenantSlot};
 use crate::s2s::Side;
-use crate::tenant::{ListLinks, TenantList};
-use crate::xmpp::outbox::unix_ms;
+use crate::tenant::TenantList;
 
 /// What the admin API reads.
 pub struct AdminState {
@@ -40,24 +48,10 @@ pub struct AdminState {
     pub token: Secret,
     pub observer: Arc<Observer>,
     /// Takes reloads and restarts; `None` for a node started on its own (tests).
-    pub supervisor: Option<crate::node::supervisor::Supervisor>,
+    pub control: Option<Arc<dyn Control>>,
 }
 
 impl AdminState {
-    /// Whether the node federates at all, and why (not).
-    pub fn federation_state(&self) -> (bool, String) {
-        let views: Vec<_> = self.tenants.load().iter().map(|(_, s)| s.view()).collect();
-        let (active, why) = policy::node_reach(views.iter().map(|v| &*v.config));
-        if active {
-            let why = format!(
-                "accepting server-to-server streams on {}; {why}",
-                self.side.load().addr
-            );
-            return (true, why);
-        }
-        (false, why)
-    }
-
     /// `Some(response)` when the request is not authorized.
     fn refuse(&self, req: &HttpRequest) -> Option<HttpResponse> {
         let offered = req
@@ -73,60 +67,26 @@ impl AdminState {
         (!ok).then(|| {
             HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", "Bearer"))
-                .json(json!({"error": "a valid bearer token is required ([admin] token_file)"}))
+                .json(Refusal::new(
+                    "a valid bearer token is required ([admin] token_file)",
+                ))
         })
     }
 
-    /// Every s2s stream as JSON, optionally only those of tenant `tenant` or domain `domain`.
-    fn streams(&self, tenant: Option<&TenantSlot>, domain: Option<&str>) -> Vec<Value> {
+    /// Every s2s stream, by id; with `tenant` or `domain`, only those carrying a pair of
+    /// that tenant's or with that domain on either side.
+    fn streams(&self, tenant: Option<&TenantSlot>, domain: Option<&str>) -> Vec<StreamRow> {
         let owned = tenant.map(|t| t.view().owned.clone());
-        let now = unix_ms();
-        let side = self.side.load();
-        let mut out: Vec<(u64, Value)> = side
-            .context()
-            .streams
-            .iter()
-            .filter(|e| {
-                e.pairs.iter().any(|p| {
+        let mut rows = self.side.load().context().stream_rows();
+        if owned.is_some() || domain.is_some() {
+            rows.retain(|r| {
+                r.pairs.iter().any(|p| {
                     owned.as_ref().is_none_or(|o| o.contains(&p.local))
                         && domain.is_none_or(|d| p.local == d || p.remote == d)
-                }) || (owned.is_none() && domain.is_none())
-            })
-            .map(|e| {
-                let last = e
-                    .outbox
-                    .last_write_ms()
-                    .max(e.stats.last_in_ms.load(Ordering::Relaxed))
-                    .max(e.since.timestamp_millis() as u64);
-                let pairs: Vec<Value> = e
-                    .pairs
-                    .iter()
-                    .map(|p| json!({"local": p.local, "remote": p.remote, "auth": p.mechanism.to_string()}))
-                    .collect();
-                let value = json!({
-                    "id": e.key(),
-                    "peer_ip": e.peer.ip().to_string(),
-                    "peer_port": e.peer.port(),
-                    "direction": if e.outbound { "outgoing" } else { "incoming" },
-                    "pairs": pairs,
-                    "tls_version": e.tls.as_ref().map(|t| t.0.clone()),
-                    "tls_cipher": e.tls.as_ref().map(|t| t.1.clone()),
-                    "connected_since": e.since.to_rfc3339(),
-                    "idle_secs": now.saturating_sub(last) / 1000,
-                    "stanzas_in": e.stats.stanzas_in.load(Ordering::Relaxed),
-                    "stanzas_out": e.outbox.stanzas_written(),
-                    "bytes_in": e.stats.bytes_in.load(Ordering::Relaxed),
-                    "bytes_out": e.outbox.bytes_written(),
-                    "queued_bytes": e.outbox.queued_bytes(),
-                    "stream_management": e.outbox.is_acked()
-                        || e.stats.sm_enabled.load(Ordering::Relaxed),
-                    "unacked": e.outbox.unacked(),
-                });
-                (*e.key(), value)
-            })
-            .collect();
-        out.sort_by_key(|(id, _)| *id);
-        out.into_iter().map(|(_, v)| v).collect()
+                })
+            });
+        }
+        rows
     }
 }
 
@@ -142,13 +102,13 @@ pub fn start(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .route("/api/status", web::get().to(status))
+            .route("/api/status", web::get().to(status::status))
             .route("/api/connections", web::get().to(connections))
             .route("/api/connections/{id}/close", web::post().to(close))
             .route("/api/events", web::get().to(events))
             .route("/api/log-level", web::get().to(log_level))
             .route("/api/log-level/{level}", web::post().to(set_log_level))
-            .route("/metrics", web::get().to(metrics))
+            .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/reload", web::post().to(reload))
             .route("/api/restart", web::post().to(restart))
     })
@@ -165,77 +125,10 @@ pub fn start(
     Ok(handle)
 }
 
-async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
-    if let Some(refused) = st.refuse(&req) {
-        return refused;
-    }
-    let restart = st.supervisor.as_ref().map(|s| s.view());
-    let mut tenants = Vec::new();
-    for (addr, slot) in st.tenants.load().iter() {
-        let view = slot.view();
-        let links = addr.send(ListLinks).await.unwrap_or_default();
-        let streams = st.streams(Some(slot), None);
-        let count = |dir: &str| streams.iter().filter(|s| s["direction"] == dir).count();
-        let (active, why) = policy::reach(&view.config.privacy, &view.config.static_routes);
-        let tv = restart.as_ref().and_then(|r| {
-            r.versions
-                .instances
-                .get(&Instance::Tenant(slot.name.clone()))
-                .cloned()
-        });
-        tenants.push(json!({
-            "name": slot.name,
-            "version": tv.as_ref().map_or(1, |v| v.applied),
-            "latest_version": tv.as_ref().map_or(1, |v| v.latest),
-            "digest": tv.as_ref().and_then(|v| v.digest.clone()),
-            "state": if tv.as_ref().is_some_and(|v| v.is_stale()) { "stale" } else { "current" },
-            "pending": tv.as_ref().map(|v| v.pending.clone()).unwrap_or_default(),
-            "federation": {"state": if active { "active" } else { "inactive" }, "why": why},
-            "domains": view.config.domains,
-            "chat_node_aliases": view.config.chat_node_aliases,
-            "privacy": view.config.privacy.mode.as_str(),
-            "links": links.iter().map(|l| json!({"id": l.id, "peer": l.peer.to_string(), "queued_bytes": l.queued_bytes})).collect::<Vec<_>>(),
-            "streams_in": count("incoming"),
-            "streams_out": count("outgoing"),
-        }));
-    }
-    let (active, why) = st.federation_state();
-    let cluster = match &st.supervisor {
-        Some(s) => s.cluster_view().await,
-        None => None,
-    };
-    HttpResponse::Ok().json(json!({
-        "node": st.node_name,
-        "cluster": cluster,
-        "config_version": restart.as_ref().map_or(1, |r| r.versions.latest),
-        "restart": restart.as_ref().map(|r| json!({
-            "delayed": r.delayed,
-            "schedule": r.schedule,
-            "next_run": r.next_run.map(|t| t.to_rfc3339()),
-            "last_run": r.last_run.as_ref().map(|(at, what)| json!({"at": at.to_rfc3339(), "outcome": what})),
-            "stale": r.versions.instances.iter().filter(|(_, v)| v.is_stale()).map(|(i, v)| json!({
-                "instance": i.to_string(), "applied": v.applied, "latest": v.latest, "pending": v.pending,
-            })).collect::<Vec<_>>(),
-        })),
-        "federation": {
-            "state": if active { "active" } else { "inactive" },
-            "why": why,
-            "security_mode": st.side.load().context().policy.security_mode.as_str(),
-        },
-        "tenants": tenants,
-    }))
-}
-
-#[derive(serde::Deserialize)]
-struct Filter {
-    tenant: Option<String>,
-    domain: Option<String>,
-}
-
 async fn connections(
     req: HttpRequest,
     st: web::Data<AdminState>,
-    filter: web::Query<Filter>,
+    filter: web::Query<ConnectionsQuery>,
 ) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
@@ -244,13 +137,13 @@ async fn connections(
         Some(name) => match st.tenants.load().iter().find(|(_, s)| s.name == name) {
             Some((_, slot)) => Some(slot.clone()),
             None => {
-                return HttpResponse::NotFound().json(json!({"error": format!("no tenant {name}")}))
+                return HttpResponse::NotFound().json(Refusal::new(format!("no tenant {name}")))
             }
         },
         None => None,
     };
     let domain = filter.domain.as_deref().map(crate::config::domain_key);
-    let failures: Vec<Value> = st
+    let failures = st
         .side
         .load()
         .federation
@@ -260,14 +153,18 @@ async fn connections(
             tenant.as_ref().is_none_or(|t| t.view().owned.contains(l))
                 && domain.as_deref().is_none_or(|d| l == d || r == d)
         })
-        .map(|((l, r), f)| {
-            json!({"local": l, "remote": r, "condition": f.condition.as_str(), "reason": f.reason, "at": f.at.to_rfc3339()})
+        .map(|((local, remote), f)| FailureRow {
+            local,
+            remote,
+            condition: f.condition.as_str().to_owned(),
+            reason: f.reason,
+            at: f.at,
         })
         .collect();
-    HttpResponse::Ok().json(json!({
-        "connections": st.streams(tenant.as_deref(), domain.as_deref()),
-        "failures": failures,
-    }))
+    HttpResponse::Ok().json(Connections {
+        connections: st.streams(tenant.as_deref(), domain.as_deref()),
+        failures,
+    })
 }
 
 async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
@@ -283,24 +180,17 @@ async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) 
         .map(|e| e.control.clone());
     match control {
         Some(control) => {
-            control.do_send(LinkControl::Retire("operator"));
-            HttpResponse::Ok().json(json!({"closed": *id}))
+            control.do_send(ConnectionControl::Retire("operator"));
+            HttpResponse::Ok().json(Closed { closed: *id })
         }
-        None => HttpResponse::NotFound().json(json!({"error": format!("no connection {id}")})),
+        None => HttpResponse::NotFound().json(Refusal::new(format!("no connection {id}"))),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct EventFilter {
-    since: Option<String>,
-    tenant: Option<String>,
-    limit: Option<usize>,
 }
 
 async fn events(
     req: HttpRequest,
     st: web::Data<AdminState>,
-    filter: web::Query<EventFilter>,
+    filter: web::Query<EventsQuery>,
 ) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
@@ -314,7 +204,7 @@ async fn events(
         Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
         Some(Err(e)) => {
             return HttpResponse::BadRequest()
-                .json(json!({"error": format!("since: not an RFC 3339 time: {e}")}))
+                .json(Refusal::new(format!("since: not an RFC 3339 time: {e}")))
         }
     };
     let query = events::Query {
@@ -322,7 +212,9 @@ async fn events(
         tenant: filter.tenant.clone(),
         limit: filter.limit,
     };
-    HttpResponse::Ok().json(json!({"events": st.observer.events.query(&query)}))
+    HttpResponse::Ok().json(Events {
+        events: st.observer.events.records(&query),
+    })
 }
 
 async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
@@ -330,12 +222,12 @@ async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse 
         return refused;
     }
     match crate::telemetry::federation_level() {
-        Ok((level, filter)) => HttpResponse::Ok().json(json!({
-            "target": crate::telemetry::FEDERATION_TARGET,
-            "federation": level.unwrap_or_else(|| "default".into()),
-            "filter": filter,
-        })),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
+        Ok((level, filter)) => HttpResponse::Ok().json(LogLevel {
+            target: crate::telemetry::FEDERATION_TARGET.to_owned(),
+            federation: level.unwrap_or_else(|| "default".into()),
+            filter,
+        }),
+        Err(e) => HttpResponse::ServiceUnavailable().json(Refusal::new(e.to_string())),
     }
 }
 
@@ -355,89 +247,35 @@ async fn set_log_level(
                     .field("level", level.to_ascii_lowercase()),
             );
             tracing::info!(level = %level, %filter, "federation log level changed");
-            HttpResponse::Ok().json(json!({
-                "target": crate::telemetry::FEDERATION_TARGET,
-                "federation": level.to_ascii_lowercase(),
-                "filter": filter,
-            }))
+            HttpResponse::Ok().json(LogLevel {
+                target: crate::telemetry::FEDERATION_TARGET.to_owned(),
+                federation: level.to_ascii_lowercase(),
+                filter,
+            })
         }
         Err(e @ crate::telemetry::LevelError::BadLevel(_)) => {
-            HttpResponse::BadRequest().json(json!({"error": e.to_string()}))
+            HttpResponse::BadRequest().json(Refusal::new(e.to_string()))
         }
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(Refusal::new(e.to_string())),
     }
 }
 
-/// Prometheus exposition: counters as they stand, and gauges of current state set now.
-async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
-    if let Some(refused) = st.refuse(&req) {
-        return refused;
-    }
-    let m = &st.observer.metrics;
-    let mut streams = std::collections::BTreeMap::new();
-    for dir in ["incoming", "outgoing"] {
-        for auth in ["dialback", "sasl_external", "none"] {
-            streams.insert((dir, auth), 0.0);
-        }
-    }
-    let mut s2s_queued = 0usize;
-    let side = st.side.load();
-    for e in side.context().streams.iter() {
-        let dir = crate::s2s::direction(e.outbound);
-        let auth = e.pairs.first().map_or("none", |p| p.mechanism.label());
-        *streams.entry((dir, auth)).or_default() += 1.0;
-        s2s_queued += e.outbox.queued_bytes();
-    }
-    for ((dir, auth), n) in streams {
-        m.gauge("xfed_s2s_streams", &[("direction", dir), ("auth", auth)])
-            .set(n);
-    }
-    let mut link_queued = 0usize;
-    for (addr, slot) in st.tenants.load().iter() {
-        let links = addr.send(ListLinks).await.unwrap_or_default();
-        link_queued += links.iter().map(|l| l.queued_bytes).sum::<usize>();
-        m.gauge("xfed_component_links", &[("tenant", &slot.name)])
-            .set(links.len() as f64);
-    }
-    m.gauge("xfed_queue_bytes", &[("kind", "s2s")])
-        .set(s2s_queued as f64);
-    m.gauge("xfed_queue_bytes", &[("kind", "component")])
-        .set(link_queued as f64);
-    m.gauge("xfed_queue_bytes", &[("kind", "s2s_pending")])
-        .set(side.federation.pending_bytes() as f64);
-    let version = st
-        .supervisor
-        .as_ref()
-        .map_or(1, |s| s.view().versions.latest);
-    m.gauge("xfed_config_version", &[]).set(version as f64);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(m.render())
-}
-
-fn no_supervisor() -> HttpResponse {
+fn no_control() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
-        .json(json!({"error": "this node runs without a restart scheduler"}))
+        .json(Refusal::new("this node runs without a restart scheduler"))
 }
 
 async fn reload(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let Some(sup) = &st.supervisor else {
-        return no_supervisor();
+    let Some(control) = &st.control else {
+        return no_control();
     };
-    match sup.reload().await {
+    match control.reload().await {
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => HttpResponse::UnprocessableEntity().json(e),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct RestartQuery {
-    tenant: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
 }
 
 async fn restart(
@@ -448,10 +286,10 @@ async fn restart(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let Some(sup) = &st.supervisor else {
-        return no_supervisor();
+    let Some(control) = &st.control else {
+        return no_control();
     };
-    match sup.restart(q.tenant.clone(), q.dry_run).await {
+    match control.restart(q.into_inner()).await {
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => HttpResponse::Conflict().json(e),
     }

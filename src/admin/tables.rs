@@ -1,58 +1,54 @@
-//! What the `xfed` subcommands print: the admin API's JSON answers as text tables whose
-//! columns are as wide as their longest cell, so every row lines up under its header
-//! whatever the length of tenant names, domains or addresses.
+//! What the `xfed` subcommands print: the admin API's answers, read into the types of
+//! [`crate::model`], as text tables whose columns are as wide as their longest cell, so every
+//! row lines up under its header whatever the length of tenant names, domains or addresses.
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use crate::model::{
+    Connections, Events, FederationState, ReloadOutcome, RestartOutcome, Status, VersionState,
+};
 
 use super::table::{Align, Table};
 
+mod cluster;
+
 /// `xfed status` as a table.
-pub fn status_table(v: &Value) -> String {
+pub fn status_table(v: &Status) -> String {
     let mut s = String::new();
-    let fed = &v["federation"];
+    let fed = &v.federation;
     let _ = writeln!(
         s,
         "node {}, configuration version {}",
-        str_of(&v["node"]),
-        str_of(&v["config_version"])
+        v.node, v.config_version
     );
     let _ = writeln!(
         s,
         "federation: {} ({}), {}",
-        str_of(&fed["state"]),
-        str_of(&fed["security_mode"]),
-        str_of(&fed["why"])
+        fed.reach.state.as_str(),
+        fed.security_mode,
+        fed.reach.why
     );
-    let r = &v["restart"];
-    if r.is_object() {
+    if let Some(r) = &v.restart {
         let _ = writeln!(
             s,
             "restart: {}, schedule \"{}\" (UTC), next run {}, last run {}",
-            if r["delayed"] == true {
-                "delayed"
-            } else {
-                "immediate"
-            },
-            str_of(&r["schedule"]),
-            r["next_run"].as_str().unwrap_or("none"),
-            r["last_run"]
-                .as_object()
-                .map_or("never".to_owned(), |l| format!(
-                    "{}: {}",
-                    str_of(&l["at"]),
-                    str_of(&l["outcome"])
-                ))
+            if r.delayed { "delayed" } else { "immediate" },
+            r.schedule,
+            r.next_run.map_or("none".to_owned(), |t| t.to_rfc3339()),
+            r.last_run.as_ref().map_or("never".to_owned(), |l| format!(
+                "{}: {}",
+                l.at.to_rfc3339(),
+                l.outcome
+            ))
         );
-        for st in r["stale"].as_array().into_iter().flatten() {
+        for st in &r.stale {
             let _ = writeln!(
                 s,
                 "stale: {} (runs version {}, latest {}): {}",
-                str_of(&st["instance"]),
-                str_of(&st["applied"]),
-                str_of(&st["latest"]),
-                list(&st["pending"]).replace(", ", "; ")
+                st.instance,
+                st.applied,
+                st.latest,
+                semicolons(&st.pending)
             );
         }
     }
@@ -67,46 +63,41 @@ pub fn status_table(v: &Value) -> String {
         ("PRIVACY", Left),
         ("DOMAINS", Left),
     ]);
-    for t in v["tenants"].as_array().into_iter().flatten() {
-        let links = t["links"].as_array().map_or(0, Vec::len);
+    for t in &v.tenants {
         table.row(vec![
-            str_of(&t["name"]),
-            format!("{} {}", str_of(&t["version"]), str_of(&t["state"])),
-            str_of(&t["federation"]["state"]),
-            links.to_string(),
-            str_of(&t["streams_in"]),
-            str_of(&t["streams_out"]),
-            str_of(&t["privacy"]),
-            list(&t["domains"]),
+            t.name.clone(),
+            format!("{} {}", t.version, t.state.as_str()),
+            t.federation.state.as_str().to_owned(),
+            t.links.len().to_string(),
+            t.streams_in.to_string(),
+            t.streams_out.to_string(),
+            t.privacy.clone(),
+            t.domains.join(", "),
         ]);
-        if t["state"] == "stale" {
+        if t.state == VersionState::Stale {
             table.note(format!(
                 "stale: runs version {}, latest {}: {}",
-                str_of(&t["version"]),
-                str_of(&t["latest_version"]),
-                list(&t["pending"]).replace(", ", "; ")
+                t.version,
+                t.latest_version,
+                semicolons(&t.pending)
             ));
         }
-        if t["federation"]["state"] != "active" {
-            table.note(format!(
-                "federation inactive: {}",
-                str_of(&t["federation"]["why"])
-            ));
+        if t.federation.state != FederationState::Active {
+            table.note(format!("federation inactive: {}", t.federation.why));
         }
-        for l in t["links"].as_array().into_iter().flatten() {
-            table.note(format!(
-                "link {} from {}",
-                str_of(&l["id"]),
-                str_of(&l["peer"])
-            ));
+        for l in &t.links {
+            table.note(format!("link {} from {}", l.id, l.peer));
         }
     }
     s.push_str(&table.render());
+    if let Some(view) = &v.cluster {
+        s.push_str(&cluster::cluster_table(view));
+    }
     s
 }
 
 /// `xfed connections` as a table.
-pub fn connections_table(v: &Value) -> String {
+pub fn connections_table(v: &Connections) -> String {
     use Align::{Left, Right};
     let mut table = Table::new(&[
         ("ID", Right),
@@ -120,50 +111,41 @@ pub fn connections_table(v: &Value) -> String {
         ("OUT", Right),
         ("SM (UNACKED)", Left),
     ]);
-    for c in v["connections"].as_array().into_iter().flatten() {
-        let pairs: Vec<String> = c["pairs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{} -> {} ({})",
-                    str_of(&p["local"]),
-                    str_of(&p["remote"]),
-                    str_of(&p["auth"])
-                )
-            })
+    for c in &v.connections {
+        let pairs: Vec<String> = c
+            .pairs
+            .iter()
+            .map(|p| format!("{} -> {} ({})", p.local, p.remote, p.mechanism))
             .collect();
-        let since = str_of(&c["connected_since"]);
         table.row(vec![
-            str_of(&c["id"]),
-            str_of(&c["direction"]),
-            format!("{}:{}", str_of(&c["peer_ip"]), str_of(&c["peer_port"])),
+            c.id.to_string(),
+            c.direction.to_string(),
+            format!("{}:{}", c.peer_ip, c.peer_port),
             pairs.join(", "),
-            c["tls_version"].as_str().unwrap_or("none").to_owned(),
-            since.get(11..19).unwrap_or(&since).to_owned(),
-            format!("{}s", str_of(&c["idle_secs"])),
-            format!("{}/{}B", str_of(&c["stanzas_in"]), str_of(&c["bytes_in"])),
-            format!("{}/{}B", str_of(&c["stanzas_out"]), str_of(&c["bytes_out"])),
-            match c["stream_management"].as_bool() {
-                Some(true) => format!("on ({})", str_of(&c["unacked"])),
-                _ => "off".to_owned(),
+            c.tls_version.clone().unwrap_or_else(|| "none".to_owned()),
+            c.connected_since.format("%H:%M:%S").to_string(),
+            format!("{}s", c.idle_secs),
+            format!("{}/{}B", c.stanzas_in, c.bytes_in),
+            format!("{}/{}B", c.stanzas_out, c.bytes_out),
+            if c.stream_management {
+                format!("on ({})", c.unacked)
+            } else {
+                "off".to_owned()
             },
         ]);
     }
     let mut s = table.render();
-    let failures = v["failures"].as_array().map_or(&[][..], Vec::as_slice);
-    if !failures.is_empty() {
+    if !v.failures.is_empty() {
         let _ = writeln!(s, "\nlast failures:");
-        for f in failures {
+        for f in &v.failures {
             let _ = writeln!(
                 s,
                 "  {} -> {}: {} at {}: {}",
-                str_of(&f["local"]),
-                str_of(&f["remote"]),
-                str_of(&f["condition"]),
-                str_of(&f["at"]),
-                str_of(&f["reason"])
+                f.local,
+                f.remote,
+                f.condition,
+                f.at.to_rfc3339(),
+                f.reason
             );
         }
     }
@@ -171,113 +153,88 @@ pub fn connections_table(v: &Value) -> String {
 }
 
 /// `xfed reload` as text.
-pub fn reload_table(v: &Value) -> String {
+pub fn reload_table(v: &ReloadOutcome) -> String {
     let mut s = String::new();
-    let changes = v["changes"].as_array().map_or(&[][..], Vec::as_slice);
-    if changes.is_empty() {
-        let _ = writeln!(
-            s,
-            "configuration unchanged (version {})",
-            str_of(&v["version"])
-        );
+    if v.changes.is_empty() {
+        let _ = writeln!(s, "configuration unchanged (version {})", v.version);
         return s;
     }
-    let state = if v["applied"] == true {
+    let state = if v.applied {
         "applied"
     } else {
         "staged until `xfed restart` or the schedule"
     };
-    let _ = writeln!(
-        s,
-        "configuration version {}: {state}",
-        str_of(&v["version"])
-    );
-    for c in changes {
+    let _ = writeln!(s, "configuration version {}: {state}", v.version);
+    for c in &v.changes {
         let _ = writeln!(
             s,
             "  {}: {} ({})",
-            str_of(&c["instance"]),
-            list(&c["what"]).replace(", ", "; "),
-            str_of(&c["action"])
+            c.instance,
+            semicolons(&c.what),
+            c.action
         );
     }
-    for r in v["restarted"].as_array().into_iter().flatten() {
+    for r in v.restarted.iter().flatten() {
         let _ = writeln!(
             s,
             "  restarted {}: {} link(s), {} stream(s) dropped",
-            str_of(&r["instance"]),
-            str_of(&r["links"]),
-            str_of(&r["streams"])
+            r.change.instance, r.links, r.streams
         );
     }
     s
 }
 
 /// `xfed restart` as a table.
-pub fn restart_table(v: &Value) -> String {
-    let rows = v["restarted"].as_array().map_or(&[][..], Vec::as_slice);
-    if rows.is_empty() {
+pub fn restart_table(v: &RestartOutcome) -> String {
+    if v.restarted.is_empty() {
         return "nothing is stale\n".to_owned();
     }
-    let verb = if v["dry_run"] == true {
-        "WOULD DROP"
-    } else {
-        "DROPPED"
-    };
+    let verb = if v.dry_run { "WOULD DROP" } else { "DROPPED" };
     let mut table = Table::new(&[
         ("INSTANCE", Align::Left),
         (verb, Align::Left),
         ("ACTION", Align::Left),
         ("CHANGES", Align::Left),
     ]);
-    for r in rows {
+    for r in &v.restarted {
         table.row(vec![
-            str_of(&r["instance"]),
-            format!(
-                "{} link(s), {} stream(s)",
-                str_of(&r["links"]),
-                str_of(&r["streams"])
-            ),
-            str_of(&r["action"]),
-            list(&r["what"]).replace(", ", "; "),
+            r.change.instance.clone(),
+            format!("{} link(s), {} stream(s)", r.links, r.streams),
+            r.change.action.clone(),
+            semicolons(&r.change.what),
         ]);
     }
     table.render()
 }
 
 /// `xfed events` as lines: time, event, tenant, domains, then the other fields.
-pub fn events_table(v: &Value) -> String {
-    const SHOWN: &[&str] = &["seq", "time", "module", "event", "tenant", "domains"];
+pub fn events_table(v: &Events) -> String {
     let mut table = Table::new(&[("", Align::Left); 5]);
-    for e in v["events"].as_array().into_iter().flatten() {
-        let time = str_of(&e["time"]);
+    for e in &v.events {
         let details: Vec<String> = e
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, v)| !SHOWN.contains(&k.as_str()) && !v.is_null())
-            .map(|(k, v)| format!("{k}={}", str_of(v)))
+            .details
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v.as_str() {
+                Some(text) => format!("{k}={text}"),
+                None => format!("{k}={v}"),
+            })
             .collect();
         table.row(vec![
-            time.get(..19).unwrap_or(&time).replace('T', " "),
-            str_of(&e["event"]),
-            e["tenant"].as_str().unwrap_or("-").to_owned(),
-            list(&e["domains"]),
+            e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            e.event.clone(),
+            e.tenant.clone().unwrap_or_else(|| "-".to_owned()),
+            e.domains.join(", "),
             details.join(" "),
         ]);
     }
     table.render()
 }
 
-/// A JSON value as text: strings without their quotes.
-fn str_of(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-}
-
-fn list(v: &Value) -> String {
-    v.as_array()
-        .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
+/// A list of changes on one line, `; ` apart. A `, ` inside an item becomes `; ` too (a new
+/// tenant's domains), as these lines have always read.
+fn semicolons(items: &[String]) -> String {
+    items.join(", ").replace(", ", "; ")
 }
 
 #[cfg(test)]
@@ -321,22 +278,29 @@ mod tests {
         }
     }
 
+    /// A test answer, written as the API serves it, read as `xfed` reads it.
+    fn read<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).expect("reads as the model")
+    }
+
     #[test]
     fn status_rows_line_up_with_long_tenant_names() {
         let long = "a-tenant-with-a-rather-long-name-of-forty";
+        let tenant = |name: &str, version: u64, links, streams_in, privacy: &str, domain: &str| {
+            json!({"name": name, "version": version, "latest_version": version, "digest": "d",
+                   "state": "current", "pending": [], "federation": {"state": "active", "why": "ok"},
+                   "links": links, "streams_in": streams_in, "streams_out": 5,
+                   "privacy": privacy, "domains": [domain], "chat_node_aliases": []})
+        };
         let v = json!({
-            "node": "edge", "config_version": 3,
+            "node": "edge", "cluster": null, "config_version": 3, "restart": null,
             "federation": {"state": "active", "security_mode": "tls-required", "why": "ok"},
             "tenants": [
-                {"name": long, "version": 12, "state": "current", "federation": {"state": "active"},
-                 "links": [], "streams_in": 1234, "streams_out": 5, "privacy": "allow-list",
-                 "domains": ["x.example"]},
-                {"name": "b", "version": 1, "state": "current", "federation": {"state": "active"},
-                 "links": [{"id": 7, "peer": "127.0.0.1:1"}], "streams_in": 0, "streams_out": 0,
-                 "privacy": "off", "domains": ["b.example"]}
+                tenant(long, 12, json!([]), 1234, "allow-list", "x.example"),
+                tenant("b", 1, json!([{"id": 7, "peer": "127.0.0.1:1", "queued_bytes": 0}]), 0, "off", "b.example"),
             ]
         });
-        let text = status_table(&v);
+        let text = status_table(&read(v));
         let table: String = text.lines().skip(2).map(|l| format!("{l}\n")).collect();
         assert_aligned(&table, 2);
         assert!(
@@ -351,24 +315,48 @@ mod tests {
         let c = |id: u64, peer: &str| {
             json!({"id": id, "direction": "outgoing", "peer_ip": peer, "peer_port": 5269,
                    "pairs": [{"local": "a-very-long-tenant-domain.example", "remote": "r.example", "auth": "dialback"}],
-                   "tls_version": "TLSv1_3", "connected_since": "2026-12-01T10:00:00Z",
-                   "idle_secs": 12345, "stanzas_in": 1, "bytes_in": 10, "stanzas_out": 2, "bytes_out": 20})
+                   "tls_version": "TLSv1_3", "tls_cipher": null, "connected_since": "2026-12-01T10:00:00Z",
+                   "idle_secs": 12345, "stanzas_in": 1, "bytes_in": 10, "stanzas_out": 2, "bytes_out": 20,
+                   "queued_bytes": 0, "stream_management": false, "unacked": 0})
         };
-        let text = connections_table(
-            &json!({"connections": [c(1, "127.0.0.1"), c(123456, "2001:db8::1")]}),
-        );
+        let text = connections_table(&read(
+            json!({"connections": [c(1, "127.0.0.1"), c(123456, "2001:db8::1")], "failures": []}),
+        ));
         assert_aligned(&text, 2);
+        assert!(text.contains(" 10:00:00 "), "{text}");
 
         let r = |name: &str| json!({"instance": name, "links": 1, "streams": 22, "action": "restart tenant", "what": ["domains"]});
-        let text = restart_table(
-            &json!({"dry_run": true, "restarted": [r("tenant a-really-long-tenant-name-here"), r("node")]}),
-        );
+        let text = restart_table(&read(
+            json!({"dry_run": true, "restarted": [r("tenant a-really-long-tenant-name-here"), r("node")]}),
+        ));
         assert_aligned(&text, 2);
 
-        let e = |tenant: &str| json!({"time": "2026-12-01T10:00:00.123Z", "event": "link_up", "tenant": tenant, "domains": ["d.example"], "id": 1});
-        let text = events_table(&json!({"events": [e("a-really-long-tenant-name-here"), e("b")]}));
+        let e = |tenant: &str| json!({"seq": 1, "module": "XMPPFederation", "time": "2026-12-01T10:00:00.123Z", "event": "link_up", "tenant": tenant, "domains": ["d.example"], "id": 1});
+        let text = events_table(&read(
+            json!({"events": [e("a-really-long-tenant-name-here"), e("b")]}),
+        ));
         let lines: Vec<Vec<(usize, usize)>> = text.lines().map(cells).collect();
         let starts = |l: &[(usize, usize)]| l.iter().map(|c| c.0).collect::<Vec<_>>();
         assert_eq!(starts(&lines[0]), starts(&lines[1]), "{text}");
+        assert!(text.starts_with("2026-12-01 10:00:00  link_up"), "{text}");
+        assert!(text.contains(" id=1"), "{text}");
+    }
+
+    #[test]
+    fn changes_read_as_they_always_have() {
+        let v = json!({"version": 4, "applied": true, "staged": false,
+            "changes": [{"instance": "tenant newco", "action": "start the tenant", "what": ["new tenant: a.example, b.example"]}],
+            "restarted": [{"instance": "tenant newco", "action": "start the tenant", "what": [], "links": 0, "streams": 0}]});
+        assert_eq!(
+            reload_table(&read(v)),
+            "configuration version 4: applied\n  tenant newco: new tenant: a.example; b.example (start the tenant)\n  restarted tenant newco: 0 link(s), 0 stream(s) dropped\n"
+        );
+        let v = json!({"version": 4, "applied": false, "staged": false, "changes": []});
+        assert_eq!(
+            reload_table(&read(v)),
+            "configuration unchanged (version 4)\n"
+        );
+        let v = json!({"dry_run": false, "restarted": []});
+        assert_eq!(restart_table(&read(v)), "nothing is stale\n");
     }
 }

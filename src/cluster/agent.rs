@@ -18,8 +18,8 @@ use super::keys::Keys;
 use super::settings::Settings;
 use super::snapshot::{Incomplete, Snapshot};
 use super::source::{as_node_runs, Files, ROUTER};
-use super::status::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
 use crate::config::{check, Checked, ConfigError, ConfigErrors, Feed};
+use crate::model::cluster::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
 
 mod view;
 

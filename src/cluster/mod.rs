@@ -2,7 +2,9 @@
 //! nodes; membership under leases; what every node runs, for cluster-wide views. The full
 //! picture, the key layout and who writes what: docs/CLUSTER.md.
 //!
-//! Only [`etcd`] speaks to etcd; the rest sees keys, values and revisions.
+//! Only [`etcd`] speaks to etcd; the rest sees keys, values and revisions. What a node
+//! publishes and the view it answers are [`crate::model::cluster`]'s types, which `xfed
+//! status` reads back.
 //!
 //! - [`keys`]: where everything lives under `[cluster] prefix`.
 //! - [`etcd`]: the operations the cluster needs, with deadlines and typed errors.
@@ -11,7 +13,6 @@
 //! - [`source`]: a snapshot as a `config::Source`, checked like a folder.
 //! - [`push`]: `xfed config push`, `pull`, `diff`.
 //! - [`settings`]: a node's own `[cluster]`, name and admin address, from its file alone.
-//! - [`status`]: what a node publishes, and the cluster-wide view.
 //! - [`client`]: the `xfed` commands' access to a cluster, without joining it.
 //! - [`agent`]: a node's membership: joining, following the configuration, publishing.
 
@@ -24,7 +25,6 @@ pub mod push;
 pub mod settings;
 pub mod snapshot;
 pub mod source;
-pub mod status;
 
 pub use agent::{Agent, Host, JoinError, Report, Running};
 pub use settings::Settings;

@@ -15,7 +15,7 @@ use tokio_util::codec::FramedRead;
 use super::{handshake, ComponentService};
 use crate::admission::Permit;
 use crate::config::domain_key;
-use crate::routing::{LinkControl, LinkEvent, LinkHandle, Origin, Router, TenantSlot};
+use crate::routing::{ConnectionControl, LinkEvent, LinkHandle, Origin, Router, TenantSlot};
 use crate::xmpp::stanza::{stream_error, stream_header, STREAM_CLOSE};
 use crate::xmpp::{
     ns, Frame, Kind, Limits, Outbox, ReadError, Stanza, StreamCondition as C, StreamError,
@@ -320,17 +320,17 @@ impl StreamHandler<Result<Frame, ReadError>> for ComponentLink {
     }
 }
 
-impl Handler<LinkControl> for ComponentLink {
+impl Handler<ConnectionControl> for ComponentLink {
     type Result = ();
 
-    fn handle(&mut self, msg: LinkControl, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ConnectionControl, ctx: &mut Context<Self>) {
         match msg {
-            LinkControl::StopReading => {
+            ConnectionControl::StopReading => {
                 self.quiesced = true;
                 ctx.cancel_future(self.reading);
             }
-            LinkControl::Close(Some(e)) => self.close(stream_error(&e), ctx),
-            LinkControl::Close(None) | LinkControl::Retire(_) => {
+            ConnectionControl::Close(Some(e)) => self.close(stream_error(&e), ctx),
+            ConnectionControl::Close(None) | ConnectionControl::Retire(_) => {
                 self.close(STREAM_CLOSE.into(), ctx)
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Node;
 use crate::config::{Config, TenantConfig};
 use crate::restart::plan::{Action, Change, Instance};
-use crate::routing::{policy, LinkControl, TenantView};
+use crate::routing::{policy, ConnectionControl, TenantView};
 use crate::tenant::{ControlLinks, ListLinks, Stop, TenantActor, TenantEntry, UpdateConfig};
 
 /// What applying one change disconnected.
@@ -172,7 +172,7 @@ impl Node {
     fn streams_where(
         &self,
         hit: &dyn Fn(&str, &str) -> bool,
-    ) -> Vec<actix::Recipient<LinkControl>> {
+    ) -> Vec<actix::Recipient<ConnectionControl>> {
         self.s2s()
             .streams
             .iter()
@@ -185,7 +185,7 @@ impl Node {
     fn close_streams(&self, hit: &dyn Fn(&str, &str) -> bool) -> usize {
         let streams = self.streams_where(hit);
         for control in &streams {
-            control.do_send(LinkControl::Retire("restart"));
+            control.do_send(ConnectionControl::Retire("restart"));
         }
         streams.len()
     }
@@ -193,7 +193,7 @@ impl Node {
 
 /// Tells every link of a tenant to close; answers how many there were.
 async fn close_links(addr: &actix::Addr<TenantActor>) -> usize {
-    addr.send(ControlLinks(LinkControl::Retire("restart")))
+    addr.send(ControlLinks(ConnectionControl::Retire("restart")))
         .await
         .unwrap_or(0)
 }

@@ -9,9 +9,9 @@ use futures_util::future::BoxFuture;
 
 use super::supervisor::Supervisor;
 use super::StartError;
-use crate::cluster::status::{ClusterView, InstanceRow, TenantCounts};
 use crate::cluster::{Agent, Host, JoinError, Report, Running};
 use crate::config::{Checked, ConfigErrors};
+use crate::model::cluster::{ClusterView, InstanceRow};
 use crate::restart::schedule::Clock;
 
 /// Why a node of a cluster did not start.
@@ -53,8 +53,7 @@ impl ClusterNode {
             clock,
             Some(Arc::new(move || {
                 let views = views.clone();
-                Box::pin(async move { serde_json::to_value(views.view().await).ok() })
-                    as BoxFuture<'static, Option<serde_json::Value>>
+                Box::pin(async move { views.view().await }) as BoxFuture<'static, ClusterView>
             })),
         )
         .await
@@ -139,15 +138,7 @@ impl Host for NodeHost {
             let traffic = supervisor.traffic().await.unwrap_or_default();
             Report {
                 instances,
-                tenants: traffic
-                    .tenants
-                    .into_iter()
-                    .map(|(tenant, links, streams)| TenantCounts {
-                        tenant,
-                        links,
-                        streams,
-                    })
-                    .collect(),
+                tenants: traffic.tenants,
                 streams: traffic.streams,
             }
         })

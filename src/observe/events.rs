@@ -3,17 +3,19 @@
 //! tagged `module = "XMPPFederation"` with its tenant and domains. The newest events are kept
 //! in a bounded ring for the admin API; all are appended to a file that rotates by size.
 
+mod rotating;
+
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::config::EventsConfig;
+use crate::model::EventRecord;
+use rotating::Rotating;
 
 /// The `module` every event carries.
 pub const MODULE: &str = "XMPPFederation";
@@ -208,8 +210,17 @@ impl EventLog {
         inner.push(event, (folded > 0).then_some(folded));
     }
 
-    /// Events matching `query`, oldest first.
+    /// Events matching `query`, oldest first, as JSON objects.
     pub fn query(&self, query: &Query) -> Vec<Value> {
+        self.matching(query)
+    }
+
+    /// Events matching `query`, oldest first, as the admin API serves them.
+    pub fn records(&self, query: &Query) -> Vec<EventRecord> {
+        self.matching(query)
+    }
+
+    fn matching<T: DeserializeOwned>(&self, query: &Query) -> Vec<T> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let matching: Vec<&Recorded> = inner
             .ring
@@ -227,7 +238,8 @@ impl EventLog {
             .map_or(0, |limit| matching.len().saturating_sub(limit));
         matching[skip..]
             .iter()
-            // Invariant: every line was serialized from a JSON object by `push`.
+            // Invariant: every line was serialized by `push` from a JSON object with the
+            // fields of an `EventRecord`.
             .filter_map(|e| serde_json::from_str(&e.line).ok())
             .collect()
     }
@@ -277,68 +289,10 @@ impl Inner {
     }
 }
 
-/// An append-only file that rotates by size: `events.jsonl` → `events.jsonl.1` → … →
-/// `events.jsonl.<keep>`, the oldest deleted.
-struct Rotating {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    max_bytes: u64,
-    keep: usize,
-}
-
-impl Rotating {
-    fn open(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            size,
-            max_bytes,
-            keep,
-        })
-    }
-
-    fn append(&mut self, line: &str) -> std::io::Result<()> {
-        let len = line.len() as u64 + 1;
-        if self.max_bytes > 0 && self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(format!("{line}\n").as_bytes())?;
-        self.size += len;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let numbered = |n: usize| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        if self.keep == 0 {
-            std::fs::remove_file(&self.path)?;
-        } else {
-            let _ = std::fs::remove_file(numbered(self.keep));
-            for n in (1..self.keep).rev() {
-                let from = numbered(n);
-                if from.exists() {
-                    std::fs::rename(&from, numbered(n + 1))?;
-                }
-            }
-            std::fs::rename(&self.path, numbered(1))?;
-        }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn config(dir: &Path, max: u64, keep: usize) -> EventsConfig {
@@ -386,6 +340,32 @@ mod tests {
             ..Query::default()
         });
         assert_eq!(newest[0]["seq"], 5);
+    }
+
+    #[test]
+    fn every_event_reads_as_the_admin_api_serves_it() {
+        let log = EventLog::in_memory(10);
+        log.record(Event::new(Kind::ConfigLoaded).field("tenants", 2));
+        for _ in 0..2 {
+            log.record_folded(
+                "deny",
+                Event::new(Kind::PolicyDenied)
+                    .tenant(Some("acme"))
+                    .domains(["acme.example"])
+                    .field("tls", Value::Null),
+            );
+        }
+        let records = log.records(&Query::default());
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].event, "config_loaded");
+        assert_eq!(records[0].tenant, None);
+        assert_eq!(records[0].details["tenants"], 2);
+        assert_eq!(records[1].tenant.as_deref(), Some("acme"));
+        assert!(records[1].details["tls"].is_null());
+        let lines = log.query(&Query::default());
+        for (record, line) in records.iter().zip(&lines) {
+            assert_eq!(&serde_json::to_value(record).unwrap(), line);
+        }
     }
 
     #[test]

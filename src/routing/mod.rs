@@ -101,7 +101,7 @@ pub enum LinkEvent {
     Up {
         link: LinkHandle,
         peer: SocketAddr,
-        control: Recipient<LinkControl>,
+        control: Recipient<ConnectionControl>,
         /// Answered once routing can reach the link, so that the link tells its peer it is
         /// in service (XEP-0114 `<handshake/>`) only then: a reply to the peer's first
         /// stanza must not find the tenant without it.
@@ -112,10 +112,11 @@ pub enum LinkEvent {
     },
 }
 
-/// What a tenant actor (or the node) may tell a link to do.
+/// What the node, a tenant actor or an operator may tell one connection to do: a tenant's
+/// component link or a server-to-server stream, either direction.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub enum LinkControl {
+pub enum ConnectionControl {
     /// Stop reading: take no new stanzas (the first step of a graceful shutdown).
     StopReading,
     /// Write what is queued, then close the stream, with a stream error if given.

@@ -1,39 +1,13 @@
 //! The one place that decides whether a peer proven by a mechanism is trusted, given the
 //! TLS it runs under and the node's `[federation]` settings.
 
-use std::fmt;
-
 use super::io::TlsInfo;
 use super::tls::TlsContext;
 use crate::config::SecurityMode;
 
-/// How a domain pair was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    /// Server dialback, XEP-0220.
-    Dialback,
-    /// SASL EXTERNAL with a certificate, XEP-0178.
-    SaslExternal,
-}
-
-impl fmt::Display for Mechanism {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mechanism::Dialback => "dialback",
-            Mechanism::SaslExternal => "SASL EXTERNAL",
-        })
-    }
-}
-
-impl Mechanism {
-    /// The name in metrics labels.
-    pub fn label(self) -> &'static str {
-        match self {
-            Mechanism::Dialback => "dialback",
-            Mechanism::SaslExternal => "sasl_external",
-        }
-    }
-}
+/// How a domain pair was authenticated: part of what operators see of a stream, so it is
+/// defined with the admin API's types.
+pub use crate::model::Mechanism;
 
 /// The trust settings, from `[federation]`.
 #[derive(Debug, Clone, Copy)]

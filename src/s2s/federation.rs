@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use super::auth::Mechanism;
 use super::outbound::{self, DialError};
 use super::stream::{AddLocal, Owner, Role, S2sStream};
-use super::S2sContext;
+use super::S2sShared;
 use crate::routing::Remote;
+use crate::s2s::{Direction, FailureReport};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition};
 
@@ -61,7 +62,7 @@ pub struct Failure {
 
 /// The node's outbound federation.
 pub struct Federation {
-    ctx: Arc<S2sContext>,
+    shared: Arc<S2sShared>,
     pairs: DashMap<(String, String), Arc<Mutex<Pair>>>,
     /// The local domains that have a pair with each remote domain: a new pair looks for a
     /// stream to join among these, not among every pair of the node.
@@ -73,9 +74,9 @@ pub struct Federation {
 }
 
 impl Federation {
-    pub fn new(ctx: Arc<S2sContext>) -> Arc<Self> {
+    pub fn new(shared: Arc<S2sShared>) -> Arc<Self> {
         Arc::new_cyclic(|me| Federation {
-            ctx,
+            shared,
             pairs: DashMap::new(),
             locals_by_remote: DashMap::new(),
             failures: DashMap::new(),
@@ -83,8 +84,8 @@ impl Federation {
         })
     }
 
-    pub fn context(&self) -> &Arc<S2sContext> {
-        &self.ctx
+    pub fn context(&self) -> &Arc<S2sShared> {
+        &self.shared
     }
 
     fn pair(&self, local: &str, remote: &str) -> Arc<Mutex<Pair>> {
@@ -110,9 +111,9 @@ impl Federation {
     /// domain already authenticated by dialback, when that one presents the same
     /// certificate; else on a new stream.
     fn start(&self, local: &str, remote: &str) {
-        let tls = self.ctx.tls.load();
+        let tls = self.shared.tls.load();
         let my_cert = tls.client_for(local);
-        let my_tenant = self.ctx.tenant_of(local);
+        let my_tenant = self.shared.tenant_of(local);
         let same_cert = |other: &str| Arc::ptr_eq(&tls.client_for(other), &my_cert);
         let others = self
             .locals_by_remote
@@ -125,7 +126,7 @@ impl Federation {
                 *other != local
                     && same_cert(other)
                     // A stream serves one tenant, so a change to one never closes another's.
-                    && self.ctx.tenant_of(other) == my_tenant
+                    && self.shared.tenant_of(other) == my_tenant
             })
             .filter_map(|other| {
                 let pair = self.pairs.get(&(other.clone(), remote.to_owned()))?;
@@ -154,7 +155,7 @@ impl Federation {
     fn dial(&self, local: &str, remote: &str) {
         let me = self.me.clone();
         let (local, remote) = (local.to_owned(), remote.to_owned());
-        self.ctx.workers.spawn_here(move || async move {
+        self.shared.workers.spawn_here(move || async move {
             let Some(fed) = me.upgrade() else { return };
             let result = fed.connect(&local, &remote).await;
             match result {
@@ -173,13 +174,13 @@ impl Federation {
         remote: &str,
     ) -> Result<(u64, Outbox, Option<Addr<S2sStream>>), DialError> {
         let started = Instant::now();
-        let routes = self.ctx.static_routes(local, remote);
-        let metrics = &self.ctx.observer.metrics;
+        let routes = self.shared.static_routes(local, remote);
+        let metrics = &self.shared.observer.metrics;
         if routes.is_none() {
             metrics.dns_lookups.increment(1);
         }
         let targets = self
-            .ctx
+            .shared
             .resolver
             .targets(remote, routes.as_deref())
             .await
@@ -192,12 +193,12 @@ impl Federation {
         let mut last = DialError::Refused(format!("no server found for {remote}"));
         for target in &targets {
             let attempt = async {
-                let mut dialed = outbound::open(&self.ctx, local, remote, target).await?;
+                let mut dialed = outbound::open(&self.shared, local, remote, target).await?;
                 if dialed.mechanism.is_none() {
-                    outbound::authenticate(&self.ctx, &mut dialed, local, remote).await?;
+                    outbound::authenticate(&self.shared, &mut dialed, local, remote).await?;
                     dialed.mechanism = Some(Mechanism::Dialback);
                 }
-                outbound::enable_sm(&self.ctx, &mut dialed, remote).await?;
+                outbound::enable_sm(&self.shared, &mut dialed, remote).await?;
                 Ok::<_, DialError>(dialed)
             };
             match attempt.await {
@@ -223,7 +224,7 @@ impl Federation {
                         Checkpoint::ping(local, remote)
                     };
                     let (stream, outbox, addr) = S2sStream::start(
-                        self.ctx.clone(),
+                        self.shared.clone(),
                         dialed.conn,
                         role,
                         tls.clone(),
@@ -282,14 +283,14 @@ impl Federation {
 
     fn failed(&self, local: &str, remote: &str, condition: StanzaCondition, reason: String) {
         tracing::info!(%local, %remote, %condition, %reason, "federation with remote domain failed");
-        self.ctx.report_failure(
-            true,
-            None,
-            Some(local),
-            Some(remote),
-            condition.as_str(),
-            &reason,
-        );
+        self.shared.report_failure(FailureReport {
+            direction: Direction::Outgoing,
+            peer: None,
+            local: Some(local),
+            remote: Some(remote),
+            condition: condition.as_str(),
+            reason: &reason,
+        });
         self.failures.insert(
             (local.to_owned(), remote.to_owned()),
             Failure {
@@ -318,7 +319,7 @@ impl Federation {
     }
 
     fn bounce_all(&self, stanzas: Vec<Stanza>, condition: StanzaCondition, reason: &str) {
-        let Some(router) = self.ctx.router.upgrade() else {
+        let Some(router) = self.shared.router.upgrade() else {
             return;
         };
         for s in stanzas {
@@ -409,7 +410,7 @@ impl Remote for Federation {
                 )),
             },
             Pair::Connecting { queue, bytes } => {
-                if *bytes + stanza.bytes.len() > self.ctx.limits.queue_bytes_per_connection {
+                if *bytes + stanza.bytes.len() > self.shared.limits.queue_bytes_per_connection {
                     Some((
                         stanza,
                         StanzaCondition::ResourceConstraint,

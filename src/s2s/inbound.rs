@@ -14,7 +14,7 @@ use super::features::{self, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
 use super::outbound::tune;
 use super::stream::{Role, S2sStream};
-use super::S2sContext;
+use super::{Direction, FailureReport, S2sShared};
 use crate::admission::Permit;
 use crate::config::{domain_key, SecurityMode};
 use crate::xmpp::stanza::stream_error;
@@ -22,17 +22,17 @@ use crate::xmpp::{ns, Frame, ReadError, Stanza, StreamCondition as C, StreamErro
 
 /// Negotiates a new inbound connection, then starts its stream actor on this worker. The
 /// admission `permit` stays with the connection until a domain pair authenticates on it.
-pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, permit: Permit) {
+pub async fn accept(tcp: TcpStream, peer: SocketAddr, shared: Arc<S2sShared>, permit: Permit) {
     tracing::debug!(%peer, "inbound s2s connection");
-    tune(&tcp, ctx.dead_peer_timeout);
-    let deadline = tokio::time::Instant::now() + ctx.negotiate_timeout;
+    tune(&tcp, shared.dead_peer_timeout);
+    let deadline = tokio::time::Instant::now() + shared.negotiate_timeout;
     let direct_tls = starts_with_tls(&tcp, deadline).await;
-    let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
+    let mut conn = XmlConn::new(Box::new(tcp), peer, shared.reader_limits());
     let mut header_sent = false;
     let mut names = Names::default();
     let result = tokio::time::timeout_at(
         deadline,
-        negotiate(&ctx, &mut conn, direct_tls, &mut header_sent, &mut names),
+        negotiate(&shared, &mut conn, direct_tls, &mut header_sent, &mut names),
     )
     .await;
     let error = match result {
@@ -50,7 +50,7 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, perm
                     None => *admission = Some(permit),
                 }
             }
-            S2sStream::start(ctx.clone(), conn, role, tls, done.first, None);
+            S2sStream::start(shared.clone(), conn, role, tls, done.first, None);
             return;
         }
         Ok(Ok(None)) => return conn.close_with(crate::xmpp::stanza::STREAM_CLOSE).await,
@@ -59,19 +59,19 @@ pub async fn accept(tcp: TcpStream, peer: SocketAddr, ctx: Arc<S2sContext>, perm
             C::ConnectionTimeout,
             format!(
                 "stream not negotiated within {}s",
-                ctx.negotiate_timeout.as_secs()
+                shared.negotiate_timeout.as_secs()
             ),
         ),
     };
     tracing::info!(%peer, condition = %error.condition, reason = %error.text, "inbound s2s stream refused");
-    ctx.report_failure(
-        false,
-        Some(peer),
-        names.local.as_deref(),
-        names.remote.as_deref(),
-        error.condition.as_str(),
-        &error.text,
-    );
+    shared.report_failure(FailureReport {
+        direction: Direction::Incoming,
+        peer: Some(peer),
+        local: names.local.as_deref(),
+        remote: names.remote.as_deref(),
+        condition: error.condition.as_str(),
+        reason: &error.text,
+    });
     let mut tail = String::new();
     if !header_sent {
         tail.push_str(&header(None, None, &new_id()));
@@ -112,14 +112,14 @@ struct Negotiated {
 }
 
 async fn negotiate(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     conn: &mut XmlConn,
     direct_tls: bool,
     header_sent: &mut bool,
     names: &mut Names,
 ) -> Result<Option<Negotiated>, StreamError> {
-    let mode = ctx.policy.security_mode;
-    let router = ctx
+    let mode = shared.policy.security_mode;
+    let router = shared
         .router
         .upgrade()
         .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))?;
@@ -132,9 +132,12 @@ async fn negotiate(
         }
         // XEP-0368: TLS first, then the same stream negotiation as after STARTTLS (SNI
         // picks the tenant's certificate, the same checks of the peer's).
-        conn.tls_accept(ctx.tls.load().server_direct.clone(), ctx.negotiate_timeout)
-            .await
-            .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
+        conn.tls_accept(
+            shared.tls.load().server_direct.clone(),
+            shared.negotiate_timeout,
+        )
+        .await
+        .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
         tracing::info!(peer = %conn.peer, "inbound s2s stream over direct TLS (XEP-0368)");
     }
     let mut sasl = None;
@@ -180,18 +183,18 @@ async fn negotiate(
         *header_sent = true;
         let features_sent = h.version.as_deref() == Some("1.0");
         if features_sent {
-            let offer_sasl = ctx.sasl_external
+            let offer_sasl = shared.sasl_external
                 && sasl.is_none()
                 && conn
                     .tls
                     .as_ref()
-                    .is_some_and(|t| ctx.tls.load().judge(&t.peer_chain, "").chain.is_ok());
+                    .is_some_and(|t| shared.tls.load().judge(&t.peer_chain, "").chain.is_ok());
             let offer = features::offer(
                 conn.tls.is_some(),
                 mode != SecurityMode::NoTls,
                 mode == SecurityMode::TlsRequired,
                 offer_sasl,
-                ctx.stream_management,
+                shared.stream_management,
             );
             conn.send(&offer).await.map_err(io_error)?;
         }
@@ -219,7 +222,7 @@ async fn negotiate(
                 conn.send(&format!("<proceed xmlns='{TLS_NS}'/>"))
                     .await
                     .map_err(io_error)?;
-                conn.tls_accept(ctx.tls.load().server.clone(), ctx.negotiate_timeout)
+                conn.tls_accept(shared.tls.load().server.clone(), shared.negotiate_timeout)
                     .await
                     .map_err(|e| StreamError::new(C::UndefinedCondition, e.to_string()))?;
                 *header_sent = false;
@@ -232,7 +235,7 @@ async fn negotiate(
                 ));
             }
             if first.name == "auth" && first.xmlns.as_deref() == Some(SASL_NS) {
-                match sasl_external(ctx, conn, &first, &to, h.from.as_deref()) {
+                match sasl_external(shared, conn, &first, &to, h.from.as_deref()) {
                     Ok(pair) => {
                         conn.send(&format!("<success xmlns='{SASL_NS}'/>"))
                             .await
@@ -245,14 +248,14 @@ async fn negotiate(
                     }
                     Err(reason) => {
                         tracing::info!(peer = %conn.peer, %reason, "SASL EXTERNAL refused");
-                        ctx.report_failure(
-                            false,
-                            Some(conn.peer),
-                            Some(&to),
-                            h.from.as_deref(),
-                            "not-authorized",
-                            &format!("SASL EXTERNAL refused: {reason}"),
-                        );
+                        shared.report_failure(FailureReport {
+                            direction: Direction::Incoming,
+                            peer: Some(conn.peer),
+                            local: Some(&to),
+                            remote: h.from.as_deref(),
+                            condition: "not-authorized",
+                            reason: &format!("SASL EXTERNAL refused: {reason}"),
+                        });
                         conn.send(&format!(
                             "<failure xmlns='{SASL_NS}'><not-authorized/><text>{}</text></failure>",
                             escape(&reason)
@@ -276,13 +279,13 @@ async fn negotiate(
 /// Checks a SASL EXTERNAL `<auth/>` (XEP-0178 §3): the authorization identity (or, when it
 /// is empty, the stream's 'from') must be proven by the certificate. Returns (local, remote).
 fn sasl_external(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     conn: &XmlConn,
     auth: &Stanza,
     local: &str,
     header_from: Option<&str>,
 ) -> Result<(String, String), String> {
-    if !ctx.sasl_external {
+    if !shared.sasl_external {
         return Err("SASL EXTERNAL is not enabled here".into());
     }
     if auth.attr("mechanism").as_deref() != Some("EXTERNAL") {
@@ -302,8 +305,9 @@ fn sasl_external(
     let remote = jid::DomainPart::new(&claimed)
         .map(|d| domain_key(d.as_str()).into_owned())
         .map_err(|_| format!("{claimed:?} is not a domain"))?;
-    ctx.policy
-        .certificate_proves(&ctx.tls.load(), conn.tls.as_ref(), &remote)?;
+    shared
+        .policy
+        .certificate_proves(&shared.tls.load(), conn.tls.as_ref(), &remote)?;
     Ok((local.to_owned(), remote))
 }
 

@@ -33,10 +33,16 @@ use actix::Recipient;
 use dashmap::DashMap;
 
 use crate::config::{Config, RouteTarget};
+use crate::model::StreamRow;
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, Router};
+use crate::routing::{ConnectionControl, Router};
 use crate::workers::Workers;
+use crate::xmpp::outbox::unix_ms;
 use crate::xmpp::Limits;
+
+/// Which side opened a stream, and a domain pair authenticated on it: what operators see of
+/// a stream, so defined with the admin API's types.
+pub use crate::model::{AuthedPair, Direction};
 
 /// How long unacknowledged data may wait (TCP_USER_TIMEOUT, and a write stalled on a peer
 /// that does not read). With [`KEEPALIVE`] there is always such data on a quiet stream, so a
@@ -48,7 +54,7 @@ pub const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(20);
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Everything s2s connections share.
-pub struct S2sContext {
+pub struct S2sShared {
     /// Where inbound stanzas go; weak because the router holds the federation.
     pub router: Weak<Router>,
     pub policy: auth::Policy,
@@ -78,19 +84,50 @@ pub struct S2sContext {
 /// A live s2s stream as the node keeps track of it.
 pub struct StreamEntry {
     pub peer: SocketAddr,
-    pub outbound: bool,
+    pub direction: Direction,
     /// TLS version and cipher suite, when the stream runs TLS.
     pub tls: Option<(String, String)>,
     /// Domain pairs authenticated on the stream, and how.
     pub pairs: Vec<AuthedPair>,
     /// Tells the stream to close.
-    pub control: Recipient<LinkControl>,
+    pub control: Recipient<ConnectionControl>,
     /// When the stream was established.
     pub since: chrono::DateTime<chrono::Utc>,
     /// The stream's write side: stanzas out, queued bytes, last write.
     pub outbox: crate::xmpp::Outbox,
     /// What the stream's actor counts on the read side.
     pub stats: Arc<StreamStats>,
+}
+
+impl StreamEntry {
+    /// The stream as operators see it (`xfed connections`), `now_ms` being the time in Unix
+    /// milliseconds its idleness is counted to.
+    pub fn row(&self, id: u64, now_ms: u64) -> StreamRow {
+        let stats = &self.stats;
+        let last = self
+            .outbox
+            .last_write_ms()
+            .max(stats.last_in_ms.load(Ordering::Relaxed))
+            .max(self.since.timestamp_millis() as u64);
+        StreamRow {
+            id,
+            peer_ip: self.peer.ip(),
+            peer_port: self.peer.port(),
+            direction: self.direction,
+            pairs: self.pairs.clone(),
+            tls_version: self.tls.as_ref().map(|t| t.0.clone()),
+            tls_cipher: self.tls.as_ref().map(|t| t.1.clone()),
+            connected_since: self.since,
+            idle_secs: now_ms.saturating_sub(last) / 1000,
+            stanzas_in: stats.stanzas_in.load(Ordering::Relaxed),
+            stanzas_out: self.outbox.stanzas_written(),
+            bytes_in: stats.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.outbox.bytes_written(),
+            queued_bytes: self.outbox.queued_bytes(),
+            stream_management: self.outbox.is_acked() || stats.sm_enabled.load(Ordering::Relaxed),
+            unacked: self.outbox.unacked(),
+        }
+    }
 }
 
 /// Read-side counters of a stream, shared between its actor and the registry.
@@ -115,29 +152,29 @@ pub struct Side {
 }
 
 impl Side {
-    pub fn context(&self) -> &Arc<S2sContext> {
+    pub fn context(&self) -> &Arc<S2sShared> {
         self.federation.context()
     }
 }
 
-/// How operators name a stream's direction.
-pub fn direction(outbound: bool) -> &'static str {
-    if outbound {
-        "outgoing"
-    } else {
-        "incoming"
-    }
+/// A domain pair that could not be authenticated or federated with, as
+/// [`S2sShared::report_failure`] records it. (Not `Failure`: that is what
+/// [`federation::Federation`] remembers of a pair.)
+#[derive(Debug, Clone, Copy)]
+pub struct FailureReport<'a> {
+    pub direction: Direction,
+    /// The remote end of the stream, when there was one.
+    pub peer: Option<SocketAddr>,
+    /// Our domain, when the stream got as far as naming it.
+    pub local: Option<&'a str>,
+    /// The remote domain, when known.
+    pub remote: Option<&'a str>,
+    /// The stream or stanza error condition it comes to (`not-authorized`...).
+    pub condition: &'a str,
+    pub reason: &'a str,
 }
 
-/// A (local, remote) domain pair authenticated on a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthedPair {
-    pub local: String,
-    pub remote: String,
-    pub mechanism: auth::Mechanism,
-}
-
-impl S2sContext {
+impl S2sShared {
     pub fn new(
         config: &Config,
         router: Weak<Router>,
@@ -187,34 +224,42 @@ impl S2sContext {
         Some(self.router.upgrade()?.tenant_of(local)?.name.clone())
     }
 
-    /// Reports a domain pair that could not be authenticated or federated with.
-    pub fn report_failure(
-        &self,
-        outbound: bool,
-        peer: Option<SocketAddr>,
-        local: Option<&str>,
-        remote: Option<&str>,
-        condition: &str,
-        reason: &str,
-    ) {
+    /// Reports a domain pair that could not be authenticated or federated with: a metric by
+    /// direction and condition, and a `stream_failed` event.
+    pub fn report_failure(&self, failure: FailureReport<'_>) {
+        let FailureReport {
+            direction,
+            peer,
+            local,
+            remote,
+            condition,
+            reason,
+        } = failure;
         let o = &self.observer;
-        let direction = direction(outbound);
         o.metrics
             .counter(
                 "xfed_s2s_failures_total",
-                &[("direction", direction), ("condition", condition)],
+                &[("direction", direction.as_str()), ("condition", condition)],
             )
             .increment(1);
         let mut event = Event::new(Kind::StreamFailed)
             .tenant(local.and_then(|l| self.tenant_of(l)).as_deref())
             .domains(local.into_iter().chain(remote))
-            .field("direction", direction)
+            .field("direction", direction.as_str())
             .field("condition", condition)
             .field("reason", reason);
         if let Some(peer) = peer {
             event = event.field("peer", peer.to_string());
         }
         o.events.record(event);
+    }
+
+    /// Every live stream as operators see it, by id.
+    pub fn stream_rows(&self) -> Vec<StreamRow> {
+        let now = unix_ms();
+        let mut rows: Vec<StreamRow> = self.streams.iter().map(|e| e.row(*e.key(), now)).collect();
+        rows.sort_by_key(|r| r.id);
+        rows
     }
 
     /// The static routes the tenant owning `local` has for `remote`, if any.

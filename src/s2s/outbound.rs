@@ -12,7 +12,7 @@ use super::features::{Features, SASL_NS, TLS_NS};
 use super::io::{IoError, XmlConn};
 use super::resolve::ResolveError;
 use super::resolve::Target;
-use super::S2sContext;
+use super::S2sShared;
 use crate::config::SecurityMode;
 use crate::xmpp::acks::SM_NS;
 use crate::xmpp::{ns, Frame, Stanza, StanzaCondition};
@@ -86,13 +86,13 @@ pub fn tune(tcp: &TcpStream, dead_after: Duration) {
 /// Connects to `target` for the pair (`local`, `remote`) and negotiates TLS as the security
 /// mode asks; the remote's certificate is judged before anything is sent in its name.
 pub async fn open(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     local: &str,
     remote: &str,
     target: &Target,
 ) -> Result<Dialed, DialError> {
     let where_ = format!("{}:{}", target.host, target.port);
-    let addrs = ctx
+    let addrs = shared
         .resolver
         .addresses(&target.host)
         .await
@@ -110,14 +110,14 @@ pub async fn open(
         }
     }
     let tcp = tcp.ok_or_else(|| DialError::Connect(where_.clone(), last))?;
-    tune(&tcp, ctx.dead_peer_timeout);
+    tune(&tcp, shared.dead_peer_timeout);
     let peer = tcp
         .peer_addr()
         .map_err(|e| DialError::Connect(where_.clone(), e.to_string()))?;
-    let mut conn = XmlConn::new(Box::new(tcp), peer, ctx.reader_limits());
+    let mut conn = XmlConn::new(Box::new(tcp), peer, shared.reader_limits());
     let (stream_id, mechanism, sm_offered) = tokio::time::timeout(
-        ctx.negotiate_timeout,
-        negotiate(ctx, &mut conn, local, remote, target.direct_tls),
+        shared.negotiate_timeout,
+        negotiate(shared, &mut conn, local, remote, target.direct_tls),
     )
     .await
     .map_err(|_| DialError::Timeout(where_))??;
@@ -133,11 +133,11 @@ pub async fn open(
 /// XEP-0198 §3 as the initiating server, once the pair is authenticated: asks for stream
 /// management when the peer offered it. `<failed/>` leaves the stream without it.
 pub async fn enable_sm(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     dialed: &mut Dialed,
     remote: &str,
 ) -> Result<(), DialError> {
-    if !(ctx.stream_management && dialed.sm_offered) {
+    if !(shared.stream_management && dialed.sm_offered) {
         return Ok(());
     }
     dialed
@@ -158,7 +158,7 @@ pub async fn enable_sm(
             }
         }
     };
-    dialed.sm = tokio::time::timeout(ctx.negotiate_timeout, answer)
+    dialed.sm = tokio::time::timeout(shared.negotiate_timeout, answer)
         .await
         .map_err(|_| DialError::Timeout(format!("stream management with {remote}")))??;
     tracing::debug!(%remote, sm = dialed.sm, "stream management requested");
@@ -166,13 +166,13 @@ pub async fn enable_sm(
 }
 
 async fn negotiate(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     conn: &mut XmlConn,
     local: &str,
     remote: &str,
     direct_tls: bool,
 ) -> Result<(String, Option<Mechanism>, bool), DialError> {
-    let mode = ctx.policy.security_mode;
+    let mode = shared.policy.security_mode;
     if direct_tls {
         if mode == SecurityMode::NoTls {
             return Err(DialError::Refused(
@@ -180,9 +180,9 @@ async fn negotiate(
             ));
         }
         conn.tls_connect(
-            ctx.tls.load().client_for(local),
+            shared.tls.load().client_for(local),
             remote,
-            ctx.negotiate_timeout,
+            shared.negotiate_timeout,
         )
         .await?;
         tracing::info!(peer = %conn.peer, %local, %remote, "outbound s2s stream over direct TLS (XEP-0368)");
@@ -222,9 +222,9 @@ async fn negotiate(
                     return Err(DialError::Refused(format!("{remote} refused STARTTLS")));
                 }
                 conn.tls_connect(
-                    ctx.tls.load().client_for(local),
+                    shared.tls.load().client_for(local),
                     remote,
-                    ctx.negotiate_timeout,
+                    shared.negotiate_timeout,
                 )
                 .await?;
                 continue;
@@ -240,10 +240,11 @@ async fn negotiate(
                 )));
             }
         }
-        ctx.policy
-            .trusts(&ctx.tls.load(), conn.tls.as_ref(), remote)
+        shared
+            .policy
+            .trusts(&shared.tls.load(), conn.tls.as_ref(), remote)
             .map_err(|e| DialError::Refused(format!("{remote} not trusted: {e}")))?;
-        if ctx.sasl_external && conn.tls.is_some() && features.sasl_external {
+        if shared.sasl_external && conn.tls.is_some() && features.sasl_external {
             if let Some((id, sm)) = sasl_external(conn, local, remote).await? {
                 return Ok((id, Some(Mechanism::SaslExternal), sm));
             }
@@ -287,12 +288,12 @@ async fn sasl_external(
 /// Dialback as the originating server: send our key for (`local`, `remote`) and wait for the
 /// receiving server's verdict.
 pub async fn authenticate(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     dialed: &mut Dialed,
     local: &str,
     remote: &str,
 ) -> Result<(), DialError> {
-    let key = ctx.dialback.generate(remote, local, &dialed.stream_id);
+    let key = shared.dialback.generate(remote, local, &dialed.stream_id);
     dialed
         .conn
         .send(&format!(
@@ -326,7 +327,7 @@ pub async fn authenticate(
             };
         }
     };
-    tokio::time::timeout(ctx.negotiate_timeout, wait)
+    tokio::time::timeout(shared.negotiate_timeout, wait)
         .await
         .map_err(|_| DialError::Timeout(format!("dialback with {remote}")))?
 }

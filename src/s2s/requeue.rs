@@ -41,7 +41,7 @@ impl Federation {
                 None => groups.push(((local, remote), vec![s])),
             }
         }
-        let metrics = &self.ctx.observer.metrics;
+        let metrics = &self.shared.observer.metrics;
         let resent: usize = groups.iter().map(|(_, g)| g.len()).sum();
         metrics
             .counter("xfed_s2s_resent_total", &[])

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::outbound::{self, DialError};
 use super::resolve::Target;
-use super::S2sContext;
+use super::S2sShared;
 use crate::xmpp::stanza::STREAM_CLOSE;
 use crate::xmpp::{Frame, Outbox};
 
@@ -159,26 +159,26 @@ impl VerifyLinks {
 /// Is `key` the one `remote`'s authoritative server issued for the stream `stream_id` to us
 /// (`local`)? Asked on the tenant's connection to `remote`, opened to `targets` if needed.
 pub async fn verify(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     local: &str,
     remote: &str,
     targets: &[Target],
     stream_id: &str,
     key: &str,
 ) -> Result<bool, DialError> {
-    let tenant = ctx.tenant_of(local).unwrap_or_default();
-    let slot = ctx.verify_links.slot((tenant, remote.to_owned()));
+    let tenant = shared.tenant_of(local).unwrap_or_default();
+    let slot = shared.verify_links.slot((tenant, remote.to_owned()));
     let question = || (local.to_owned(), remote.to_owned(), stream_id.to_owned());
     // A connection that closes under an outstanding question is replaced once.
     for _ in 0..2 {
         let link = match slot.live_link() {
             Some(link) => link,
-            None => open(ctx, &slot, local, remote, targets).await?,
+            None => open(shared, &slot, local, remote, targets).await?,
         };
         let Some(answer) = link.ask(question(), key) else {
             continue;
         };
-        match tokio::time::timeout(ctx.negotiate_timeout, answer).await {
+        match tokio::time::timeout(shared.negotiate_timeout, answer).await {
             Ok(Ok(valid)) => return Ok(valid),
             Ok(Err(_closed)) => continue,
             Err(_) => {
@@ -194,7 +194,7 @@ pub async fn verify(
 
 /// Opens the slot's connection, or waits for the one being opened.
 async fn open(
-    ctx: &S2sContext,
+    shared: &S2sShared,
     slot: &Arc<Slot>,
     local: &str,
     remote: &str,
@@ -212,10 +212,10 @@ async fn open(
     }
     let mut last = DialError::Refused(format!("no server found for {remote}"));
     for target in targets {
-        match outbound::open(ctx, local, remote, target).await {
+        match outbound::open(shared, local, remote, target).await {
             Ok(dialed) => {
                 tracing::info!(peer = %dialed.conn.peer, %remote, "dialback verify connection opened");
-                let link = start(dialed.conn, slot.clone(), ctx.negotiate_timeout);
+                let link = start(dialed.conn, slot.clone(), shared.negotiate_timeout);
                 let mut state = slot.state();
                 state.link = Some(link.clone());
                 state.failed = None;

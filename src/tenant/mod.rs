@@ -8,8 +8,9 @@ use std::sync::Arc;
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 
 use crate::config::TenantConfig;
+use crate::model::LinkRow;
 use crate::observe::{Event, Kind, Observer};
-use crate::routing::{LinkControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
+use crate::routing::{ConnectionControl, LinkEvent, LinkHandle, TenantSlot, TenantView};
 use crate::xmpp::StreamError;
 
 /// The tenants a node runs, swapped whole when a reload starts or stops one.
@@ -32,15 +33,7 @@ struct LinkEntry {
     handle: LinkHandle,
     peer: SocketAddr,
     /// Tells the link to stop reading or to close.
-    control: Recipient<LinkControl>,
-}
-
-/// A link as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub id: u64,
-    pub peer: SocketAddr,
-    pub queued_bytes: usize,
+    control: Recipient<ConnectionControl>,
 }
 
 impl TenantActor {
@@ -157,16 +150,16 @@ impl Handler<Stop> for TenantActor {
 
 /// Lists the tenant's links.
 #[derive(Message)]
-#[rtype(result = "Vec<LinkInfo>")]
+#[rtype(result = "Vec<LinkRow>")]
 pub struct ListLinks;
 
 impl Handler<ListLinks> for TenantActor {
-    type Result = Vec<LinkInfo>;
+    type Result = Vec<LinkRow>;
 
-    fn handle(&mut self, _: ListLinks, _: &mut Context<Self>) -> Vec<LinkInfo> {
+    fn handle(&mut self, _: ListLinks, _: &mut Context<Self>) -> Vec<LinkRow> {
         self.links
             .values()
-            .map(|l| LinkInfo {
+            .map(|l| LinkRow {
                 id: l.handle.id,
                 peer: l.peer,
                 queued_bytes: l.handle.outbox.queued_bytes(),
@@ -178,12 +171,12 @@ impl Handler<ListLinks> for TenantActor {
 /// Tells every link of the tenant to do something; answers how many links were told.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct ControlLinks(pub LinkControl);
+pub struct ControlLinks(pub ConnectionControl);
 
 impl ControlLinks {
     /// Close every link with `error`.
     pub fn close(error: Option<StreamError>) -> Self {
-        ControlLinks(LinkControl::Close(error))
+        ControlLinks(ConnectionControl::Close(error))
     }
 }
 

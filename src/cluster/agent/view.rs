@@ -5,8 +5,8 @@ use chrono::{SecondsFormat, Utc};
 
 use super::super::etcd::{EtcdError, Range};
 use super::super::keys::Keys;
-use super::super::status::{ClusterView, EtcdState, NodeRow};
 use super::Agent;
+use crate::model::cluster::{ClusterView, EtcdState, NodeRow};
 
 impl Agent {
     /// The cluster as this node sees it now: every node's keys read from etcd, or, while

@@ -18,8 +18,8 @@ use crate::s2s::outbound::is_dialback;
 
 use crate::admission::Permit;
 use crate::observe::{Event, Kind};
-use crate::routing::LinkControl;
-use crate::s2s::{direction, AuthedPair, S2sContext, StreamEntry};
+use crate::routing::ConnectionControl;
+use crate::s2s::{AuthedPair, Direction, S2sShared, StreamEntry};
 use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
@@ -105,7 +105,7 @@ impl Role {
 /// An established s2s stream.
 pub struct S2sStream {
     id: u64,
-    ctx: Arc<S2sContext>,
+    shared: Arc<S2sShared>,
     peer: SocketAddr,
     outbox: Outbox,
     tls: Option<TlsInfo>,
@@ -132,7 +132,7 @@ impl S2sStream {
     /// With a `checkpoint` (outbound streams: stream management when the peer answered
     /// `<enable/>`, else pings), the outbox keeps stanzas until the peer confirms them.
     pub fn start(
-        ctx: Arc<S2sContext>,
+        shared: Arc<S2sShared>,
         conn: XmlConn,
         role: Role,
         tls: Option<TlsInfo>,
@@ -140,20 +140,20 @@ impl S2sStream {
         checkpoint: Option<Checkpoint>,
     ) -> (u64, Outbox, actix::Addr<S2sStream>) {
         let peer = conn.peer;
-        let undelivered_ctx = ctx.clone();
+        let undelivered = shared.clone();
         // With a checkpoint the stream itself hands back what the peer did not confirm
         // (`hand_back_unconfirmed`), so only an inbound stream's writer uses this.
         let (reader, outbox) = conn.into_parts(
-            ctx.limits.queue_bytes_per_connection,
-            ctx.dead_peer_timeout,
+            shared.limits.queue_bytes_per_connection,
+            shared.dead_peer_timeout,
             checkpoint,
             move |stanzas| {
-                if let Some(router) = undelivered_ctx.router.upgrade() {
+                if let Some(router) = undelivered.router.upgrade() {
                     router.reroute(stanzas);
                 }
             },
         );
-        let id = ctx.next_id();
+        let id = shared.next_id();
         let out = outbox.clone();
         let addr = S2sStream::create(move |actx| {
             let reading = actx.add_stream(reader);
@@ -162,7 +162,7 @@ impl S2sStream {
             }
             let stream = S2sStream {
                 id,
-                ctx,
+                shared,
                 peer,
                 outbox,
                 tls,
@@ -184,15 +184,15 @@ impl S2sStream {
     }
 
     /// Puts the stream in the node's registry (what operators and shutdown see).
-    fn register(&self, control: actix::Recipient<LinkControl>) {
-        let (outbound, pairs) = match &self.role {
+    fn register(&self, control: actix::Recipient<ConnectionControl>) {
+        let (direction, pairs) = match &self.role {
             Role::Outbound {
                 local,
                 remote,
                 mechanism,
                 ..
             } => (
-                true,
+                Direction::Outgoing,
                 vec![AuthedPair {
                     local: local.clone(),
                     remote: remote.clone(),
@@ -201,7 +201,7 @@ impl S2sStream {
             ),
             // Pairs present at start came through SASL EXTERNAL during negotiation.
             Role::Inbound { authed, .. } => (
-                false,
+                Direction::Incoming,
                 authed
                     .iter()
                     .map(|(l, r)| AuthedPair {
@@ -215,11 +215,11 @@ impl S2sStream {
         for pair in &pairs {
             self.authenticated(pair);
         }
-        self.ctx.streams.insert(
+        self.shared.streams.insert(
             self.id,
             StreamEntry {
                 peer: self.peer,
-                outbound,
+                direction,
                 tls: self
                     .tls
                     .as_ref()
@@ -235,24 +235,27 @@ impl S2sStream {
 
     /// Reports a domain pair authenticated on this stream.
     fn authenticated(&self, pair: &AuthedPair) {
-        let o = &self.ctx.observer;
-        let outbound = matches!(self.role, Role::Outbound { .. });
+        let o = &self.shared.observer;
+        let direction = match self.role {
+            Role::Outbound { .. } => Direction::Outgoing,
+            Role::Inbound { .. } => Direction::Incoming,
+        };
         let mechanism = pair.mechanism.to_string();
         o.metrics
             .counter(
                 "xfed_s2s_authenticated_total",
                 &[
-                    ("direction", direction(outbound)),
+                    ("direction", direction.as_str()),
                     ("auth", pair.mechanism.label()),
                 ],
             )
             .increment(1);
         o.events.record(
             Event::new(Kind::StreamAuthenticated)
-                .tenant(self.ctx.tenant_of(&pair.local).as_deref())
+                .tenant(self.shared.tenant_of(&pair.local).as_deref())
                 .domains([&pair.local, &pair.remote])
                 .field("stream", self.id)
-                .field("direction", direction(outbound))
+                .field("direction", direction.as_str())
                 .field("peer", self.peer.to_string())
                 .field("auth", mechanism)
                 .field("tls", self.tls.as_ref().map(|t| t.version.clone())),
@@ -262,7 +265,7 @@ impl S2sStream {
     /// Adds a pair authenticated after the stream started (dialback, multiplexing).
     fn add_pair(&self, pair: AuthedPair) {
         self.authenticated(&pair);
-        if let Some(mut entry) = self.ctx.streams.get_mut(&self.id) {
+        if let Some(mut entry) = self.shared.streams.get_mut(&self.id) {
             entry.pairs.push(pair);
         }
     }
@@ -302,7 +305,7 @@ impl S2sStream {
     }
 
     fn router(&self) -> Result<Arc<crate::routing::Router>, StreamError> {
-        self.ctx
+        self.shared
             .router
             .upgrade()
             .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))
@@ -315,7 +318,7 @@ impl S2sStream {
             self.written_seen = written;
             self.last_traffic = Instant::now();
         }
-        if self.last_traffic.elapsed() >= self.ctx.idle_timeout {
+        if self.last_traffic.elapsed() >= self.shared.idle_timeout {
             tracing::info!(peer = %self.peer, stream = self.id, "s2s stream idle: closing");
             self.ending("idle");
             self.outbox
@@ -334,8 +337,8 @@ impl Actor for S2sStream {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let every =
-            (self.ctx.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every = (self.shared.idle_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
         if self.outbox.checkpoint().is_some() {
             ctx.run_interval(sm::ASK_EVERY, |act, _| act.ask_for_acks());
@@ -351,7 +354,7 @@ impl Actor for S2sStream {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some((_, entry)) = self.ctx.streams.remove(&self.id) {
+        if let Some((_, entry)) = self.shared.streams.remove(&self.id) {
             let local = entry.pairs.first().map(|p| p.local.as_str());
             let mut domains: Vec<&str> = Vec::new();
             for p in &entry.pairs {
@@ -362,12 +365,12 @@ impl Actor for S2sStream {
                 }
             }
             let lasted = chrono::Utc::now() - entry.since;
-            self.ctx.observer.events.record(
+            self.shared.observer.events.record(
                 Event::new(Kind::StreamClosed)
-                    .tenant(local.and_then(|l| self.ctx.tenant_of(l)).as_deref())
+                    .tenant(local.and_then(|l| self.shared.tenant_of(l)).as_deref())
                     .domains(domains)
                     .field("stream", self.id)
-                    .field("direction", direction(entry.outbound))
+                    .field("direction", entry.direction.as_str())
                     .field("peer", self.peer.to_string())
                     .field(
                         "reason",
@@ -466,26 +469,26 @@ impl Handler<First> for S2sStream {
     }
 }
 
-impl Handler<LinkControl> for S2sStream {
+impl Handler<ConnectionControl> for S2sStream {
     type Result = ();
 
-    fn handle(&mut self, msg: LinkControl, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ConnectionControl, ctx: &mut Context<Self>) {
         match msg {
-            LinkControl::StopReading => {
+            ConnectionControl::StopReading => {
                 if let Some(h) = self.reading.take() {
                     ctx.cancel_future(h);
                 }
             }
-            LinkControl::Close(Some(e)) => {
+            ConnectionControl::Close(Some(e)) => {
                 self.ending(format!("closed by this node: {}", e.condition));
                 self.outbox.close(Bytes::from(stream_error(&e)));
                 ctx.stop();
             }
-            LinkControl::Close(None) => {
+            ConnectionControl::Close(None) => {
                 self.ending("closed by this node");
                 self.close_gracefully(ctx)
             }
-            LinkControl::Retire(reason) => {
+            ConnectionControl::Retire(reason) => {
                 self.ending(reason);
                 self.close_gracefully(ctx)
             }

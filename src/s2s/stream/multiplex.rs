@@ -39,12 +39,12 @@ impl Handler<AddLocal> for S2sStream {
             }
             return;
         }
-        let key = self.ctx.dialback.generate(remote, &local, stream_id);
+        let key = self.shared.dialback.generate(remote, &local, stream_id);
         self.outbox.send_raw(Bytes::from(format!(
             "<db:result from='{local}' to='{remote}'>{key}</db:result>"
         )));
         pending.insert(local.clone());
-        ctx.run_later(self.ctx.negotiate_timeout, move |act, ctx| {
+        ctx.run_later(self.shared.negotiate_timeout, move |act, ctx| {
             act.settle(&local, Err("no answer in time".into()), ctx);
         });
     }

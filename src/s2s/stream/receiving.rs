@@ -12,7 +12,7 @@ use super::{Role, S2sStream};
 use crate::config::domain_key;
 use crate::s2s::auth::Mechanism;
 use crate::s2s::outbound::is_dialback;
-use crate::s2s::AuthedPair;
+use crate::s2s::{AuthedPair, Direction, FailureReport};
 use crate::xmpp::{ns, Kind, Stanza, StreamCondition as C, StreamError};
 
 impl S2sStream {
@@ -118,19 +118,19 @@ impl S2sStream {
             return Ok(());
         }
         if let Err(reason) =
-            self.ctx
+            self.shared
                 .policy
-                .trusts(&self.ctx.tls.load(), self.tls.as_ref(), &remote)
+                .trusts(&self.shared.tls.load(), self.tls.as_ref(), &remote)
         {
             tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
-            self.ctx.report_failure(
-                false,
-                Some(self.peer),
-                Some(&local),
-                Some(&remote),
-                "not-authorized",
-                &reason,
-            );
+            self.shared.report_failure(FailureReport {
+                direction: Direction::Incoming,
+                peer: Some(self.peer),
+                local: Some(&local),
+                remote: Some(&remote),
+                condition: "not-authorized",
+                reason: &reason,
+            });
             self.send(db_result_error(&local, &remote, "not-authorized", &reason));
             return Ok(());
         }
@@ -157,7 +157,7 @@ impl S2sStream {
         }
         let key = s.text();
         let sid = stream_id.clone();
-        let c = self.ctx.clone();
+        let c = self.shared.clone();
         let (l, r) = (local.clone(), remote.clone());
         let check = async move {
             let routes = c.static_routes(&l, &r);
@@ -217,14 +217,14 @@ impl S2sStream {
                 // XEP-0220 §2.1.3: an invalid key ends a stream that carries nothing else.
                 let nothing_else = authed.is_empty() && pending.is_empty();
                 tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
-                self.ctx.report_failure(
-                    false,
-                    Some(self.peer),
-                    Some(&local),
-                    Some(&remote),
-                    "not-authorized",
-                    "dialback key refused by the authoritative server",
-                );
+                self.shared.report_failure(FailureReport {
+                    direction: Direction::Incoming,
+                    peer: Some(self.peer),
+                    local: Some(&local),
+                    remote: Some(&remote),
+                    condition: "not-authorized",
+                    reason: "dialback key refused by the authoritative server",
+                });
                 self.send(format!(
                     "<db:result from='{}' to='{}' type='invalid'/>",
                     escape(&local),
@@ -237,14 +237,14 @@ impl S2sStream {
             }
             Err(reason) => {
                 tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
-                self.ctx.report_failure(
-                    false,
-                    Some(self.peer),
-                    Some(&local),
-                    Some(&remote),
-                    "remote-server-not-found",
-                    &format!("dialback key could not be verified: {reason}"),
-                );
+                self.shared.report_failure(FailureReport {
+                    direction: Direction::Incoming,
+                    peer: Some(self.peer),
+                    local: Some(&local),
+                    remote: Some(&remote),
+                    condition: "remote-server-not-found",
+                    reason: &format!("dialback key could not be verified: {reason}"),
+                });
                 self.send(db_result_error(
                     &local,
                     &remote,
@@ -272,7 +272,10 @@ impl S2sStream {
             ));
         };
         let valid = self.router()?.is_hosted(&ours)
-            && self.ctx.dialback.verify(&receiving, &ours, id, &s.text());
+            && self
+                .shared
+                .dialback
+                .verify(&receiving, &ours, id, &s.text());
         self.send(format!(
             "<db:verify from='{}' to='{}' id='{}' type='{}'/>",
             escape(&ours),

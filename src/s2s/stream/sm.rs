@@ -36,7 +36,7 @@ impl S2sStream {
                 Ok(())
             }
             ("enable", Role::Inbound { authed, .. }) => {
-                let refusal = if !self.ctx.stream_management {
+                let refusal = if !self.shared.stream_management {
                     Some("feature-not-implemented")
                 } else if authed.is_empty() || self.handled.is_some() {
                     Some("unexpected-request")
@@ -111,9 +111,9 @@ impl S2sStream {
                 "returned to their senders (the peer has no stream management)"
             };
             tracing::info!(peer = %self.peer, stream = self.id, %remote, unconfirmed = n, outcome, "s2s stream ended with stanzas the peer had not confirmed");
-            self.ctx.observer.events.record(
+            self.shared.observer.events.record(
                 Event::new(Kind::StreamUnacknowledged)
-                    .tenant(self.ctx.tenant_of(local).as_deref())
+                    .tenant(self.shared.tenant_of(local).as_deref())
                     .domains(vec![local.as_str(), remote.as_str()])
                     .field("stream", self.id)
                     .field("peer", self.peer.to_string())
@@ -131,9 +131,9 @@ impl S2sStream {
         } else {
             (unsent, written)
         };
-        let router = self.ctx.router.upgrade();
+        let router = self.shared.router.upgrade();
         if !returned.is_empty() {
-            self.ctx
+            self.shared
                 .observer
                 .metrics
                 .counter("xfed_s2s_returned_unacknowledged_total", &[])
