@@ -1,3 +1,5 @@
+//! (Past 400 lines: start, federation restart and shutdown, in the order a node lives them.)
+//!
 //! A running node: the connection arbiters, one actor per tenant, the routing table, and the
 //! listeners; and its graceful shutdown.
 

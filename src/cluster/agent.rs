@@ -1,3 +1,6 @@
+//! (Past 400 lines: joining, following and publishing share one state and one retry loop;
+//! the view it answers is already apart, in `agent/view.rs`.)
+//!
 //! A node's part in its cluster: it joins under a lease with a name no live node holds,
 //! follows the configuration (watching the manifest, reading each version whole and handing
 //! it to the node checked), publishes what it runs under its lease, and answers the

@@ -1,3 +1,5 @@
+//! (Past 400 lines by its tests alone.)
+//!
 //! `xfed config push`, `pull` and `diff`: a folder laid out like `config/` + `tenants/`,
 //! checked exactly as `check-config` checks it, written to etcd in one transaction guarded by
 //! the version it was based on; and back.

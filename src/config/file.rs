@@ -1,3 +1,5 @@
+//! (Past 400 lines: one type per section of docs/CONFIG.md, each with its named defaults.)
+//!
 //! The on-disk shapes of `router.toml` and `tenants/*.toml`, exactly as operators write
 //! them. Every field is documented in `docs/CONFIG.md`; unknown keys are refused.
 
