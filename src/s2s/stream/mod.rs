@@ -3,23 +3,19 @@
 //! (dialback results, verified with the authoritative server), the authoritative role
 //! (dialback verify requests), and routes stanzas of authenticated domain pairs.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, SpawnHandle, StreamHandler};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::s2s::auth::Mechanism;
-use crate::s2s::io::{TlsInfo, XmlConn};
-use crate::s2s::outbound::is_dialback;
-
-use crate::admission::Permit;
 use crate::observe::{Event, Kind};
 use crate::routing::ConnectionControl;
-use crate::s2s::{AuthedPair, Direction, S2sShared, StreamEntry};
+use crate::s2s::io::{TlsInfo, XmlConn};
+use crate::s2s::outbound::is_dialback;
+use crate::s2s::S2sShared;
 use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
@@ -27,80 +23,15 @@ use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, Stream
 
 mod multiplex;
 mod receiving;
+mod registry;
+mod role;
 mod sm;
 
 pub use multiplex::AddLocal;
+pub use role::{Owner, Role};
 
 /// How long a closing stream waits for the peer's closing tag.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
-
-/// Whoever opened an outbound stream (the federation manager), as the stream sees it. The
-/// stream names no concrete owner, so the manager and its streams do not import each other.
-pub trait Owner: Send + Sync {
-    /// `local` → `remote` is authenticated on `stream`: its stanzas go into `outbox`;
-    /// `joinable` is the stream's actor when more local domains may join it.
-    fn ready(
-        &self,
-        local: &str,
-        remote: &str,
-        stream: u64,
-        outbox: Outbox,
-        joinable: Option<actix::Addr<S2sStream>>,
-    );
-    /// `local` could not join the stream to `remote`: it needs a stream of its own.
-    fn multiplex_failed(&self, local: &str, remote: &str);
-    /// The stream `stream` that carried `local` → `remote` ended.
-    fn stream_closed(&self, local: &str, remote: &str, stream: u64);
-    /// Stanzas the stream cannot vouch for, to go out again ahead of anything newer.
-    fn hand_back(&self, stanzas: Vec<Stanza>);
-}
-
-/// What the stream is for.
-pub enum Role {
-    /// We opened it to deliver stanzas from `local` to `remote`.
-    Outbound {
-        local: String,
-        remote: String,
-        mechanism: Mechanism,
-        /// Told when pairs become ready or fail to join, when the stream ends (so the next
-        /// stanza opens a new one), and handed what the peer did not confirm.
-        owner: Weak<dyn Owner>,
-        /// The id the receiving server gave the stream: dialback keys for more local
-        /// domains on it cover this id.
-        stream_id: String,
-        /// Further local domains authenticated on the stream (multiplexing).
-        extra: Vec<String>,
-        /// Local domains whose dialback result on this stream awaits the verdict.
-        pending: HashSet<String>,
-    },
-    /// The peer opened it.
-    Inbound {
-        /// Our id for it: the dialback keys the peer sends cover it.
-        stream_id: String,
-        /// (local, remote) pairs authenticated on this stream.
-        authed: HashSet<(String, String)>,
-        /// Pairs whose key is being verified with the authoritative server.
-        pending: HashSet<(String, String)>,
-        /// We offered dialback errors (XEP-0220 §2.4, in our stream features), so a request
-        /// we cannot take is answered with `<db:result type='error'/>`, not a stream error.
-        dialback_errors: bool,
-        /// The stream's place among the listener's unauthenticated connections, given back
-        /// when its first pair authenticates.
-        admission: Option<Permit>,
-    },
-}
-
-impl Role {
-    pub fn inbound(stream_id: String, dialback_errors: bool) -> Self {
-        Role::Inbound {
-            stream_id,
-            authed: HashSet::new(),
-            pending: HashSet::new(),
-            dialback_errors,
-            admission: None,
-        }
-    }
-}
 
 /// An established s2s stream.
 pub struct S2sStream {
@@ -181,93 +112,6 @@ impl S2sStream {
             stream
         });
         (id, out, addr)
-    }
-
-    /// Puts the stream in the node's registry (what operators and shutdown see).
-    fn register(&self, control: actix::Recipient<ConnectionControl>) {
-        let (direction, pairs) = match &self.role {
-            Role::Outbound {
-                local,
-                remote,
-                mechanism,
-                ..
-            } => (
-                Direction::Outgoing,
-                vec![AuthedPair {
-                    local: local.clone(),
-                    remote: remote.clone(),
-                    mechanism: *mechanism,
-                }],
-            ),
-            // Pairs present at start came through SASL EXTERNAL during negotiation.
-            Role::Inbound { authed, .. } => (
-                Direction::Incoming,
-                authed
-                    .iter()
-                    .map(|(l, r)| AuthedPair {
-                        local: l.clone(),
-                        remote: r.clone(),
-                        mechanism: Mechanism::SaslExternal,
-                    })
-                    .collect(),
-            ),
-        };
-        for pair in &pairs {
-            self.authenticated(pair);
-        }
-        self.shared.streams.insert(
-            self.id,
-            StreamEntry {
-                peer: self.peer,
-                direction,
-                tls: self
-                    .tls
-                    .as_ref()
-                    .map(|t| (t.version.clone(), t.cipher.clone())),
-                pairs,
-                control,
-                since: chrono::Utc::now(),
-                outbox: self.outbox.clone(),
-                stats: self.stats.clone(),
-            },
-        );
-    }
-
-    /// Reports a domain pair authenticated on this stream.
-    fn authenticated(&self, pair: &AuthedPair) {
-        let o = &self.shared.observer;
-        let direction = match self.role {
-            Role::Outbound { .. } => Direction::Outgoing,
-            Role::Inbound { .. } => Direction::Incoming,
-        };
-        let mechanism = pair.mechanism.to_string();
-        o.metrics
-            .counter(
-                "xfed_s2s_authenticated_total",
-                &[
-                    ("direction", direction.as_str()),
-                    ("auth", pair.mechanism.label()),
-                ],
-            )
-            .increment(1);
-        o.events.record(
-            Event::new(Kind::StreamAuthenticated)
-                .tenant(self.shared.tenant_of(&pair.local).as_deref())
-                .domains([&pair.local, &pair.remote])
-                .field("stream", self.id)
-                .field("direction", direction.as_str())
-                .field("peer", self.peer.to_string())
-                .field("auth", mechanism)
-                .field("tls", self.tls.as_ref().map(|t| t.version.clone())),
-        );
-    }
-
-    /// Adds a pair authenticated after the stream started (dialback, multiplexing).
-    fn add_pair(&self, pair: AuthedPair) {
-        self.authenticated(&pair);
-        if let Some(mut entry) = self.shared.streams.get_mut(&self.id) {
-            entry.pairs.push(pair);
-        }
     }
 
     /// Remembers why the stream ends (the first reason given wins).
