@@ -599,7 +599,7 @@ async fn a_renewed_tenant_certificate_is_presented_after_reload() {
     std::fs::copy(&signed_cert, &acme_cert).unwrap();
     std::fs::copy(&signed_key, &acme_key).unwrap();
     let r = sup.reload().await.expect("accepted");
-    assert_eq!(r["changes"][0]["what"][0], "certificate changed", "{r}");
+    assert_eq!(r.changes[0].what[0], "certificate changed", "{r:?}");
     acme.read_to_close().await;
     let mut acme = component(component_a, "acme.example", "acme-secret").await;
     acme.send(
@@ -681,29 +681,17 @@ async fn reloads_take_what_the_feed_checked() {
         &tenant("acme", &["acme.example"], &["q.example"], ""),
     );
     let r = sup.reload().await.expect("accepted");
-    assert_eq!(
-        r["changes"][0]["what"][0], "allow +q.example -p.example",
-        "{r}"
-    );
-    assert_eq!(r["applied"], true, "{r}");
+    assert_eq!(r.changes[0].what[0], "allow +q.example -p.example", "{r:?}");
+    assert!(r.applied, "{r:?}");
 
     snapshot.put(
         "/snapshot/tenants/acme.toml",
         &tenant("acme", &["acme example"], &["q.example"], ""),
     );
     let e = sup.reload().await.expect_err("refused");
+    assert!(e.error.ends_with("the running configuration stays"), "{e}");
     assert!(
-        e["error"]
-            .as_str()
-            .unwrap()
-            .ends_with("the running configuration stays"),
-        "{e}"
-    );
-    assert!(
-        e["problems"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("/snapshot/tenants/acme.toml: domains[0]: \"acme example\""),
+        e.problems[0].starts_with("/snapshot/tenants/acme.toml: domains[0]: \"acme example\""),
         "{e}"
     );
     sup.shutdown().await;

@@ -79,7 +79,7 @@ async fn staged_changes_apply_at_the_scheduled_utc_time() {
     // and go out together in one run.
     add_domain(dir.path(), "acme", "acme.net");
     let r = sup.reload().await.expect("accepted");
-    assert_eq!(r["staged"], true);
+    assert!(r.staged, "{r:?}");
     add_domain(dir.path(), "acme", "acme.org");
     sup.reload().await.expect("accepted");
     assert_eq!(stale(&sup.view()), [Instance::Tenant("acme".into())]);

@@ -104,18 +104,11 @@ impl Host for NodeHost {
         let supervisor = self.supervisor.clone();
         Box::pin(async move {
             supervisor.offer(checked).await.map(drop).map_err(|e| {
-                let mut problems: Vec<String> = e["problems"]
-                    .as_array()
-                    .map(|p| {
-                        p.iter()
-                            .filter_map(|l| l.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if problems.is_empty() {
-                    problems.push(e["error"].as_str().unwrap_or("refused").to_owned());
+                if e.problems.is_empty() {
+                    vec![e.error]
+                } else {
+                    e.problems
                 }
-                problems
             })
         })
     }

@@ -1,15 +1,11 @@
 //! The supervisor as the admin API's [`Control`].
 
-use futures_util::future::BoxFuture;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
 use super::supervisor::Supervisor;
 use crate::admin::{Answer, Control, Schedule};
 use crate::model::{
-    ClusterView, LastRun, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
-    StaleInstance,
+    ClusterView, LastRun, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus, StaleInstance,
 };
+use futures_util::future::BoxFuture;
 
 impl Control for Supervisor {
     fn schedule(&self) -> Schedule {
@@ -39,11 +35,11 @@ impl Control for Supervisor {
     }
 
     fn reload(&self) -> Answer<'_, ReloadOutcome> {
-        Box::pin(async move { read(Supervisor::reload(self).await) })
+        Box::pin(Supervisor::reload(self))
     }
 
     fn restart(&self, query: RestartQuery) -> Answer<'_, RestartOutcome> {
-        Box::pin(async move { read(Supervisor::restart(self, query.tenant, query.dry_run).await) })
+        Box::pin(Supervisor::restart(self, query.tenant, query.dry_run))
     }
 
     fn cluster(&self) -> BoxFuture<'_, Option<ClusterView>> {
@@ -53,22 +49,5 @@ impl Control for Supervisor {
                 None => None,
             }
         })
-    }
-}
-
-/// The supervisor's answer read into the admin model. It still writes its answers as JSON
-/// of the model's shape (typing them there waits for the rework of how it takes
-/// configurations); reading them here, once, makes a key it gets wrong an error the
-/// operator sees instead of a blank.
-fn read<T: DeserializeOwned>(answer: Result<Value, Value>) -> Result<T, Refusal> {
-    let unreadable = |e: serde_json::Error| {
-        tracing::error!(error = %e, "the supervisor's answer does not fit the admin API's model");
-        Refusal::new(format!(
-            "internal error: the supervisor's answer does not read: {e}"
-        ))
-    };
-    match answer {
-        Ok(v) => serde_json::from_value(v).map_err(unreadable),
-        Err(v) => Err(serde_json::from_value(v).unwrap_or_else(unreadable)),
     }
 }

@@ -14,12 +14,11 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Node, StartError, Traffic};
 use crate::config::{Checked, Config, Feed};
-use crate::model::ClusterView;
+use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome};
 use crate::restart::schedule::{next_run, Clock};
 use crate::restart::versions::Versions;
 
@@ -38,14 +37,17 @@ pub struct RestartView {
     pub last_run: Option<(DateTime<Utc>, String)>,
 }
 
+/// What the scheduler answers a request, or why it would not.
+type Reply<T> = oneshot::Sender<Result<T, Refusal>>;
+
 enum Request {
     /// A configuration checked by whoever read its source (SIGHUP, `xfed reload`), or the
     /// problems that refused it (boxed: a configuration is large beside the other requests).
-    Offer(Box<Checked>, oneshot::Sender<Result<Value, Value>>),
+    Offer(Box<Checked>, Reply<ReloadOutcome>),
     Restart {
         tenant: Option<String>,
         dry_run: bool,
-        reply: oneshot::Sender<Result<Value, Value>>,
+        reply: Reply<RestartOutcome>,
     },
     /// Links and streams per tenant, for the cluster's view of this node.
     Traffic(oneshot::Sender<Traffic>),
@@ -135,7 +137,7 @@ impl Supervisor {
 
     /// Reads the configuration again: `Ok` with the new version and what it changes (and
     /// whether it was applied or staged), `Err` with the problems when refused.
-    pub async fn reload(&self) -> Result<Value, Value> {
+    pub async fn reload(&self) -> Result<ReloadOutcome, Refusal> {
         let answer = {
             let _turn = self.reading.lock().unwrap_or_else(|e| e.into_inner());
             self.hand(self.feed.check())?
@@ -144,11 +146,14 @@ impl Supervisor {
     }
 
     /// Hands the scheduler a configuration checked elsewhere, answered as [`Self::reload`].
-    pub async fn offer(&self, checked: Checked) -> Result<Value, Value> {
+    pub async fn offer(&self, checked: Checked) -> Result<ReloadOutcome, Refusal> {
         self.hand(checked)?.await.map_err(|_| gone())?
     }
 
-    fn hand(&self, checked: Checked) -> Result<oneshot::Receiver<Result<Value, Value>>, Value> {
+    fn hand(
+        &self,
+        checked: Checked,
+    ) -> Result<oneshot::Receiver<Result<ReloadOutcome, Refusal>>, Refusal> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Offer(Box::new(checked), reply))?;
         Ok(answer)
@@ -156,7 +161,11 @@ impl Supervisor {
 
     /// Restarts the stale instances (of `tenant` only, if given); with `dry_run` only says
     /// what it would restart and disconnect.
-    pub async fn restart(&self, tenant: Option<String>, dry_run: bool) -> Result<Value, Value> {
+    pub async fn restart(
+        &self,
+        tenant: Option<String>,
+        dry_run: bool,
+    ) -> Result<RestartOutcome, Refusal> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Restart {
             tenant,
@@ -187,11 +196,11 @@ impl Supervisor {
         }
     }
 
-    fn send(&self, request: Request) -> Result<(), Value> {
+    fn send(&self, request: Request) -> Result<(), Refusal> {
         self.tx.send(request).map_err(|_| gone())
     }
 }
 
-pub(super) fn gone() -> Value {
-    json!({"error": "the node is shutting down"})
+pub(super) fn gone() -> Refusal {
+    Refusal::new("the node is shutting down")
 }

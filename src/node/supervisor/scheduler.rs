@@ -3,19 +3,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::super::{Dropped, Node};
-use super::{Request, RestartView, Supervisor};
+use super::{Reply, Request, RestartView, Supervisor};
 use crate::config::{Checked, Config};
+use crate::model::{ChangeRow, Refusal, ReloadOutcome, RestartOutcome, RestartRow};
 use crate::observe::{Event, Kind};
 use crate::restart::plan::{plan, Action, Change, Instance};
 use crate::restart::schedule::{next_run, until, Clock};
 
 /// What a reload or restart comes to: the answer, and the configuration to restart the
 /// whole node on if it comes to that.
-type Outcome = Result<(Value, Option<Config>), Value>;
+type Outcome<T> = Result<(T, Option<Config>), Refusal>;
 
 /// The scheduler's own state.
 pub(super) struct State {
@@ -72,7 +72,7 @@ impl State {
                         let outcome = self.restart(None, false, "schedule").await;
                         match self.finish(outcome, None, "schedule").await {
                             Ok(_) => "applied the staged changes".to_owned(),
-                            Err(e) => format!("failed: {}", e["error"].as_str().unwrap_or_default()),
+                            Err(e) => format!("failed: {}", e.error),
                         }
                     } else {
                         "nothing was stale".to_owned()
@@ -103,7 +103,7 @@ impl State {
 
     /// Takes a configuration read again: the answer, and the configuration to restart the
     /// whole node on if it comes to that (see [`State::finish`]).
-    async fn reload(&mut self, checked: Checked) -> Outcome {
+    async fn reload(&mut self, checked: Checked) -> Outcome<ReloadOutcome> {
         let path = checked.from;
         let number = checked.version;
         let new = match checked.config {
@@ -119,10 +119,13 @@ impl State {
                         .field("file", path.display().to_string())
                         .field("problems", problems.clone()),
                 );
-                return Err(json!({
-                    "error": format!("configuration refused: {} problem(s); the running configuration stays", problems.len()),
-                    "problems": problems,
-                }));
+                return Err(Refusal {
+                    error: format!(
+                        "configuration refused: {} problem(s); the running configuration stays",
+                        problems.len()
+                    ),
+                    problems,
+                });
             }
         };
         let changes = plan(&self.latest, &new);
@@ -137,11 +140,16 @@ impl State {
             v.versions.accept_as(&new, &changes, number)
         });
         self.latest = new;
-        let listed: Vec<Value> = changes.iter().map(change_json).collect();
+        let listed: Vec<ChangeRow> = changes.iter().map(change_row).collect();
+        let outcome = |applied, staged, restarted| ReloadOutcome {
+            version,
+            changes: listed.clone(),
+            applied,
+            staged,
+            restarted,
+        };
         if changes.is_empty() {
-            let v =
-                json!({"version": version, "changes": listed, "applied": false, "staged": false});
-            return Ok((v, None));
+            return Ok((outcome(false, false, None), None));
         }
         let stale: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
         self.record(
@@ -151,21 +159,15 @@ impl State {
         );
         tracing::info!(version, changes = ?stale, delayed, "configuration accepted");
         if delayed {
-            let v =
-                json!({"version": version, "changes": listed, "applied": false, "staged": true});
-            return Ok((v, None));
+            return Ok((outcome(false, true, None), None));
         }
         let (applied, full) = self.restart(None, false, "reload").await?;
-        let v = json!({
-            "version": version, "changes": listed, "applied": true, "staged": false,
-            "restarted": applied["restarted"],
-        });
-        Ok((v, full))
+        Ok((outcome(true, false, Some(applied.restarted)), full))
     }
 
     /// The configuration running after restarting the stale instances of `tenant` (all when
     /// `None`): the applied one with that tenant brought to its latest version.
-    fn target(&self, tenant: Option<&str>) -> Result<Config, Value> {
+    fn target(&self, tenant: Option<&str>) -> Result<Config, Refusal> {
         let Some(name) = tenant else {
             return Ok(self.latest.clone());
         };
@@ -180,7 +182,7 @@ impl State {
                 }
             }
         } else if self.applied.tenant(name).is_none() {
-            return Err(json!({"error": format!("no tenant {name}")}));
+            return Err(Refusal::new(format!("no tenant {name}")));
         }
         mixed.tenants.sort_by(|a, b| a.name.cmp(&b.name));
         // A domain moving between tenants needs both restarted together.
@@ -188,10 +190,10 @@ impl State {
         for t in &mixed.tenants {
             for d in t.all_domains() {
                 if let Some(other) = owner.insert(d.to_owned(), t.name.clone()) {
-                    return Err(json!({"error": format!(
+                    return Err(Refusal::new(format!(
                         "{d} moves between tenants {other} and {}: restart both (xfed restart, without --tenant)",
                         t.name
-                    )}));
+                    )));
                 }
             }
         }
@@ -200,12 +202,12 @@ impl State {
 
     /// Sends the answer (to `reply` when a request asked), then — after it, since the
     /// admin API that asked restarts too — the whole-node restart the outcome calls for.
-    async fn finish(
+    async fn finish<T: Clone>(
         &mut self,
-        outcome: Outcome,
-        reply: Option<oneshot::Sender<Result<Value, Value>>>,
+        outcome: Outcome<T>,
+        reply: Option<Reply<T>>,
         why: &str,
-    ) -> Result<Value, Value> {
+    ) -> Result<T, Refusal> {
         let (answer, full) = match outcome {
             Ok((v, full)) => (Ok(v), full),
             Err(e) => (Err(e), None),
@@ -222,7 +224,12 @@ impl State {
     /// Applies (or, with `dry_run`, describes) a restart of the stale instances. A
     /// whole-node restart is returned as the configuration to start, for
     /// [`State::finish`] to run after answering.
-    async fn restart(&mut self, tenant: Option<&str>, dry_run: bool, why: &str) -> Outcome {
+    async fn restart(
+        &mut self,
+        tenant: Option<&str>,
+        dry_run: bool,
+        why: &str,
+    ) -> Outcome<RestartOutcome> {
         let target = self.target(tenant)?;
         let changes = plan(&self.applied, &target);
         let full = changes.iter().any(|c| c.action == Action::RestartNode);
@@ -230,13 +237,14 @@ impl State {
             let mut listed = Vec::new();
             for c in &changes {
                 let dropped = self.node().predict(&target, c).await;
-                listed.push(with_dropped(change_json(c), dropped));
+                listed.push(restart_row(c, dropped));
             }
-            if dry_run {
-                return Ok((json!({"dry_run": true, "restarted": listed}), None));
-            }
-            let v = json!({"dry_run": false, "restarted": listed, "node_restarting": true});
-            return Ok((v, Some(target)));
+            let outcome = RestartOutcome {
+                dry_run,
+                restarted: listed,
+                node_restarting: !dry_run,
+            };
+            return Ok((outcome, (!dry_run).then_some(target)));
         }
         let node = self.node.as_mut().expect("the node runs between requests");
         let mut done = Vec::new();
@@ -247,21 +255,21 @@ impl State {
             match node.restart_federation(&target).await {
                 Ok(streams) => done.push((c.clone(), Dropped { links: 0, streams })),
                 Err(e) => {
-                    return Err(json!({"error": format!(
+                    return Err(Refusal::new(format!(
                         "federation cannot start on the new settings ({e}); it keeps running on the previous ones"
-                    )}))
+                    )))
                 }
             }
         }
         let applied = node
             .apply_tenants(&target, &changes)
             .await
-            .map_err(|e| json!({"error": format!("cannot apply the tenant changes: {e}")}))?;
+            .map_err(|e| Refusal::new(format!("cannot apply the tenant changes: {e}")))?;
         done.extend(applied);
         let mut listed = Vec::new();
         for (change, dropped) in &done {
             self.record(restart_event(change, *dropped, why));
-            listed.push(with_dropped(change_json(change), *dropped));
+            listed.push(restart_row(change, *dropped));
         }
         self.applied = target;
         self.mark_applied(&changes);
@@ -271,7 +279,12 @@ impl State {
                     .field("version", self.with_view(|v| v.versions.latest)),
             );
         }
-        Ok((json!({"dry_run": false, "restarted": listed}), None))
+        let outcome = RestartOutcome {
+            dry_run: false,
+            restarted: listed,
+            node_restarting: false,
+        };
+        Ok((outcome, None))
     }
 
     /// Restarts everything on `target`: graceful shutdown, then a new node.
@@ -333,14 +346,20 @@ impl State {
     }
 }
 
-fn change_json(c: &Change) -> Value {
-    json!({"instance": c.instance.to_string(), "action": c.action.as_str(), "what": c.what})
+fn change_row(c: &Change) -> ChangeRow {
+    ChangeRow {
+        instance: c.instance.to_string(),
+        action: c.action.as_str().to_owned(),
+        what: c.what.clone(),
+    }
 }
 
-fn with_dropped(mut v: Value, d: Dropped) -> Value {
-    v["links"] = d.links.into();
-    v["streams"] = d.streams.into();
-    v
+fn restart_row(c: &Change, d: Dropped) -> RestartRow {
+    RestartRow {
+        change: change_row(c),
+        links: d.links,
+        streams: d.streams,
+    }
 }
 
 fn restart_event(change: &Change, dropped: Dropped, why: &str) -> Event {
