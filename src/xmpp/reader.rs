@@ -94,6 +94,8 @@ pub struct StreamReader {
     /// The check of the token that began in the buffer but has not ended, so that one that
     /// can no longer be well-formed is refused at once instead of waited on.
     partial: Option<Partial>,
+    /// Some of the stream was consumed: a byte order mark may only be its very first bytes.
+    started: bool,
 }
 
 enum Step {
@@ -113,6 +115,7 @@ impl StreamReader {
             open: Vec::new(),
             top: None,
             partial: None,
+            started: false,
         }
     }
 
@@ -329,24 +332,23 @@ impl Decoder for StreamReader {
             if ws > 0 {
                 let _ = buf.split_to(ws);
                 self.partial = None;
+                self.started = true;
             }
             self.scan = 0;
         }
         if buf.len() <= self.scan {
             return Ok(None);
         }
-        if self.phase == Phase::Prolog
-            && self.scan == 0
-            && buf.len() < BOM.len()
-            && BOM.starts_with(buf)
-        {
+        if !self.started && self.scan == 0 && buf.len() < BOM.len() && BOM.starts_with(buf) {
             // Perhaps a byte order mark, split by the network: wait for the rest.
             return Ok(None);
         }
-        if self.phase == Phase::Prolog && self.scan == 0 && buf.starts_with(BOM) {
-            // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3).
+        if !self.started && self.scan == 0 && buf.starts_with(BOM) {
+            // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3), as its very
+            // first bytes only: anywhere later U+FEFF is a character, text before the header.
             let _ = buf.split_to(BOM.len());
             self.partial = None;
+            self.started = true;
             if buf.is_empty() {
                 return Ok(None);
             }
@@ -362,6 +364,7 @@ impl Decoder for StreamReader {
             Step::NeedMore => self.need_more(buf),
             Step::Header(header, len) => {
                 let _ = buf.split_to(len);
+                self.started = true;
                 self.scan = 0;
                 self.partial = None;
                 Ok(Some(Frame::Open(header)))

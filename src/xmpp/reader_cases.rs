@@ -420,6 +420,41 @@ fn u_feff_is_a_byte_order_mark_only_at_the_start() {
     assert_eq!(whole(&after_decl), Err(StreamCondition::NotWellFormed));
 }
 
+/// Found by fuzzing (class `bom`, again): a byte order mark is the stream's very first bytes
+/// or nothing. After one, or after whitespace, the bytes of another U+FEFF are text before
+/// the header: refused as soon as they arrive, whole or one byte at a time (a second mark's
+/// first byte was waited on when dribbled, refused when read whole).
+#[test]
+fn a_byte_order_mark_only_as_the_very_first_bytes_whatever_the_split() {
+    let header = HEADER.as_bytes();
+    let cases: [Vec<u8>; 4] = [
+        b"\xEF\xBB\xBF\xEF".to_vec(),
+        [b"\xEF\xBB\xBF\xEF\xBB\xBF".as_slice(), header].concat(),
+        [b"   \xEF\xBB\xBF".as_slice(), header].concat(),
+        [b"  \xEF\xBB\xBF  <?xml\t\t\t".as_slice()].concat(),
+    ];
+    for input in &cases {
+        let read_whole = feed(&[input], Limits::default());
+        let dribbled: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(
+            read_whole,
+            Err(StreamCondition::NotWellFormed),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert_eq!(
+            feed(&dribbled, Limits::default()),
+            read_whole,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    // The mark itself, split anywhere, still opens the stream.
+    let good = [b"\xEF\xBB\xBF".as_slice(), header].concat();
+    let dribbled: Vec<&[u8]> = good.chunks(1).collect();
+    assert_eq!(feed(&dribbled, Limits::default()).map(|f| f.len()), Ok(1));
+}
+
 /// Found by fuzzing: what quick-xml lets through that XML does not allow, and that xfed
 /// would have forwarded or written back to a peer that then closes the stream.
 #[test]
