@@ -12,7 +12,7 @@ use super::{Role, S2sStream};
 use crate::config::domain_key;
 use crate::s2s::auth::Mechanism;
 use crate::s2s::outbound::is_dialback;
-use crate::s2s::{AuthedPair, Direction, FailureReport};
+use crate::s2s::AuthedPair;
 use crate::xmpp::{ns, Kind, Stanza, StreamCondition as C, StreamError};
 
 impl S2sStream {
@@ -123,14 +123,7 @@ impl S2sStream {
                 .trusts(&self.shared.tls.load(), self.tls.as_ref(), &remote)
         {
             tracing::info!(peer = %self.peer, %remote, %local, %reason, "inbound dialback refused");
-            self.shared.report_failure(FailureReport {
-                direction: Direction::Incoming,
-                peer: Some(self.peer),
-                local: Some(&local),
-                remote: Some(&remote),
-                condition: "not-authorized",
-                reason: &reason,
-            });
+            self.pair_refused(&local, &remote, "not-authorized", &reason);
             self.send(db_result_error(&local, &remote, "not-authorized", &reason));
             return Ok(());
         }
@@ -217,14 +210,12 @@ impl S2sStream {
                 // XEP-0220 §2.1.3: an invalid key ends a stream that carries nothing else.
                 let nothing_else = authed.is_empty() && pending.is_empty();
                 tracing::info!(peer = %self.peer, %local, %remote, "dialback key refused by the authoritative server");
-                self.shared.report_failure(FailureReport {
-                    direction: Direction::Incoming,
-                    peer: Some(self.peer),
-                    local: Some(&local),
-                    remote: Some(&remote),
-                    condition: "not-authorized",
-                    reason: "dialback key refused by the authoritative server",
-                });
+                self.pair_refused(
+                    &local,
+                    &remote,
+                    "not-authorized",
+                    "dialback key refused by the authoritative server",
+                );
                 self.send(format!(
                     "<db:result from='{}' to='{}' type='invalid'/>",
                     escape(&local),
@@ -237,14 +228,12 @@ impl S2sStream {
             }
             Err(reason) => {
                 tracing::info!(peer = %self.peer, %local, %remote, %reason, "dialback key could not be verified");
-                self.shared.report_failure(FailureReport {
-                    direction: Direction::Incoming,
-                    peer: Some(self.peer),
-                    local: Some(&local),
-                    remote: Some(&remote),
-                    condition: "remote-server-not-found",
-                    reason: &format!("dialback key could not be verified: {reason}"),
-                });
+                self.pair_refused(
+                    &local,
+                    &remote,
+                    "remote-server-not-found",
+                    &format!("dialback key could not be verified: {reason}"),
+                );
                 self.send(db_result_error(
                     &local,
                     &remote,

@@ -5,7 +5,7 @@ use super::{Role, S2sStream};
 use crate::observe::{Event, Kind};
 use crate::routing::ConnectionControl;
 use crate::s2s::auth::Mechanism;
-use crate::s2s::{AuthedPair, Direction, StreamEntry};
+use crate::s2s::{AuthedPair, Direction, FailureReport, StreamEntry};
 
 impl S2sStream {
     /// Puts the stream in the node's registry (what operators and shutdown see).
@@ -93,5 +93,17 @@ impl S2sStream {
         if let Some(mut entry) = self.shared.streams.get_mut(&self.id) {
             entry.pairs.push(pair);
         }
+    }
+
+    /// Reports a pair the peer asked for on this inbound stream that did not authenticate.
+    pub(super) fn pair_refused(&self, local: &str, remote: &str, condition: &str, reason: &str) {
+        self.shared.report_failure(FailureReport {
+            direction: Direction::Incoming,
+            peer: Some(self.peer),
+            local: Some(local),
+            remote: Some(remote),
+            condition,
+            reason,
+        });
     }
 }
