@@ -25,6 +25,8 @@
 //! - [`check`]: `check-dns`, `check-cert`, `csr`: troubleshooting without a running node.
 //! - [`admin`]: the admin HTTP API, and the client and tables of the `xfed` subcommands that
 //!   call it; asks the node for reloads and restarts through [`admin::Control`].
+//! - [`console`]: the operator's web console on the admin listener: sessions, pages and
+//!   the JSON its script polls, reading the node through `admin`'s views.
 //! - [`cluster`] (cargo feature `cluster`): several nodes on one etcd — the configuration
 //!   pushed once for all, membership under leases, what each node runs (the view it
 //!   publishes is [`model::cluster`]); only `node` and the `xfed` binary use it.
@@ -42,6 +44,7 @@ pub mod check;
 pub mod cluster;
 pub mod component;
 pub mod config;
+pub mod console;
 pub mod model;
 pub mod node;
 pub mod observe;

@@ -130,8 +130,8 @@ impl Node {
                     observer: observer.clone(),
                     control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
-                let handle =
-                    crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
+                let handle = crate::admin::start(std_listener, state, crate::console::mount(addr))
+                    .map_err(|cause| StartError::Bind {
                         what: "the admin API",
                         addr,
                         cause,

@@ -12,7 +12,8 @@
 //! - `POST /api/reload`: read the configuration again (applied or staged);
 //! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
 //!
-//! Reloads and restarts go to the node through [`Control`].
+//! Reloads and restarts go to the node through [`Control`]. The same listener serves the
+//! web console (`crate::console`), which the node mounts through [`start`]'s `mount`.
 
 pub mod client;
 mod control;
@@ -20,8 +21,11 @@ mod metrics;
 mod status;
 mod table;
 mod tables;
+mod views;
 
 pub use control::{Answer, Control, Schedule};
+pub use status::status_of;
+pub use views::ViewError;
 
 use std::sync::Arc;
 
@@ -29,12 +33,9 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::model::{
-    Closed, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel, Refusal,
-    RestartQuery, StreamRow,
-};
-use crate::observe::{events, Event, Kind, Observer};
-use crate::routing::{ConnectionControl, TenantSlot};
+use crate::model::{ConnectionsQuery, EventsQuery, Refusal, RestartQuery, StreamRow};
+use crate::observe::Observer;
+use crate::routing::TenantSlot;
 use crate::s2s::Side;
 use crate::tenant::TenantList;
 
@@ -93,11 +94,17 @@ impl AdminState {
 /// Connections the admin API holds at once; more wait in the listen backlog.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
 
-/// Starts the admin API on `listener` (on the current actix system).
-pub fn start(
+/// Starts the admin API on `listener` (on the current actix system); `mount` adds more
+/// routes to the same App (the node passes the web console's), which find the
+/// [`AdminState`] as `web::Data<AdminState>`.
+pub fn start<M>(
     listener: std::net::TcpListener,
     state: Arc<AdminState>,
-) -> std::io::Result<actix_web::dev::ServerHandle> {
+    mount: M,
+) -> std::io::Result<actix_web::dev::ServerHandle>
+where
+    M: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     let data = web::Data::from(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -111,6 +118,7 @@ pub fn start(
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/reload", web::post().to(reload))
             .route("/api/restart", web::post().to(restart))
+            .configure(mount.clone())
     })
     .workers(1)
     // Operators and a Prometheus scraper need a handful; a flood cannot hold more than this
@@ -125,6 +133,16 @@ pub fn start(
     Ok(handle)
 }
 
+/// The HTTP answer to a view: 200 with the value, or the refusal with its status.
+pub fn answer<T: serde::Serialize>(view: Result<T, ViewError>) -> HttpResponse {
+    match view {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(ViewError::NotFound(r)) => HttpResponse::NotFound().json(r),
+        Err(ViewError::BadRequest(r)) => HttpResponse::BadRequest().json(r),
+        Err(ViewError::Unavailable(r)) => HttpResponse::ServiceUnavailable().json(r),
+    }
+}
+
 async fn connections(
     req: HttpRequest,
     st: web::Data<AdminState>,
@@ -133,58 +151,14 @@ async fn connections(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let tenant = match filter.tenant.as_deref() {
-        Some(name) => match st.tenants.load().iter().find(|(_, s)| s.name == name) {
-            Some((_, slot)) => Some(slot.clone()),
-            None => {
-                return HttpResponse::NotFound().json(Refusal::new(format!("no tenant {name}")))
-            }
-        },
-        None => None,
-    };
-    let domain = filter.domain.as_deref().map(crate::config::domain_key);
-    let failures = st
-        .side
-        .load()
-        .federation
-        .failures()
-        .into_iter()
-        .filter(|((l, r), _)| {
-            tenant.as_ref().is_none_or(|t| t.view().owned.contains(l))
-                && domain.as_deref().is_none_or(|d| l == d || r == d)
-        })
-        .map(|((local, remote), f)| FailureRow {
-            local,
-            remote,
-            condition: f.condition.as_str().to_owned(),
-            reason: f.reason,
-            at: f.at,
-        })
-        .collect();
-    HttpResponse::Ok().json(Connections {
-        connections: st.streams(tenant.as_deref(), domain.as_deref()),
-        failures,
-    })
+    answer(st.connections(&filter))
 }
 
 async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let control = st
-        .side
-        .load()
-        .context()
-        .streams
-        .get(&id)
-        .map(|e| e.control.clone());
-    match control {
-        Some(control) => {
-            control.do_send(ConnectionControl::Retire("operator"));
-            HttpResponse::Ok().json(Closed { closed: *id })
-        }
-        None => HttpResponse::NotFound().json(Refusal::new(format!("no connection {id}"))),
-    }
+    answer(st.close(*id))
 }
 
 async fn events(
@@ -195,40 +169,14 @@ async fn events(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let since = match filter
-        .since
-        .as_deref()
-        .map(chrono::DateTime::parse_from_rfc3339)
-    {
-        None => None,
-        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
-        Some(Err(e)) => {
-            return HttpResponse::BadRequest()
-                .json(Refusal::new(format!("since: not an RFC 3339 time: {e}")))
-        }
-    };
-    let query = events::Query {
-        since,
-        tenant: filter.tenant.clone(),
-        limit: filter.limit,
-    };
-    HttpResponse::Ok().json(Events {
-        events: st.observer.events.records(&query),
-    })
+    answer(st.events(&filter))
 }
 
 async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    match crate::telemetry::federation_level() {
-        Ok((level, filter)) => HttpResponse::Ok().json(LogLevel {
-            target: crate::telemetry::FEDERATION_TARGET.to_owned(),
-            federation: level.unwrap_or_else(|| "default".into()),
-            filter,
-        }),
-        Err(e) => HttpResponse::ServiceUnavailable().json(Refusal::new(e.to_string())),
-    }
+    answer(st.log_level())
 }
 
 async fn set_log_level(
@@ -239,25 +187,7 @@ async fn set_log_level(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    match crate::telemetry::set_federation_level(&level) {
-        Ok(filter) => {
-            st.observer.events.record(
-                Event::new(Kind::LogLevel)
-                    .field("target", crate::telemetry::FEDERATION_TARGET)
-                    .field("level", level.to_ascii_lowercase()),
-            );
-            tracing::info!(level = %level, %filter, "federation log level changed");
-            HttpResponse::Ok().json(LogLevel {
-                target: crate::telemetry::FEDERATION_TARGET.to_owned(),
-                federation: level.to_ascii_lowercase(),
-                filter,
-            })
-        }
-        Err(e @ crate::telemetry::LevelError::BadLevel(_)) => {
-            HttpResponse::BadRequest().json(Refusal::new(e.to_string()))
-        }
-        Err(e) => HttpResponse::ServiceUnavailable().json(Refusal::new(e.to_string())),
-    }
+    answer(st.set_log_level(&level))
 }
 
 fn no_control() -> HttpResponse {

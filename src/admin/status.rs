@@ -15,6 +15,12 @@ pub(super) async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpR
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
+    HttpResponse::Ok().json(status_of(&st).await)
+}
+
+/// The node, its federation and restart schedule, every tenant, and the cluster (what
+/// `GET /api/status` answers).
+pub async fn status_of(st: &AdminState) -> Status {
     let schedule = st.control.as_ref().map(|c| c.schedule());
     let mut tenants = Vec::new();
     for (addr, slot) in st.tenants.load().iter() {
@@ -56,12 +62,12 @@ pub(super) async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpR
         Some(c) => c.cluster().await,
         None => None,
     };
-    HttpResponse::Ok().json(Status {
+    Status {
         node: st.node_name.clone(),
         cluster,
         config_version: schedule.as_ref().map_or(1, |s| s.versions.latest),
         federation: NodeFederation {
-            reach: node_reach(&st),
+            reach: node_reach(st),
             security_mode: st
                 .side
                 .load()
@@ -73,7 +79,7 @@ pub(super) async fn status(req: HttpRequest, st: web::Data<AdminState>) -> HttpR
         },
         restart: schedule.map(|s| s.restart),
         tenants,
-    })
+    }
 }
 
 /// Whether the node federates at all, and why (not).

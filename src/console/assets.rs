@@ -1,0 +1,20 @@
+//! The stylesheet and the script, embedded in the binary: no build step, no CDN.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+use super::secured;
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+pub(super) async fn asset(file: web::Path<String>) -> HttpResponse {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (CSS, "text/css; charset=utf-8"),
+        "console.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return secured(HttpResponse::NotFound()).finish(),
+    };
+    secured(HttpResponse::Ok())
+        .insert_header((header::CONTENT_TYPE, kind))
+        .body(body)
+}
