@@ -39,6 +39,8 @@ pub struct Console {
 }
 
 /// The headers of every console answer: no script but ours, no framing, nothing cached.
+/// (The referrer policy is `same-origin`, not `no-referrer`: under the latter a browser
+/// sends `Origin: null` with the console's own POSTs, which [`same_origin`] refuses.)
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
@@ -90,7 +92,7 @@ fn secured(mut b: HttpResponseBuilder) -> HttpResponseBuilder {
     b.insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::CACHE_CONTROL, "no-store"));
     b
 }
