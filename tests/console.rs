@@ -391,6 +391,17 @@ async fn operator_runs_the_node_from_the_web_console() {
     // The other pages, for the reviewer; then signing out ends the session.
     let at = console.clone();
     web(&b, move |b| {
+        b.click("a[href='/console/status']");
+        b.wait("a few samples in the charts", |b| {
+            let n = b.script(
+                "const p = document.querySelector('#chart-streams polyline'); \
+                 return p ? p.points.numberOfItems : 0;",
+                json!([]),
+            );
+            (n.as_u64().unwrap_or(0) >= 3).then_some(())
+        });
+        assert!(b.text("#reach-table").contains("acme"));
+        screenshot(b, "status");
         b.click("a[href='/console/tenants']");
         let t = b.wait("the tenants", |b| {
             Some(b.text("#tenant-globex")).filter(|t| !t.is_empty())

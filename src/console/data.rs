@@ -98,7 +98,7 @@ pub(super) async fn close(
     id: web::Path<u64>,
 ) -> HttpResponse {
     if let Err(refused) = console.post(&req, None) {
-        return refused;
+        return refused.answer();
     }
     tracing::info!(stream = *id, "console: closing a stream");
     json(admin.close(*id))
@@ -111,7 +111,7 @@ pub(super) async fn set_log_level(
     level: web::Path<String>,
 ) -> HttpResponse {
     if let Err(refused) = console.post(&req, None) {
-        return refused;
+        return refused.answer();
     }
     json(admin.set_log_level(&level))
 }
@@ -127,7 +127,7 @@ pub(super) async fn reload(
     admin: web::Data<AdminState>,
 ) -> HttpResponse {
     if let Err(refused) = console.post(&req, None) {
-        return refused;
+        return refused.answer();
     }
     let Some(control) = &admin.control else {
         return no_control();
@@ -146,7 +146,7 @@ pub(super) async fn restart(
     q: web::Query<RestartQuery>,
 ) -> HttpResponse {
     if let Err(refused) = console.post(&req, None) {
-        return refused;
+        return refused.answer();
     }
     let Some(control) = &admin.control else {
         return no_control();

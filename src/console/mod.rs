@@ -128,20 +128,36 @@ impl Console {
     }
 
     /// A POST of a signed-in session carrying its CSRF token (`offered`, from the form or
-    /// the `X-CSRF-Token` header), from a page of this console: else the refusal.
-    fn post(&self, req: &HttpRequest, offered: Option<&str>) -> Result<Signed, HttpResponse> {
-        let Some(signed) = self.signed(req) else {
-            return Err(secured(HttpResponse::Unauthorized()).body("sign in first\n"));
-        };
+    /// the `X-CSRF-Token` header), from a page of this console: else why not.
+    fn post(&self, req: &HttpRequest, offered: Option<&str>) -> Result<Signed, Refused> {
+        let signed = self.signed(req).ok_or(Refused::SignedOut)?;
         let offered = offered
             .map(str::to_owned)
             .or_else(|| header_text(req, "x-csrf-token"))
             .unwrap_or_default();
         if !session::same(&offered, &signed.csrf) || !same_origin(req) {
-            return Err(secured(HttpResponse::Forbidden())
-                .body("refused: no valid CSRF token, or another origin\n"));
+            return Err(Refused::Forged);
         }
         Ok(signed)
+    }
+}
+
+/// Why a POST was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// No open session (401).
+    SignedOut,
+    /// No valid CSRF token, or from another origin (403).
+    Forged,
+}
+
+impl Refused {
+    fn answer(self) -> HttpResponse {
+        match self {
+            Refused::SignedOut => secured(HttpResponse::Unauthorized()).body("sign in first\n"),
+            Refused::Forged => secured(HttpResponse::Forbidden())
+                .body("refused: no valid CSRF token, or another origin\n"),
+        }
     }
 }
 
@@ -234,7 +250,7 @@ async fn logout(
 ) -> HttpResponse {
     let signed = match console.post(&req, Some(&form.csrf)) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return refused.answer(),
     };
     console.sessions.close(&signed.id);
     secured(HttpResponse::SeeOther())

@@ -77,9 +77,10 @@ function chart(id, values) {
   const ns = 'http://www.w3.org/2000/svg';
   const max = Math.max(1, ...values);
   const line = document.createElementNS(ns, 'polyline');
-  const step = 300 / (SAMPLES - 1);
-  const start = SAMPLES - values.length;
-  line.setAttribute('points', values.map((v, i) => `${((start + i) * step).toFixed(1)},${(58 - (v / max) * 50).toFixed(1)}`).join(' '));
+  // The samples so far span the width; with one, a flat line.
+  const step = 300 / Math.max(1, values.length - 1);
+  const points = values.length === 1 ? [values[0], values[0]] : values;
+  line.setAttribute('points', points.map((v, i) => `${(i * step).toFixed(1)},${(58 - (v / max) * 44).toFixed(1)}`).join(' '));
   const label = document.createElementNS(ns, 'text');
   label.setAttribute('x', '2');
   label.setAttribute('y', '9');
