@@ -73,7 +73,7 @@ pub struct Node {
     s2s_accepting: tokio::task::JoinHandle<()>,
     observer: Arc<Observer>,
     /// The admin API, when `[admin] token_file` is set: its address and its server.
-    admin: Option<(SocketAddr, actix_web::dev::ServerHandle)>,
+    admin: Option<(SocketAddr, crate::admin::AdminServer)>,
     pub certificate: NodeCertificate,
 }
 
@@ -130,11 +130,15 @@ impl Node {
                     observer: observer.clone(),
                     control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
-                let handle = crate::admin::start(std_listener, state, crate::console::mount(addr))
-                    .map_err(|cause| StartError::Bind {
-                        what: "the admin API",
-                        addr,
-                        cause,
+                let tls = admin_tls(addr, &started.certificate)?;
+                let mount = crate::console::mount(addr);
+                let handle =
+                    crate::admin::start(std_listener, state, mount, tls).map_err(|cause| {
+                        StartError::Bind {
+                            what: "the admin API",
+                            addr,
+                            cause,
+                        }
                     })?;
                 Some((addr, handle))
             }
@@ -296,7 +300,7 @@ impl Node {
         self.accepting.abort();
         self.s2s_accepting.abort();
         if let Some((_, admin)) = &self.admin {
-            admin.stop(true).await;
+            admin.stop().await;
         }
         for (t, _) in self.tenants.load().iter() {
             let _ = t.send(ControlLinks(ConnectionControl::StopReading)).await;
@@ -337,6 +341,25 @@ struct StartedFederation {
     side: Side,
     accepting: tokio::task::JoinHandle<()>,
     certificate: NodeCertificate,
+}
+
+/// TLS for an admin listener on `addr` that is not loopback, presenting the node's
+/// certificate (`[tls] cert`, else its self-signed development one): the web console is
+/// served there over HTTPS only. `None` on loopback.
+fn admin_tls(
+    addr: SocketAddr,
+    certificate: &NodeCertificate,
+) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let (chain, key) = certificate.load().map_err(StartError::Tls)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| StartError::Tls(format!("admin listener: {e}")))?;
+    Ok(Some(Arc::new(config)))
 }
 
 /// Starts the federation side for `config`: certificate, TLS, dialback key, resolver, the

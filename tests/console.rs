@@ -421,3 +421,138 @@ async fn operator_runs_the_node_from_the_web_console() {
     drop(b);
     node_b.shutdown().await;
 }
+
+/// One HTTP/1.1 request over `io`, read to the end: the whole answer as text.
+async fn http<S>(mut io: S, request: String) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, io.read_to_end(&mut answer))
+        .await
+        .expect("the admin listener answers in time")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// On an admin listener that is not loopback the console is HTTPS only (the node's
+/// certificate, `Secure` cookie), plain HTTP to it is refused, and the API still answers
+/// the CLI's plain HTTP with the bearer token.
+#[actix_rt::test]
+async fn off_loopback_the_console_is_https_only_and_the_api_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (cert, key, _) = pki.leaf("node", &["admin.example"]);
+    let port = free_port();
+    write(&dir.path().join("dialback.secret"), "shared");
+    write(&dir.path().join("admin.token"), TOKEN);
+    write(
+        &dir.path().join("router.toml"),
+        &format!(
+            "tenants_dir = \"tenants\"\n[node]\nname = \"edge\"\n[listen]\ns2s = \"127.0.0.1:0\"\n\
+             component = \"127.0.0.1:0\"\nadmin = \"0.0.0.0:{port}\"\n\
+             [tls]\ncert = \"{}\"\nkey = \"{}\"\n[admin]\ntoken_file = \"admin.token\"\n\
+             [federation]\ndialback_secret_file = \"dialback.secret\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    write(
+        &dir.path().join("tenants/acme.toml"),
+        &tenant("acme", "acme.example", "", ""),
+    );
+    let node = start_at(&dir.path().join("router.toml")).await;
+    let at: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // Over TLS, trusting the test CA: the console, and a Secure session cookie.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(pki.ca_path()).unwrap();
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+        let c: rustls::pki_types::CertificateDer = c.unwrap();
+        roots.add(c).unwrap();
+    }
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let tls = || async {
+        let tcp = tokio::net::TcpStream::connect(at).await.unwrap();
+        tokio_rustls::TlsConnector::from(client.clone())
+            .connect("admin.example".try_into().unwrap(), tcp)
+            .await
+            .expect("a TLS handshake with the node's certificate")
+    };
+    let page = http(
+        tls().await,
+        "GET /console/login HTTP/1.1\r\nHost: admin.example\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("id=\"sign-in\""), "{page}");
+    let body = format!("token={TOKEN}");
+    let signed = http(
+        tls().await,
+        format!(
+            "POST /console/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://127.0.0.1:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(signed.starts_with("HTTP/1.1 303"), "{signed}");
+    let cookie = signed
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {signed}"));
+    for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+
+    // Plain HTTP: the console refuses, the API answers with the token as ever.
+    let plain = || async { tokio::net::TcpStream::connect(at).await.unwrap() };
+    let refused = http(
+        plain().await,
+        "GET /console/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("HTTPS only"), "{refused}");
+    let login = http(
+        plain().await,
+        format!(
+            "POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(login.starts_with("HTTP/1.1 403"), "{login}");
+    assert!(
+        !login.to_ascii_lowercase().contains("set-cookie"),
+        "{login}"
+    );
+    let token = dir.path().join("admin.token").display().to_string();
+    let (ok, out, err) = xfed(&[
+        "status",
+        "--admin",
+        &format!("http://{at}"),
+        "--token-file",
+        &token,
+        "--json",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"node\": \"edge\"") || out.contains("\"node\":\"edge\""),
+        "{out}"
+    );
+    node.shutdown().await;
+}

@@ -13,10 +13,12 @@
 //! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
 //!
 //! Reloads and restarts go to the node through [`Control`]. The same listener serves the
-//! web console (`crate::console`), which the node mounts through [`start`]'s `mount`.
+//! web console (`crate::console`), which the node mounts through [`start`]'s `mount`; on an
+//! address that is not loopback it also speaks TLS, for the console ([`front`]).
 
 pub mod client;
 mod control;
+mod front;
 mod metrics;
 mod status;
 mod table;
@@ -24,6 +26,7 @@ mod tables;
 mod views;
 
 pub use control::{Answer, Control, Schedule};
+pub use front::over_tls;
 pub use status::status_of;
 pub use views::ViewError;
 
@@ -94,22 +97,63 @@ impl AdminState {
 /// Connections the admin API holds at once; more wait in the listen backlog.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
 
+/// The running admin listener.
+pub struct AdminServer {
+    handle: actix_web::dev::ServerHandle,
+    /// The TLS front's accept loop, when the listener is not loopback ([`front`]); aborted
+    /// at stop, so that the address is free again for a node started anew.
+    front: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl AdminServer {
+    /// Stops taking connections and ends the server (gracefully: requests in flight finish).
+    pub async fn stop(&self) {
+        if let Some(front) = &self.front {
+            front.abort();
+        }
+        self.handle.stop(true).await;
+    }
+}
+
 /// Starts the admin API on `listener` (on the current actix system); `mount` adds more
 /// routes to the same App (the node passes the web console's), which find the
-/// [`AdminState`] as `web::Data<AdminState>`.
+/// [`AdminState`] as `web::Data<AdminState>`. With `tls`, connections that open with a TLS
+/// handshake are served over TLS with it, the others over plain HTTP ([`front`]).
 pub fn start<M>(
     listener: std::net::TcpListener,
     state: Arc<AdminState>,
     mount: M,
-) -> std::io::Result<actix_web::dev::ServerHandle>
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<AdminServer>
 where
     M: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     let data = web::Data::from(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/api/status", web::get().to(status::status))
+    // With TLS: the public listener goes to the front, the server listens on two loopback
+    // ports behind it, one per kind of connection.
+    let (listeners, tls_back, front) = match tls {
+        None => (vec![listener], None, None),
+        Some(tls) => {
+            let plain = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            let ended = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            let (plain_addr, ended_addr) = (plain.local_addr()?, ended.local_addr()?);
+            listener.set_nonblocking(true)?;
+            let public = tokio::net::TcpListener::from_std(listener)?;
+            let front = actix_rt::spawn(front::serve(public, tls, ended_addr, plain_addr));
+            (
+                vec![plain, ended],
+                Some(web::Data::new(front::TlsBack(ended_addr))),
+                Some(front),
+            )
+        }
+    };
+    let mut server = HttpServer::new(move || {
+        let app = App::new().app_data(data.clone());
+        let app = match &tls_back {
+            Some(back) => app.app_data(back.clone()),
+            None => app,
+        };
+        app.route("/api/status", web::get().to(status::status))
             .route("/api/connections", web::get().to(connections))
             .route("/api/connections/{id}/close", web::post().to(close))
             .route("/api/events", web::get().to(events))
@@ -125,12 +169,14 @@ where
     // (the listener is loopback by default and every request needs the token).
     .max_connections(ADMIN_MAX_CONNECTIONS)
     .client_request_timeout(std::time::Duration::from_secs(10))
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    .disable_signals();
+    for l in listeners {
+        server = server.listen(l)?;
+    }
+    let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    Ok(handle)
+    Ok(AdminServer { handle, front })
 }
 
 /// The HTTP answer to a view: 200 with the value, or the refusal with its status.

@@ -12,8 +12,10 @@
 //! Safe to expose: every action is a POST carrying the session's CSRF token (and a matching
 //! `Origin` when the browser sends one); every answer has a Content-Security-Policy without
 //! inline script; every string from the network is escaped on the server or set as text by
-//! the script. The session cookie would travel in clear over plain HTTP, so on an admin
-//! listener that is not loopback the console refuses to serve (the API is unchanged).
+//! the script. The session cookie must not travel in clear, so on an admin listener that is
+//! not loopback the console is served over HTTPS only (the admin listener ends TLS there,
+//! see [`crate::admin::over_tls`]), its cookie `Secure`, and plain HTTP is refused (the API
+//! is unchanged).
 
 mod assets;
 mod data;
@@ -27,7 +29,7 @@ use std::time::Instant;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
-use crate::admin::AdminState;
+use crate::admin::{over_tls, AdminState};
 use session::{Opened, Sessions, COOKIE};
 
 /// What the console keeps besides the admin API's state.
@@ -36,6 +38,9 @@ pub struct Console {
     sessions: Sessions,
     /// When this node started, for its uptime.
     started: Instant,
+    /// The admin listener is on loopback: plain HTTP is served. Elsewhere only requests
+    /// that came over TLS are.
+    loopback: bool,
 }
 
 /// The headers of every console answer: no script but ours, no framing, nothing cached.
@@ -50,17 +55,9 @@ pub fn mount(addr: SocketAddr) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
     let console = web::Data::new(Console {
         sessions: Sessions::new(session::IDLE, session::ABSOLUTE),
         started: Instant::now(),
+        loopback: addr.ip().is_loopback(),
     });
-    let loopback = addr.ip().is_loopback();
-    if !loopback {
-        tracing::warn!(%addr, "the admin listener is not on loopback: the web console is off (it is served on loopback only, where no session cookie crosses a network)");
-    }
     move |cfg: &mut web::ServiceConfig| {
-        if !loopback {
-            cfg.route("/console", web::get().to(refuse_plain))
-                .route("/console/{rest:.*}", web::route().to(refuse_plain));
-            return;
-        }
         cfg.app_data(console.clone())
             .route("/", web::get().to(to_console))
             .route("/console", web::get().to(to_console))
@@ -103,14 +100,11 @@ fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
-async fn to_console() -> HttpResponse {
+async fn to_console(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+    if let Some(refused) = console.plain_refused(&req) {
+        return refused;
+    }
     see_other("/console/status")
-}
-
-async fn refuse_plain() -> HttpResponse {
-    secured(HttpResponse::Forbidden())
-        .content_type("text/plain; charset=utf-8")
-        .body("The web console is served only on a loopback admin listener: over plain HTTP the session cookie would cross the network. Reach it through an SSH tunnel (docs/CONSOLE.md).\n")
 }
 
 /// A signed-in request: its session id and CSRF token.
@@ -120,8 +114,30 @@ struct Signed {
 }
 
 impl Console {
-    /// The request's session, if it has one that is open.
+    /// The 403 for a request in plain HTTP to a listener that is not loopback.
+    fn plain_refused(&self, req: &HttpRequest) -> Option<HttpResponse> {
+        (!self.loopback && !over_tls(req)).then(|| {
+            secured(HttpResponse::Forbidden())
+                .content_type("text/plain; charset=utf-8")
+                .body("The web console is served over HTTPS only on this address: open it with https://.\n")
+        })
+    }
+
+    /// `https` when the request came over TLS.
+    fn scheme(req: &HttpRequest) -> &'static str {
+        if over_tls(req) {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The request's session, if it has one that is open (never over plain HTTP where
+    /// that is refused).
     fn signed(&self, req: &HttpRequest) -> Option<Signed> {
+        if !self.loopback && !over_tls(req) {
+            return None;
+        }
         let id = session_cookie(req)?;
         let csrf = self.sessions.check(&id, Instant::now())?;
         Some(Signed { id, csrf })
@@ -187,7 +203,7 @@ fn same_origin(req: &HttpRequest) -> bool {
         None => true,
         Some(origin) => {
             let info = req.connection_info();
-            origin == format!("{}://{}", info.scheme(), info.host())
+            origin == format!("{}://{}", Console::scheme(req), info.host())
         }
     }
 }
@@ -195,7 +211,7 @@ fn same_origin(req: &HttpRequest) -> bool {
 /// The session cookie: `value` for `max_age` seconds (0 clears it); `Secure` when the
 /// request came over HTTPS.
 fn cookie(req: &HttpRequest, value: &str, max_age: u64) -> String {
-    let secure = if req.connection_info().scheme() == "https" {
+    let secure = if Console::scheme(req) == "https" {
         "; Secure"
     } else {
         ""
@@ -204,6 +220,9 @@ fn cookie(req: &HttpRequest, value: &str, max_age: u64) -> String {
 }
 
 async fn login_page(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+    if let Some(refused) = console.plain_refused(&req) {
+        return refused;
+    }
     if console.signed(&req).is_some() {
         return see_other("/console/status");
     }
@@ -223,6 +242,9 @@ async fn login(
     admin: web::Data<AdminState>,
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
+    if let Some(refused) = console.plain_refused(&req) {
+        return refused;
+    }
     let token = form.token.trim();
     if !same_origin(&req) || !session::same(token, admin.token.expose()) {
         tracing::info!(peer = ?req.peer_addr(), "console sign-in refused");
