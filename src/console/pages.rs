@@ -235,6 +235,7 @@ fn changes(admin: &AdminState) -> String {
 }
 
 fn log_level(admin: &AdminState) -> String {
+    let current = admin.log_level().ok().map(|l| l.federation);
     let now = match admin.log_level() {
         Ok(l) => format!(
             "<p>Target <code>{}</code>: <strong id=\"level\">{}</strong> (filter <code id=\"filter\">{}</code>)</p>",
@@ -249,7 +250,12 @@ fn log_level(admin: &AdminState) -> String {
     };
     let mut options = String::new();
     for l in ["error", "warn", "info", "debug", "trace"] {
-        let _ = write!(options, "<option>{l}</option>");
+        let selected = if current.as_deref() == Some(l) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(options, "<option{selected}>{l}</option>");
     }
     format!(
         "{now}<form class=\"actions\" id=\"level-form\"><label>Federation log level \
