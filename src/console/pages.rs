@@ -249,7 +249,7 @@ fn log_level(admin: &AdminState) -> String {
         ),
     };
     let mut options = String::new();
-    for l in ["error", "warn", "info", "debug", "trace"] {
+    for l in ["default", "error", "warn", "info", "debug", "trace"] {
         let selected = if current.as_deref() == Some(l) {
             " selected"
         } else {
