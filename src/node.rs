@@ -128,8 +128,11 @@ impl Node {
                     side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
+                    control: supervisor.clone().map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
+                if let Some(s) = &supervisor {
+                    s.set_admin(Some(state.clone()));
+                }
                 let handle =
                     crate::admin::start(std_listener, state).map_err(|cause| StartError::Bind {
                         what: "the admin API",

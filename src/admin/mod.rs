@@ -3,14 +3,16 @@
 //! type of [`crate::model`], which the subcommands read back.
 //!
 //! - `GET /api/status`: node, federation, tenants with their links and streams;
-//! - `GET /api/connections[?tenant=T][&domain=D]`: every s2s stream, and per domain pair
-//!   the last failure;
+//! - `GET /api/connections[?tenant=T][&domain=D][&cluster=true]`: every s2s stream, and
+//!   per domain pair the last failure; with `cluster`, every alive node's, node by node;
 //! - `POST /api/connections/{id}/close`: closes a stream gracefully;
-//! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N]`: the event log;
+//! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N][&cluster=true]`: the event
+//!   log; with `cluster`, every alive node's;
 //! - `GET /api/log-level`, `POST /api/log-level/{level}`: the federation log level;
 //! - `GET /metrics`: Prometheus metrics;
 //! - `POST /api/reload`: read the configuration again (applied or staged);
-//! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
+//! - `POST /api/restart[?tenant=T][&node=N][&dry_run=true]`: restart the stale instances;
+//!   in a cluster, a rolling restart (or every node's dry run).
 //!
 //! Reloads and restarts go to the node through [`Control`].
 
@@ -29,9 +31,10 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
+use crate::model::rollout::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{
-    Closed, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel, Refusal,
-    RestartQuery, StreamRow,
+    Closed, Connections, ConnectionsQuery, EventRecord, Events, EventsQuery, FailureRow, LogLevel,
+    Refusal, RestartQuery, StreamRow,
 };
 use crate::observe::{events, Event, Kind, Observer};
 use crate::routing::{ConnectionControl, TenantSlot};
@@ -90,6 +93,58 @@ impl AdminState {
     }
 }
 
+impl AdminState {
+    /// `GET /api/connections` on this node: its streams, and per domain pair the last
+    /// failure; refused for a tenant it does not have.
+    pub fn connections(&self, q: &ConnectionsQuery) -> Result<Connections, Refusal> {
+        let tenant = match q.tenant.as_deref() {
+            Some(name) => match self.tenants.load().iter().find(|(_, s)| s.name == name) {
+                Some((_, slot)) => Some(slot.clone()),
+                None => return Err(Refusal::new(format!("no tenant {name}"))),
+            },
+            None => None,
+        };
+        let domain = q.domain.as_deref().map(crate::config::domain_key);
+        let failures = self
+            .side
+            .load()
+            .federation
+            .failures()
+            .into_iter()
+            .filter(|((l, r), _)| {
+                tenant.as_ref().is_none_or(|t| t.view().owned.contains(l))
+                    && domain.as_deref().is_none_or(|d| l == d || r == d)
+            })
+            .map(|((local, remote), f)| FailureRow {
+                local,
+                remote,
+                condition: f.condition.as_str().to_owned(),
+                reason: f.reason,
+                at: f.at,
+            })
+            .collect();
+        Ok(Connections {
+            connections: self.streams(tenant.as_deref(), domain.as_deref()),
+            failures,
+        })
+    }
+
+    /// `GET /api/events` on this node.
+    pub fn events(&self, q: &EventsQuery) -> Result<Vec<EventRecord>, Refusal> {
+        let since = match q.since.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+            None => None,
+            Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+            Some(Err(e)) => return Err(Refusal::new(format!("since: not an RFC 3339 time: {e}"))),
+        };
+        let query = events::Query {
+            since,
+            tenant: q.tenant.clone(),
+            limit: q.limit,
+        };
+        Ok(self.observer.events.records(&query))
+    }
+}
+
 /// Connections the admin API holds at once; more wait in the listen backlog.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
 
@@ -133,38 +188,27 @@ async fn connections(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let tenant = match filter.tenant.as_deref() {
-        Some(name) => match st.tenants.load().iter().find(|(_, s)| s.name == name) {
-            Some((_, slot)) => Some(slot.clone()),
-            None => {
-                return HttpResponse::NotFound().json(Refusal::new(format!("no tenant {name}")))
-            }
-        },
-        None => None,
-    };
-    let domain = filter.domain.as_deref().map(crate::config::domain_key);
-    let failures = st
-        .side
-        .load()
-        .federation
-        .failures()
-        .into_iter()
-        .filter(|((l, r), _)| {
-            tenant.as_ref().is_none_or(|t| t.view().owned.contains(l))
-                && domain.as_deref().is_none_or(|d| l == d || r == d)
-        })
-        .map(|((local, remote), f)| FailureRow {
-            local,
-            remote,
-            condition: f.condition.as_str().to_owned(),
-            reason: f.reason,
-            at: f.at,
-        })
-        .collect();
-    HttpResponse::Ok().json(Connections {
-        connections: st.streams(tenant.as_deref(), domain.as_deref()),
-        failures,
-    })
+    let mut q = filter.into_inner();
+    if std::mem::take(&mut q.cluster) {
+        return match gather(&st, Question::Connections(q)).await {
+            Ok(nodes) => HttpResponse::Ok().json(ClusterConnections {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| {
+                        n.pick(|r| match r {
+                            Reply::Connections(c) => Some(c),
+                            _ => None,
+                        })
+                    })
+                    .collect(),
+            }),
+            Err(e) => e,
+        };
+    }
+    match st.connections(&q) {
+        Ok(c) => HttpResponse::Ok().json(c),
+        Err(e) => HttpResponse::NotFound().json(e),
+    }
 }
 
 async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
@@ -195,26 +239,38 @@ async fn events(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let since = match filter
-        .since
-        .as_deref()
-        .map(chrono::DateTime::parse_from_rfc3339)
-    {
-        None => None,
-        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
-        Some(Err(e)) => {
-            return HttpResponse::BadRequest()
-                .json(Refusal::new(format!("since: not an RFC 3339 time: {e}")))
-        }
+    let mut q = filter.into_inner();
+    if std::mem::take(&mut q.cluster) {
+        return match gather(&st, Question::Events(q)).await {
+            Ok(nodes) => HttpResponse::Ok().json(ClusterEvents {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| {
+                        n.pick(|r| match r {
+                            Reply::Events(e) => Some(e),
+                            _ => None,
+                        })
+                    })
+                    .collect(),
+            }),
+            Err(e) => e,
+        };
+    }
+    match st.events(&q) {
+        Ok(events) => HttpResponse::Ok().json(Events { events }),
+        Err(e) => HttpResponse::BadRequest().json(e),
+    }
+}
+
+/// Asks every alive node of the cluster through [`Control::gather`].
+async fn gather(st: &AdminState, q: Question) -> Result<Vec<FromNode<Reply>>, HttpResponse> {
+    let Some(control) = &st.control else {
+        return Err(no_control());
     };
-    let query = events::Query {
-        since,
-        tenant: filter.tenant.clone(),
-        limit: filter.limit,
-    };
-    HttpResponse::Ok().json(Events {
-        events: st.observer.events.records(&query),
-    })
+    control
+        .gather(q)
+        .await
+        .map_err(|e| HttpResponse::Conflict().json(e))
 }
 
 async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
