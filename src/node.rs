@@ -128,8 +128,11 @@ impl Node {
                     side: side.clone(),
                     token: token.clone(),
                     observer: observer.clone(),
-                    control: supervisor.map(|s| Arc::new(s) as Arc<dyn Control>),
+                    control: supervisor.clone().map(|s| Arc::new(s) as Arc<dyn Control>),
                 });
+                if let Some(s) = &supervisor {
+                    s.set_admin(Some(state.clone()));
+                }
                 let tls = admin_tls(addr, &started.certificate)?;
                 let mount = crate::console::mount(addr);
                 let handle =

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use super::tables::{
-    connections_table, events_table, reload_table, restart_table, status_table,
+    cluster_connections_table, cluster_events_table, connections_table, events_table, reload_table,
+    restart_table, status_table,
 };
 
 /// A running node's admin API.
@@ -190,6 +191,7 @@ mod tests {
         let q = ConnectionsQuery {
             tenant: Some("a&b".into()),
             domain: None,
+            cluster: false,
         };
         assert_eq!(
             with_query("/api/connections", &q).unwrap(),

@@ -8,6 +8,7 @@
 
 use futures_util::future::BoxFuture;
 
+use crate::model::rollout::{FromNode, Question, Reply};
 use crate::model::{
     ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
 };
@@ -32,6 +33,9 @@ pub trait Control: Send + Sync {
     /// The cluster as this node sees it (every node, alive or gone, and what each runs);
     /// `None` for a node outside a cluster.
     fn cluster(&self) -> BoxFuture<'_, Option<ClusterView>>;
+
+    /// Asks every alive node of the cluster, this one included (refused outside one).
+    fn gather(&self, question: Question) -> Answer<'_, Vec<FromNode<Reply>>>;
 }
 
 /// Where the restart scheduler stands.

@@ -3,14 +3,16 @@
 //! type of [`crate::model`], which the subcommands read back.
 //!
 //! - `GET /api/status`: node, federation, tenants with their links and streams;
-//! - `GET /api/connections[?tenant=T][&domain=D]`: every s2s stream, and per domain pair
-//!   the last failure;
+//! - `GET /api/connections[?tenant=T][&domain=D][&cluster=true]`: every s2s stream, and
+//!   per domain pair the last failure; with `cluster`, every alive node's, node by node;
 //! - `POST /api/connections/{id}/close`: closes a stream gracefully;
-//! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N]`: the event log;
+//! - `GET /api/events[?since=RFC3339][&tenant=T][&limit=N][&cluster=true]`: the event
+//!   log; with `cluster`, every alive node's;
 //! - `GET /api/log-level`, `POST /api/log-level/{level}`: the federation log level;
 //! - `GET /metrics`: Prometheus metrics;
 //! - `POST /api/reload`: read the configuration again (applied or staged);
-//! - `POST /api/restart[?tenant=T][&dry_run=true]`: restart the stale instances.
+//! - `POST /api/restart[?tenant=T][&node=N][&dry_run=true]`: restart the stale instances;
+//!   in a cluster, a rolling restart (or every node's dry run).
 //!
 //! Reloads and restarts go to the node through [`Control`]. The same listener serves the
 //! web console (`crate::console`), which the node mounts through [`start`]'s `mount`; on an
@@ -36,6 +38,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
+use crate::model::rollout::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{ConnectionsQuery, EventsQuery, Refusal, RestartQuery, StreamRow};
 use crate::observe::Observer;
 use crate::routing::TenantSlot;
@@ -197,7 +200,24 @@ async fn connections(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    answer(st.connections(&filter))
+    let mut q = filter.into_inner();
+    if std::mem::take(&mut q.cluster) {
+        return match gather(&st, Question::Connections(q)).await {
+            Ok(nodes) => HttpResponse::Ok().json(ClusterConnections {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| {
+                        n.pick(|r| match r {
+                            Reply::Connections(c) => Some(c),
+                            _ => None,
+                        })
+                    })
+                    .collect(),
+            }),
+            Err(e) => e,
+        };
+    }
+    answer(st.connections(&q))
 }
 
 async fn close(req: HttpRequest, st: web::Data<AdminState>, id: web::Path<u64>) -> HttpResponse {
@@ -215,7 +235,35 @@ async fn events(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    answer(st.events(&filter))
+    let mut q = filter.into_inner();
+    if std::mem::take(&mut q.cluster) {
+        return match gather(&st, Question::Events(q)).await {
+            Ok(nodes) => HttpResponse::Ok().json(ClusterEvents {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| {
+                        n.pick(|r| match r {
+                            Reply::Events(e) => Some(e),
+                            _ => None,
+                        })
+                    })
+                    .collect(),
+            }),
+            Err(e) => e,
+        };
+    }
+    answer(st.events(&q))
+}
+
+/// Asks every alive node of the cluster through [`Control::gather`].
+async fn gather(st: &AdminState, q: Question) -> Result<Vec<FromNode<Reply>>, HttpResponse> {
+    let Some(control) = &st.control else {
+        return Err(no_control());
+    };
+    control
+        .gather(q)
+        .await
+        .map_err(|e| HttpResponse::Conflict().json(e))
 }
 
 async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {

@@ -12,6 +12,8 @@ use super::table::{Align, Table};
 
 mod cluster;
 
+pub use cluster::{cluster_connections_table, cluster_events_table};
+
 /// `xfed status` as a table.
 pub fn status_table(v: &Status) -> String {
     let mut s = String::new();
@@ -98,8 +100,19 @@ pub fn status_table(v: &Status) -> String {
 
 /// `xfed connections` as a table.
 pub fn connections_table(v: &Connections) -> String {
+    connections_of(&[(None, v)])
+}
+
+/// Connections as a table, each set with the node it is from (a NODE column when any is
+/// named), then the last failures.
+pub(super) fn connections_of(sets: &[(Option<&str>, &Connections)]) -> String {
     use Align::{Left, Right};
-    let mut table = Table::new(&[
+    let named = sets.iter().any(|(n, _)| n.is_some());
+    let mut columns = vec![];
+    if named {
+        columns.push(("NODE", Left));
+    }
+    columns.extend([
         ("ID", Right),
         ("DIR", Left),
         ("PEER", Left),
@@ -111,13 +124,18 @@ pub fn connections_table(v: &Connections) -> String {
         ("OUT", Right),
         ("SM (UNACKED)", Left),
     ]);
-    for c in &v.connections {
+    let mut table = Table::new(&columns);
+    for (node, c) in sets
+        .iter()
+        .flat_map(|(n, v)| v.connections.iter().map(move |c| (n, c)))
+    {
         let pairs: Vec<String> = c
             .pairs
             .iter()
             .map(|p| format!("{} -> {} ({})", p.local, p.remote, p.mechanism))
             .collect();
-        table.row(vec![
+        let mut row: Vec<String> = node.iter().map(|n| n.to_string()).collect();
+        row.extend([
             c.id.to_string(),
             c.direction.to_string(),
             format!("{}:{}", c.peer_ip, c.peer_port),
@@ -133,14 +151,20 @@ pub fn connections_table(v: &Connections) -> String {
                 "off".to_owned()
             },
         ]);
+        table.row(row);
     }
     let mut s = table.render();
-    if !v.failures.is_empty() {
+    let failures: Vec<_> = sets
+        .iter()
+        .flat_map(|(n, v)| v.failures.iter().map(move |f| (n, f)))
+        .collect();
+    if !failures.is_empty() {
         let _ = writeln!(s, "\nlast failures:");
-        for f in &v.failures {
+        for (node, f) in failures {
+            let on = node.map(|n| format!("[{n}] ")).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  {} -> {}: {} at {}: {}",
+                "  {on}{} -> {}: {} at {}: {}",
                 f.local,
                 f.remote,
                 f.condition,
@@ -184,33 +208,69 @@ pub fn reload_table(v: &ReloadOutcome) -> String {
     s
 }
 
-/// `xfed restart` as a table.
+/// `xfed restart` as a table; in a cluster, the rolling restart it started or every
+/// node's dry run.
 pub fn restart_table(v: &RestartOutcome) -> String {
-    if v.restarted.is_empty() {
-        return "nothing is stale\n".to_owned();
+    if let Some(r) = &v.rollout {
+        return cluster::rollout_started(r);
+    }
+    let sets: Vec<(Option<&str>, &[crate::model::RestartRow])> = if v.nodes.is_empty() {
+        vec![(None, &v.restarted)]
+    } else {
+        v.nodes
+            .iter()
+            .map(|n| (Some(n.node.as_str()), n.restarted.as_slice()))
+            .collect()
+    };
+    let mut s = String::new();
+    for n in v.nodes.iter().filter(|n| n.error.is_some()) {
+        let _ = writeln!(s, "{}: {}", n.node, n.error.as_deref().unwrap_or(""));
+    }
+    if sets.iter().all(|(_, rows)| rows.is_empty()) {
+        s.push_str("nothing is stale\n");
+        return s;
     }
     let verb = if v.dry_run { "WOULD DROP" } else { "DROPPED" };
-    let mut table = Table::new(&[
+    let mut columns = vec![];
+    if !v.nodes.is_empty() {
+        columns.push(("NODE", Align::Left));
+    }
+    columns.extend([
         ("INSTANCE", Align::Left),
         (verb, Align::Left),
         ("ACTION", Align::Left),
         ("CHANGES", Align::Left),
     ]);
-    for r in &v.restarted {
-        table.row(vec![
+    let mut table = Table::new(&columns);
+    for (node, r) in sets
+        .iter()
+        .flat_map(|(n, rows)| rows.iter().map(move |r| (n, r)))
+    {
+        let mut row: Vec<String> = node.iter().map(|n| n.to_string()).collect();
+        row.extend([
             r.change.instance.clone(),
             format!("{} link(s), {} stream(s)", r.links, r.streams),
             r.change.action.clone(),
             semicolons(&r.change.what),
         ]);
+        table.row(row);
     }
-    table.render()
+    s.push_str(&table.render());
+    s
 }
 
 /// `xfed events` as lines: time, event, tenant, domains, then the other fields.
 pub fn events_table(v: &Events) -> String {
-    let mut table = Table::new(&[("", Align::Left); 5]);
-    for e in &v.events {
+    let events: Vec<_> = v.events.iter().map(|e| (None, e)).collect();
+    events_of(&events)
+}
+
+/// Events as lines, each with the node it is from when named (then that comes first).
+pub(super) fn events_of(events: &[(Option<&str>, &crate::model::EventRecord)]) -> String {
+    let named = events.iter().any(|(n, _)| n.is_some());
+    let columns = if named { 6 } else { 5 };
+    let mut table = Table::new(&vec![("", Align::Left); columns]);
+    for (node, e) in events {
         let details: Vec<String> = e
             .details
             .iter()
@@ -220,13 +280,15 @@ pub fn events_table(v: &Events) -> String {
                 None => format!("{k}={v}"),
             })
             .collect();
-        table.row(vec![
+        let mut row: Vec<String> = node.iter().map(|n| n.to_string()).collect();
+        row.extend([
             e.time.format("%Y-%m-%d %H:%M:%S").to_string(),
             e.event.clone(),
             e.tenant.clone().unwrap_or_else(|| "-".to_owned()),
             e.domains.join(", "),
             details.join(" "),
         ]);
+        table.row(row);
     }
     table.render()
 }

@@ -40,11 +40,22 @@ pub fn connections(
     node: &NodeArgs,
     tenant: Option<String>,
     domain: Option<String>,
+    cluster: bool,
 ) -> io::Result<ExitCode> {
     let query = ConnectionsQuery {
         tenant,
         domain: domain.map(|d| config::domain_key(&d).into_owned()),
+        cluster,
     };
+    let path = client::with_query("/api/connections", &query);
+    if cluster {
+        return show(
+            out,
+            node,
+            |c| c.get(&path?),
+            client::cluster_connections_table,
+        );
+    }
     show(
         out,
         node,
@@ -104,6 +115,7 @@ pub fn events(
     since: Option<String>,
     tenant: Option<String>,
     limit: Option<usize>,
+    cluster: bool,
 ) -> io::Result<ExitCode> {
     let since = match since
         .map(|s| client::parse_since(&s, chrono::Utc::now()))
@@ -119,7 +131,12 @@ pub fn events(
         since,
         tenant,
         limit,
+        cluster,
     };
+    if cluster {
+        let path = client::with_query("/api/events", &query);
+        return show(out, node, |c| c.get(&path?), client::cluster_events_table);
+    }
     show(
         out,
         node,

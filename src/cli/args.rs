@@ -43,6 +43,9 @@ pub enum Command {
         /// Only the connections carrying this domain (local or remote).
         #[arg(long)]
         domain: Option<String>,
+        /// Every alive node of the cluster, with a NODE column.
+        #[arg(long)]
+        cluster: bool,
     },
     /// Close a federated connection gracefully (by its id in `xfed connections`).
     CloseConnection {
@@ -63,7 +66,11 @@ pub enum Command {
         /// Only this tenant's router.
         #[arg(long)]
         tenant: Option<String>,
-        /// Only show what would restart and what it would disconnect.
+        /// In a cluster: only this node (by its [node] name).
+        #[arg(long = "node")]
+        on_node: Option<String>,
+        /// Only show what would restart and what it would disconnect (in a cluster, on
+        /// every node).
         #[arg(long)]
         dry_run: bool,
     },
@@ -81,6 +88,9 @@ pub enum Command {
         /// At most this many, the newest.
         #[arg(long)]
         limit: Option<usize>,
+        /// Every alive node of the cluster, merged by time, with the node first.
+        #[arg(long)]
+        cluster: bool,
     },
     /// DNS for a domain's XMPP servers, in the order xfed would try them, and whether each
     /// accepts a TCP connection. Exit 1 when a domain has no reachable server.

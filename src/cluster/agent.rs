@@ -3,8 +3,9 @@
 //!
 //! A node's part in its cluster: it joins under a lease with a name no live node holds,
 //! follows the configuration (watching the manifest, reading each version whole and handing
-//! it to the node checked), publishes what it runs under its lease, and answers the
-//! cluster-wide view. When etcd cannot be reached it keeps what it has, says since when,
+//! it to the node checked), publishes what it runs under its lease, answers the
+//! cluster-wide view and other nodes' questions (`agent/mailbox.rs`), and campaigns to
+//! lead the schedule and rolling restarts (`agent/leader.rs`). When etcd cannot be reached it keeps what it has, says since when,
 //! and catches up when etcd is back.
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,10 @@ use super::snapshot::{Incomplete, Snapshot};
 use super::source::{as_node_runs, Files, ROUTER};
 use crate::config::{check, Checked, ConfigError, ConfigErrors, Feed};
 use crate::model::cluster::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
+use crate::model::rollout::{Question, Reply};
 
+mod leader;
+mod mailbox;
 mod view;
 
 /// How often a node looks whether what it runs changed, to publish it.
@@ -39,6 +43,17 @@ pub trait Host: Send + Sync + 'static {
 
     /// What the node runs now.
     fn report(&self) -> BoxFuture<'static, Report>;
+
+    /// Answers another node's question about this one (a restart of its stale instances,
+    /// its connections, its events).
+    fn answer(&self, question: Question) -> BoxFuture<'static, Reply>;
+
+    /// Now, on the node's clock (tests move it).
+    fn now(&self) -> DateTime<Utc>;
+
+    /// The first time of `[restart] schedule` after `after` while `[restart] delayed` is
+    /// on; `None` otherwise. Only the leader acts on it.
+    fn next_run(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>>;
 }
 
 /// What a node runs, as its [`Host`] reports it.
@@ -230,7 +245,9 @@ impl Agent {
         let tasks = vec![
             tokio::spawn(self.clone().keep_alive()),
             tokio::spawn(self.clone().follow(host.clone())),
-            tokio::spawn(self.clone().publish(host)),
+            tokio::spawn(self.clone().publish(host.clone())),
+            tokio::spawn(self.clone().serve(host.clone())),
+            tokio::spawn(self.clone().lead(host)),
         ];
         Running {
             tasks,

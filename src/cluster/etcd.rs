@@ -249,6 +249,32 @@ impl Etcd {
         Ok(())
     }
 
+    /// Campaigns in election `name` with `value` under `lease` (etcd's election API): the
+    /// key that holds the leadership once elected. Waits at most [`REQUEST_TIMEOUT`];
+    /// campaigning again with the same lease keeps the candidate's place in line.
+    pub async fn campaign(&self, name: &str, value: &str, lease: i64) -> Result<String, EtcdError> {
+        let mut client = self.client.election_client();
+        let resp = client.campaign(name, value, lease).await?;
+        let key = resp
+            .leader()
+            .map(|l| String::from_utf8_lossy(l.key()).into_owned())
+            .ok_or_else(|| EtcdError::Refused("etcd elected no key".into()))?;
+        Ok(key)
+    }
+
+    /// The value of election `name`'s leader, if one is elected.
+    pub async fn leader(&self, name: &str) -> Result<Option<String>, EtcdError> {
+        let mut client = self.client.election_client();
+        match client.leader(name).await {
+            Ok(resp) => Ok(resp
+                .kv()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())),
+            // etcd answers "election: no leader" as an error.
+            Err(etcd_client::Error::GRpcStatus(s)) if s.message().contains("no leader") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Watches `key` from revision `from`: every change after it, in order.
     pub async fn watch(&self, key: &str, from: i64) -> Result<Watch, EtcdError> {
         let mut client = self.client.watch_client();

@@ -8,9 +8,11 @@
 //! | `P/nodes/<name>` | the node called `name`, once at start (created only if absent) | the node's |
 //! | `P/status/<name>` | the node called `name`, when what it runs changes | the node's |
 //! | `P/members/<name>` | the node called `name`, at start | none: a gone node stays listed |
-//! | `P/election` | reserved: the schedule's leader (etcd's election API) | the leader's |
-//! | `P/rollout` | reserved: the leader, a rolling restart's progress | none: a new leader resumes |
-//! | `P/commands/<name>` | reserved: the leader, "restart your stale instances" to one node | the leader's |
+//! | `P/election/…` | every node, campaigning to run the schedule and rollouts (etcd's election API) | the node's |
+//! | `P/rollout` | `xfed restart` on any node (created only if absent), or the leader at a time of the schedule; then the leader, step by step | none: a new leader resumes |
+//! | `P/rollouts/last` | the leader, when a rollout ends | none |
+//! | `P/asks/<name>/<id>` | a node asking node `name` (a restart, its connections, its events) | the asker's |
+//! | `P/answers/<id>` | the node asked, its answer | the asker's |
 //! | `P/links/<tenant>/<name>` | reserved: the node holding links of `tenant` | the node's |
 
 /// The keys of one cluster.
@@ -96,6 +98,36 @@ impl Keys {
         format!("{}{name}", self.members())
     }
 
+    /// The election of the node that runs the schedule and rollouts.
+    pub fn election(&self) -> String {
+        format!("{}/election", self.prefix)
+    }
+
+    /// The rolling restart in progress.
+    pub fn rollout(&self) -> String {
+        format!("{}/rollout", self.prefix)
+    }
+
+    /// The last rolling restart that finished.
+    pub fn last_rollout(&self) -> String {
+        format!("{}/rollouts/last", self.prefix)
+    }
+
+    /// The questions waiting for node `name`.
+    pub fn asks(&self, name: &str) -> String {
+        format!("{}/asks/{name}/", self.prefix)
+    }
+
+    /// Question `id` for node `name`.
+    pub fn ask(&self, name: &str, id: &str) -> String {
+        format!("{}{id}", self.asks(name))
+    }
+
+    /// The answer to question `id`.
+    pub fn answer(&self, id: &str) -> String {
+        format!("{}/answers/{id}", self.prefix)
+    }
+
     /// The node name at the end of `key` under `folder` (one of the above).
     pub fn name_in<'k>(folder: &str, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(folder).filter(|n| !n.contains('/'))
@@ -135,6 +167,14 @@ mod tests {
         assert_eq!(k.status("edge-1"), "/xfed/prod/status/edge-1");
         assert_eq!(k.member("edge-1"), "/xfed/prod/members/edge-1");
         assert_eq!(Keys::name_in(&k.nodes(), &k.node("edge-1")), Some("edge-1"));
+        assert_eq!(k.ask("edge-2", "q7"), "/xfed/prod/asks/edge-2/q7");
+        assert_eq!(
+            Keys::name_in(&k.asks("edge-2"), &k.ask("edge-2", "q7")),
+            Some("q7")
+        );
+        assert!(!k.ask("edge-22", "q").starts_with(&k.asks("edge-2")));
+        assert_eq!(k.answer("q7"), "/xfed/prod/answers/q7");
+        assert_eq!(k.rollout(), "/xfed/prod/rollout");
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! - [`push`]: `xfed config push`, `pull`, `diff`.
 //! - [`settings`]: a node's own `[cluster]`, name and admin address, from its file alone.
 //! - [`client`]: the `xfed` commands' access to a cluster, without joining it.
-//! - [`agent`]: a node's membership: joining, following the configuration, publishing.
+//! - [`rollout`]: a rolling restart's decisions, as pure functions of what nodes publish.
+//! - [`agent`]: a node's membership: joining, following the configuration, publishing,
+//!   questions between nodes, the leader.
 
 pub mod agent;
 pub mod client;
@@ -22,6 +24,7 @@ pub mod etcd;
 pub mod keys;
 pub mod machine;
 pub mod push;
+pub mod rollout;
 pub mod settings;
 pub mod snapshot;
 pub mod source;

@@ -21,6 +21,8 @@ pub struct Settings {
     pub etcd: Vec<String>,
     pub prefix: String,
     pub lease: Duration,
+    /// How long a node's turn in a rolling restart may take.
+    pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, String)>,
 }
@@ -80,6 +82,7 @@ impl Settings {
             etcd: cluster.etcd,
             prefix: cluster.prefix,
             lease: Duration::from_secs(cluster.lease_secs.max(1)),
+            rollout_step: Duration::from_secs(cluster.rollout_step_secs.max(1)),
             user,
         }))
     }

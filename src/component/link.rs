@@ -186,6 +186,10 @@ impl Negotiation {
     }
 }
 
+/// How long a link closed gracefully still reads what its component sent before it saw
+/// the close.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An authenticated component link: reads stanzas and routes them; what is routed to it goes
 /// straight into its outbox.
 pub struct ComponentLink {
@@ -257,6 +261,22 @@ impl ComponentLink {
     fn close(&mut self, tail: String, ctx: &mut Context<Self>) {
         self.origin.link.outbox.close(Bytes::from(tail));
         ctx.stop();
+    }
+
+    /// Closes gracefully (RFC 6120 §4.4): our `</stream:stream>` goes out after what is
+    /// queued, nothing more is routed to this link, and what the component sent before it
+    /// read our close is still read and routed until it closes its side — or for
+    /// [`DRAIN`] at most. A component that keeps writing stanzas after our close loses only
+    /// those.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        self.origin.tenant.notify(LinkEvent::Down {
+            id: self.origin.link.id,
+        });
+        self.origin
+            .link
+            .outbox
+            .close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
+        ctx.run_later(DRAIN, |_, ctx| ctx.stop());
     }
 }
 
@@ -330,9 +350,7 @@ impl Handler<ConnectionControl> for ComponentLink {
                 ctx.cancel_future(self.reading);
             }
             ConnectionControl::Close(Some(e)) => self.close(stream_error(&e), ctx),
-            ConnectionControl::Close(None) | ConnectionControl::Retire(_) => {
-                self.close(STREAM_CLOSE.into(), ctx)
-            }
+            ConnectionControl::Close(None) | ConnectionControl::Retire(_) => self.drain(ctx),
         }
     }
 }

@@ -280,10 +280,19 @@ pub struct ClusterSection {
     pub user: Option<String>,
     /// File holding that user's password, relative to this file.
     pub password_file: Option<PathBuf>,
+    /// Seconds a node has, in a rolling restart, to restart its stale instances and get
+    /// their links back before the leader reports it timed out and moves on (the leader's
+    /// own setting counts).
+    #[serde(default = "default_rollout_step_secs")]
+    pub rollout_step_secs: u64,
 }
 
 fn default_lease_secs() -> u64 {
     5
+}
+
+fn default_rollout_step_secs() -> u64 {
+    60
 }
 
 /// `[limits]`: what one peer may cost us.

@@ -136,6 +136,8 @@ pub struct Cluster {
     pub prefix: String,
     /// The node's lease: how long it stays listed after it stops renewing it.
     pub lease: Duration,
+    /// How long a node's turn in a rolling restart may take.
+    pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, Secret)>,
 }

@@ -260,6 +260,12 @@ fn cluster(
     if !(2..=300).contains(&c.lease_secs) {
         err("cluster.lease_secs", "must be 2 to 300 seconds".into());
     }
+    if !(1..=3600).contains(&c.rollout_step_secs) {
+        err(
+            "cluster.rollout_step_secs",
+            "must be 1 to 3600 seconds".into(),
+        );
+    }
     if node_name.contains('/') || node_name.chars().any(char::is_control) {
         err(
             "node.name",
@@ -292,6 +298,7 @@ fn cluster(
         etcd: c.etcd,
         prefix: c.prefix,
         lease: Duration::from_secs(c.lease_secs),
+        rollout_step: Duration::from_secs(c.rollout_step_secs),
         user,
     }
 }

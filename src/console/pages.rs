@@ -113,7 +113,7 @@ async fn tenants(admin: &AdminState) -> String {
         let failures: Vec<Vec<String>> = admin
             .connections(&ConnectionsQuery {
                 tenant: Some(t.name.clone()),
-                domain: None,
+                ..ConnectionsQuery::default()
             })
             .map(|c| c.failures)
             .unwrap_or_default()

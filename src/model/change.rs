@@ -50,6 +50,12 @@ pub struct RestartOutcome {
     /// The whole node restarts once this answer is sent; present only then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub node_restarting: bool,
+    /// In a cluster's dry run: what each node would restart (then `restarted` is empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<super::rollout::NodeRestart>,
+    /// In a cluster: the rolling restart this request started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::rollout::Rollout>,
 }
 
 /// Why the API did not do what was asked. A refused configuration lists its problems
@@ -122,6 +128,8 @@ mod tests {
             dry_run: true,
             restarted: vec![row(1)],
             node_restarting: false,
+            nodes: vec![],
+            rollout: None,
         };
         assert_eq!(round_trip(&dry), dry);
         assert!(serde_json::to_value(&dry)
@@ -159,6 +167,8 @@ mod tests {
             dry_run: true,
             restarted: vec![row(1)],
             node_restarting: false,
+            nodes: vec![],
+            rollout: None,
         };
         assert!(without(&dry, "/restarted/0", "streams").contains("streams"));
         assert!(without(&dry, "/restarted/0", "what").contains("what"));

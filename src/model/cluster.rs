@@ -86,9 +86,16 @@ pub struct ClusterView {
     pub etcd: EtcdState,
     /// Every node that ever joined, by name.
     pub nodes: Vec<NodeRow>,
-    /// The rolling restart in progress (not yet: issue 13, part 2).
+    /// The node that runs the schedule and rolling restarts (etcd's election), as last
+    /// read; `None` while none is elected.
     #[serde(deserialize_with = "required")]
-    pub rollout: Option<String>,
+    pub leader: Option<String>,
+    /// The rolling restart in progress.
+    #[serde(deserialize_with = "required")]
+    pub rollout: Option<super::rollout::Rollout>,
+    /// The last one that finished.
+    #[serde(deserialize_with = "required")]
+    pub last_rollout: Option<super::rollout::Rollout>,
 }
 
 /// The answering node's link to etcd.
@@ -189,7 +196,9 @@ mod tests {
                     status: None,
                 },
             ],
+            leader: Some("edge-1".into()),
             rollout: None,
+            last_rollout: None,
         }
     }
 

@@ -19,12 +19,14 @@
 //! - [`change`]: the outcomes of reloads and restarts, and refusals;
 //! - [`events`]: the event log and the log level;
 //! - [`query`]: the query strings the API takes;
+//! - [`rollout`]: a cluster's rolling restart, and what several nodes answer one question;
 //! - [`time`]: how times are written.
 
 pub mod change;
 pub mod cluster;
 pub mod events;
 pub mod query;
+pub mod rollout;
 pub mod status;
 pub mod stream;
 pub mod time;

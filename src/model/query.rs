@@ -10,6 +10,9 @@ pub struct ConnectionsQuery {
     pub tenant: Option<String>,
     /// Only the streams carrying this domain, local or remote.
     pub domain: Option<String>,
+    /// Every live node of the cluster, not only the one asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 /// `GET /api/events`.
@@ -21,6 +24,9 @@ pub struct EventsQuery {
     pub tenant: Option<String>,
     /// At most this many, the newest.
     pub limit: Option<usize>,
+    /// Every live node of the cluster, not only the one asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 /// `POST /api/restart`.
@@ -28,6 +34,9 @@ pub struct EventsQuery {
 pub struct RestartQuery {
     /// Only this tenant's router.
     pub tenant: Option<String>,
+    /// In a cluster: only this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Only say what would restart and what it would drop.
     #[serde(default)]
     pub dry_run: bool,
@@ -43,6 +52,7 @@ mod tests {
             since: Some("2026-11-24T10:00:00+00:00".into()),
             tenant: Some("a&b=c d".into()),
             limit: None,
+            cluster: false,
         };
         let text = serde_urlencoded::to_string(&q).unwrap();
         assert_eq!(
@@ -56,9 +66,27 @@ mod tests {
         );
         let r = RestartQuery {
             tenant: None,
+            node: None,
             dry_run: true,
         };
         assert_eq!(serde_urlencoded::to_string(&r).unwrap(), "dry_run=true");
+        let on = RestartQuery {
+            node: Some("edge-2".into()),
+            ..r
+        };
+        assert_eq!(
+            serde_urlencoded::to_string(&on).unwrap(),
+            "node=edge-2&dry_run=true"
+        );
+        let all = EventsQuery {
+            cluster: true,
+            ..EventsQuery::default()
+        };
+        assert_eq!(serde_urlencoded::to_string(&all).unwrap(), "cluster=true");
+        assert_eq!(
+            serde_urlencoded::from_str::<EventsQuery>("cluster=true").unwrap(),
+            all
+        );
         assert_eq!(
             serde_urlencoded::from_str::<RestartQuery>("").unwrap(),
             RestartQuery::default()

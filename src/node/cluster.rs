@@ -7,12 +7,18 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::supervisor::Supervisor;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::supervisor::{ClusterOps, Supervisor};
 use super::StartError;
 use crate::cluster::{Agent, Host, JoinError, Report, Running};
 use crate::config::{Checked, ConfigErrors};
 use crate::model::cluster::{ClusterView, InstanceRow};
-use crate::restart::schedule::Clock;
+use crate::model::rollout::{FromNode, Question, Reply};
+use crate::model::{Refusal, RestartOutcome, RestartQuery};
+use crate::restart::schedule::{next_run, Clock};
 
 /// Why a node of a cluster did not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +51,12 @@ impl ClusterNode {
                 return Err(ClusterStartError::Refused(errs));
             }
         };
-        let views = agent.clone();
         let supervisor = match Supervisor::start_versioned(
             config,
             checked.version,
             agent.feed(),
-            clock,
-            Some(Arc::new(move || {
-                let views = views.clone();
-                Box::pin(async move { views.view().await }) as BoxFuture<'static, ClusterView>
-            })),
+            clock.clone(),
+            Some(Arc::new(Ops(agent.clone()))),
         )
         .await
         {
@@ -66,6 +68,7 @@ impl ClusterNode {
         };
         let running = agent.run(Arc::new(NodeHost {
             supervisor: supervisor.clone(),
+            clock,
         }));
         Ok(ClusterNode {
             supervisor,
@@ -94,9 +97,39 @@ impl ClusterNode {
     }
 }
 
+/// The cluster as the node's admin API asks it.
+struct Ops(Agent);
+
+/// How long a node waits for the others' connections or events.
+const GATHER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl ClusterOps for Ops {
+    fn view(&self) -> BoxFuture<'static, ClusterView> {
+        let agent = self.0.clone();
+        Box::pin(async move { agent.view().await })
+    }
+
+    fn restart(&self, q: RestartQuery) -> BoxFuture<'static, Result<RestartOutcome, Refusal>> {
+        let agent = self.0.clone();
+        Box::pin(async move { agent.restart(q).await })
+    }
+
+    fn gather(&self, q: Question) -> BoxFuture<'static, Result<Vec<FromNode<Reply>>, Refusal>> {
+        let agent = self.0.clone();
+        Box::pin(async move {
+            agent
+                .ask_all(&q, None, GATHER_WITHIN)
+                .await
+                .map_err(Refusal::new)
+        })
+    }
+}
+
 /// The node as the cluster agent sees it.
 struct NodeHost {
     supervisor: Supervisor,
+    /// The node's clock, for the schedule when this node leads.
+    clock: Arc<dyn Clock>,
 }
 
 impl Host for NodeHost {
@@ -135,5 +168,42 @@ impl Host for NodeHost {
                 streams: traffic.streams,
             }
         })
+    }
+
+    fn answer(&self, question: Question) -> BoxFuture<'static, Reply> {
+        let supervisor = self.supervisor.clone();
+        Box::pin(async move {
+            let refused = |r: Refusal| Reply::Refused(r.error);
+            let admin = || {
+                supervisor
+                    .admin()
+                    .ok_or_else(|| Refusal::new("this node's admin API is off"))
+            };
+            match question {
+                Question::Restart(q) => supervisor
+                    .restart(q.tenant, q.dry_run)
+                    .await
+                    .map_or_else(refused, |o| Reply::Restart(Box::new(o))),
+                Question::Connections(q) => admin()
+                    .and_then(|a| a.connections(&q).map_err(|e| e.refusal().clone()))
+                    .map_or_else(refused, Reply::Connections),
+                Question::Events(q) => admin()
+                    .and_then(|a| a.events(&q).map_err(|e| e.refusal().clone()))
+                    .map_or_else(refused, |e| Reply::Events(e.events)),
+            }
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn next_run(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let view = self.supervisor.view();
+        if !view.delayed {
+            return None;
+        }
+        let schedule = cron::Schedule::from_str(&view.schedule).ok()?;
+        next_run(&schedule, after)
     }
 }

@@ -2,8 +2,10 @@
 
 use super::supervisor::Supervisor;
 use crate::admin::{Answer, Control, Schedule};
+use crate::model::rollout::{FromNode, Question, Reply};
 use crate::model::{
-    ClusterView, LastRun, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus, StaleInstance,
+    ClusterView, LastRun, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
+    StaleInstance,
 };
 use futures_util::future::BoxFuture;
 
@@ -39,15 +41,30 @@ impl Control for Supervisor {
     }
 
     fn restart(&self, query: RestartQuery) -> Answer<'_, RestartOutcome> {
-        Box::pin(Supervisor::restart(self, query.tenant, query.dry_run))
+        match self.cluster() {
+            Some(cluster) => cluster.restart(query),
+            None if query.node.is_some() => Box::pin(async {
+                Err(Refusal::new(
+                    "--node names a node of a cluster; this node is not in one",
+                ))
+            }),
+            None => Box::pin(Supervisor::restart(self, query.tenant, query.dry_run)),
+        }
     }
 
     fn cluster(&self) -> BoxFuture<'_, Option<ClusterView>> {
         Box::pin(async move {
-            match self.cluster_views() {
-                Some(views) => Some(views().await),
+            match Supervisor::cluster(self) {
+                Some(cluster) => Some(cluster.view().await),
                 None => None,
             }
         })
+    }
+
+    fn gather(&self, question: Question) -> Answer<'_, Vec<FromNode<Reply>>> {
+        match Supervisor::cluster(self) {
+            Some(cluster) => cluster.gather(question),
+            None => Box::pin(async { Err(Refusal::new("this node is not in a cluster")) }),
+        }
     }
 }

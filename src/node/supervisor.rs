@@ -16,9 +16,13 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use futures_util::future::BoxFuture;
+
 use super::{Node, StartError, Traffic};
+use crate::admin::AdminState;
 use crate::config::{Checked, Config, Feed};
-use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome};
+use crate::model::rollout::{self, FromNode, Question};
+use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
 use crate::restart::versions::Versions;
 
@@ -65,13 +69,25 @@ pub struct Supervisor {
     /// reach the scheduler in the order they were read (reloads come from several threads:
     /// the admin API's and the signal handler's).
     reading: Arc<Mutex<()>>,
-    /// The cluster as this node sees it, for `xfed status`; `None` for a node on its own.
-    cluster: Option<ClusterViews>,
+    /// The cluster this node is in; `None` for a node on its own.
+    cluster: Option<Arc<dyn ClusterOps>>,
+    /// The running node's admin state, for other nodes' questions (set by each start of
+    /// the node; `None` while the admin API is off).
+    admin: Arc<Mutex<Option<Arc<AdminState>>>>,
 }
 
-/// Asks the cluster agent for its view.
-pub type ClusterViews =
-    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ClusterView> + Send + Sync>;
+/// What the node's cluster does for its admin API (`node::cluster`, over the agent).
+pub trait ClusterOps: Send + Sync {
+    /// The cluster as this node sees it, for `xfed status`.
+    fn view(&self) -> BoxFuture<'static, ClusterView>;
+    /// A restart asked on this node: a rolling restart of the cluster, or its dry run.
+    fn restart(&self, q: RestartQuery) -> BoxFuture<'static, Result<RestartOutcome, Refusal>>;
+    /// Asks every alive node.
+    fn gather(
+        &self,
+        q: Question,
+    ) -> BoxFuture<'static, Result<Vec<FromNode<rollout::Reply>>, Refusal>>;
+}
 
 impl Supervisor {
     /// Starts the node on `config`, and the scheduler that owns it, on the current actix
@@ -98,16 +114,16 @@ impl Supervisor {
         version: Option<u64>,
         feed: Feed,
         clock: Arc<dyn Clock>,
-        cluster: Option<ClusterViews>,
+        cluster: Option<Arc<dyn ClusterOps>>,
     ) -> Result<Supervisor, StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(Mutex::new(RestartView {
             versions: Versions::new_at(&config, version.unwrap_or(1)),
             delayed: config.restart.delayed,
             schedule: config.restart.schedule_text.clone(),
-            // A node of a cluster never runs the schedule alone: every node would restart
-            // at the same time. The cluster's leader will (issue 13, part 2).
-            next_run: next_run(&config.restart.schedule, clock.now()).filter(|_| cluster.is_none()),
+            // In a cluster the leader runs the schedule (every node would restart at the
+            // same time); each node shows when.
+            next_run: next_run(&config.restart.schedule, clock.now()),
             last_run: None,
         }));
         let handle = Supervisor {
@@ -116,6 +132,7 @@ impl Supervisor {
             feed,
             reading: Arc::new(Mutex::new(())),
             cluster,
+            admin: Arc::new(Mutex::new(None)),
         };
         let node = Node::start_with(config.clone(), Some(handle.clone()), None).await?;
         let state = State {
@@ -175,10 +192,24 @@ impl Supervisor {
         answer.await.map_err(|_| gone())?
     }
 
-    /// Where the cluster's view comes from (`None` for a node on its own); the admin API
-    /// asks it through [`crate::admin::Control::cluster`].
-    pub(super) fn cluster_views(&self) -> Option<&ClusterViews> {
+    /// The cluster this node is in (`None` for a node on its own); the admin API asks it
+    /// through [`crate::admin::Control`].
+    pub(super) fn cluster(&self) -> Option<&Arc<dyn ClusterOps>> {
         self.cluster.as_ref()
+    }
+
+    /// Whether this node is one of a cluster's (then the leader runs the schedule).
+    pub(super) fn in_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The running node's admin state.
+    pub fn admin(&self) -> Option<Arc<AdminState>> {
+        self.admin.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(super) fn set_admin(&self, state: Option<Arc<AdminState>>) {
+        *self.admin.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
     /// Component links and s2s streams per tenant now (`None` once shutting down).

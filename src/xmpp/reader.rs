@@ -327,6 +327,25 @@ impl Decoder for StreamReader {
             return Ok(None);
         }
         if self.open.is_empty() {
+            self.scan = 0;
+        }
+        // Before anything else, so that what follows the mark is read the same whether it
+        // came with it or in a later read.
+        if !self.started && self.scan == 0 {
+            if buf.len() < BOM.len() && BOM.starts_with(buf) {
+                // Perhaps a byte order mark, split by the network: wait for the rest.
+                return Ok(None);
+            }
+            if buf.starts_with(BOM) {
+                // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3), as its very
+                // first bytes only: anywhere later U+FEFF is a character, text before the
+                // header.
+                let _ = buf.split_to(BOM.len());
+                self.partial = None;
+                self.started = true;
+            }
+        }
+        if self.open.is_empty() {
             // Whitespace between stanzas (keepalives) is consumed, never kept.
             let ws = buf.iter().take_while(|b| is_space_byte(**b)).count();
             if ws > 0 {
@@ -334,24 +353,9 @@ impl Decoder for StreamReader {
                 self.partial = None;
                 self.started = true;
             }
-            self.scan = 0;
         }
         if buf.len() <= self.scan {
             return Ok(None);
-        }
-        if !self.started && self.scan == 0 && buf.len() < BOM.len() && BOM.starts_with(buf) {
-            // Perhaps a byte order mark, split by the network: wait for the rest.
-            return Ok(None);
-        }
-        if !self.started && self.scan == 0 && buf.starts_with(BOM) {
-            // A byte order mark may open a UTF-8 document (XML 1.0 §4.3.3), as its very
-            // first bytes only: anywhere later U+FEFF is a character, text before the header.
-            let _ = buf.split_to(BOM.len());
-            self.partial = None;
-            self.started = true;
-            if buf.is_empty() {
-                return Ok(None);
-            }
         }
         if self.phase == Phase::Prolog && buf.len() >= 2 && (buf[0] == 0 || buf[1] == 0) {
             return Err(StreamError::new(C::UnsupportedEncoding, "stream is not UTF-8").into());

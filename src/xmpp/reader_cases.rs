@@ -455,6 +455,35 @@ fn a_byte_order_mark_only_as_the_very_first_bytes_whatever_the_split() {
     assert_eq!(feed(&dribbled, Limits::default()).map(|f| f.len()), Ok(1));
 }
 
+/// Found by fuzzing (reader/crash-b3e7465f…): whitespace after a byte order mark was held
+/// when both came in one read and consumed when the mark came first; what follows the mark
+/// is now read the same however the network splits it.
+#[test]
+fn whitespace_after_a_byte_order_mark_is_read_alike_whatever_the_split() {
+    let held = |chunks: &[&[u8]]| {
+        let mut r = StreamReader::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut frames = 0;
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while let Some(_frame) = r.decode(&mut buf).expect("no stream error") {
+                frames += 1;
+            }
+        }
+        (frames, buf.len())
+    };
+    let spaces = b"\xEF\xBB\xBF\t\t \r\n\t".as_slice();
+    let split_points = 0..=spaces.len();
+    for at in split_points {
+        let (a, b) = spaces.split_at(at);
+        assert_eq!(held(&[a, b]), (0, 0), "split at {at}");
+        assert_eq!(held(&[spaces]), (0, 0), "whole");
+        let opened = [spaces, HEADER.as_bytes()].concat();
+        let (a, b) = opened.split_at(at);
+        assert_eq!(held(&[a, b]), (1, 0), "with the header, split at {at}");
+    }
+}
+
 /// Found by fuzzing: what quick-xml lets through that XML does not allow, and that xfed
 /// would have forwarded or written back to a peer that then closes the stream.
 #[test]

@@ -4,7 +4,121 @@
 
 use std::fmt::Write;
 
+use super::{connections_of, events_of};
+use crate::model::rollout::{ClusterConnections, ClusterEvents, FromNode, Rollout};
 use crate::model::ClusterView;
+
+/// `xfed restart` in a cluster: the rollout it asked for.
+pub(super) fn rollout_started(r: &Rollout) -> String {
+    let mut s = format!(
+        "rolling restart {} asked: nodes in turn {}{}; the leader carries it out (xfed status follows it)\n",
+        r.id,
+        r.order.join(", "),
+        r.tenant
+            .as_deref()
+            .map(|t| format!(", tenant {t} only"))
+            .unwrap_or_default()
+    );
+    if r.order.is_empty() {
+        s.push_str("no alive node to restart\n");
+    }
+    s
+}
+
+/// A rollout: who asked, each node's turn, the node whose turn it is.
+fn rollout_lines(title: &str, r: &Rollout) -> String {
+    let mut s = String::new();
+    let only = r
+        .tenant
+        .as_deref()
+        .map(|t| format!(", tenant {t}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "{title}: {} ({}{only}), started {}{}",
+        r.id,
+        r.why,
+        r.started,
+        r.finished
+            .as_deref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
+    );
+    for step in &r.steps {
+        let _ = writeln!(
+            s,
+            "  {}: {} at {}{}",
+            step.node,
+            step.outcome.as_str(),
+            step.at,
+            if step.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", step.detail)
+            }
+        );
+    }
+    if let Some(c) = &r.current {
+        let _ = writeln!(s, "  {}: restarting since {}", c.node, c.since);
+    }
+    let waiting: Vec<&str> = r
+        .order
+        .iter()
+        .filter(|n| {
+            !r.steps.iter().any(|s| &s.node == *n)
+                && r.current.as_ref().is_none_or(|c| &c.node != *n)
+        })
+        .map(String::as_str)
+        .collect();
+    if !waiting.is_empty() && r.finished.is_none() {
+        let _ = writeln!(s, "  waiting: {}", waiting.join(", "));
+    }
+    s
+}
+
+/// Nodes that did not answer a cluster-wide question, one line each.
+fn silent<T>(nodes: &[FromNode<T>]) -> String {
+    let mut s = String::new();
+    for n in nodes.iter().filter(|n| n.answer.is_none()) {
+        let _ = writeln!(
+            s,
+            "{}: no answer ({})",
+            n.node,
+            n.error.as_deref().unwrap_or("?")
+        );
+    }
+    s
+}
+
+/// `xfed connections --cluster`: every alive node's streams with a NODE column.
+pub fn cluster_connections_table(v: &ClusterConnections) -> String {
+    let sets: Vec<_> = v
+        .nodes
+        .iter()
+        .filter_map(|n| n.answer.as_ref().map(|c| (Some(n.node.as_str()), c)))
+        .collect();
+    let mut s = connections_of(&sets);
+    s.push_str(&silent(&v.nodes));
+    s
+}
+
+/// `xfed events --cluster`: every alive node's events, merged by time, with the node first.
+pub fn cluster_events_table(v: &ClusterEvents) -> String {
+    let mut events: Vec<_> = v
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.answer
+                .iter()
+                .flatten()
+                .map(move |e| (Some(n.node.as_str()), e))
+        })
+        .collect();
+    events.sort_by_key(|(_, e)| e.time);
+    let mut s = events_of(&events);
+    s.push_str(&silent(&v.nodes));
+    s
+}
 
 /// The cluster as the answering node sees it, after the node's own table.
 pub(super) fn cluster_table(view: &ClusterView) -> String {
@@ -23,7 +137,20 @@ pub(super) fn cluster_table(view: &ClusterView) -> String {
             view.etcd.read_at,
         );
     }
-    let _ = writeln!(out, "rolling restart: none in progress");
+    let _ = writeln!(
+        out,
+        "leader (schedule and rolling restarts): {}",
+        view.leader.as_deref().unwrap_or("none elected")
+    );
+    match &view.rollout {
+        Some(r) => out.push_str(&rollout_lines("rolling restart in progress", r)),
+        None => {
+            let _ = writeln!(out, "rolling restart: none in progress");
+        }
+    }
+    if let Some(r) = &view.last_rollout {
+        out.push_str(&rollout_lines("last rolling restart", r));
+    }
     for row in &view.nodes {
         let me = if row.name == view.this_node {
             " (this node)"
@@ -113,7 +240,9 @@ mod tests {
                 row("edge-2", true, Some(status(7, 6))),
                 row("edge-3", false, None),
             ],
+            leader: None,
             rollout: None,
+            last_rollout: None,
         };
         let text = cluster_table(&view);
         for line in [

@@ -21,6 +21,7 @@ impl Agent {
             }
             Err(e) => self.unreachable(&e),
         }
+        let (leader, rollout, last_rollout) = self.rollouts().await.unwrap_or_default();
         let state = self.state();
         let me = &self.inner.settings.name;
         let mut nodes = state.rows.clone();
@@ -59,11 +60,13 @@ impl Agent {
                     .unwrap_or_default(),
             },
             nodes,
-            rollout: None,
+            leader,
+            rollout,
+            last_rollout,
         }
     }
 
-    async fn read_rows(&self) -> Result<Vec<NodeRow>, EtcdError> {
+    pub(super) async fn read_rows(&self) -> Result<Vec<NodeRow>, EtcdError> {
         let keys = &self.inner.keys;
         let etcd = &self.inner.etcd;
         let (m, n, s) = (keys.members(), keys.nodes(), keys.statuses());

@@ -35,10 +35,13 @@ impl State {
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
         loop {
             let next = self.with_view(|v| v.next_run);
+            // In a cluster the leader fires the schedule; this node only shows it.
+            let own = !self.handle.in_cluster();
             let wait = next.map(|at| until(self.clock.now(), at));
             let timer = async {
                 match wait {
-                    Some(d) => tokio::time::sleep(d).await,
+                    Some(d) if own => tokio::time::sleep(d).await,
+                    Some(_) => std::future::pending().await,
                     None => std::future::pending().await,
                 }
             };
@@ -79,10 +82,9 @@ impl State {
                     };
                     let schedule = self.latest.restart.schedule.clone();
                     let clock_now = self.clock.now();
-                    let own = self.handle.cluster.is_none();
                     self.with_view(|v| {
                         v.last_run = Some((now, outcome));
-                        v.next_run = next_run(&schedule, clock_now).filter(|_| own);
+                        v.next_run = next_run(&schedule, clock_now);
                     });
                 }
             }
@@ -132,11 +134,10 @@ impl State {
         let delayed = new.restart.delayed;
         let schedule = new.restart.schedule.clone();
         let now = self.clock.now();
-        let own = self.handle.cluster.is_none();
         let version = self.with_view(|v| {
             v.delayed = delayed;
             v.schedule = new.restart.schedule_text.clone();
-            v.next_run = next_run(&schedule, now).filter(|_| own);
+            v.next_run = next_run(&schedule, now);
             v.versions.accept_as(&new, &changes, number)
         });
         self.latest = new;
@@ -243,6 +244,8 @@ impl State {
                 dry_run,
                 restarted: listed,
                 node_restarting: !dry_run,
+                nodes: vec![],
+                rollout: None,
             };
             return Ok((outcome, (!dry_run).then_some(target)));
         }
@@ -283,6 +286,8 @@ impl State {
             dry_run: false,
             restarted: listed,
             node_restarting: false,
+            nodes: vec![],
+            rollout: None,
         };
         Ok((outcome, None))
     }
