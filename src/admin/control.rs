@@ -8,7 +8,7 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::model::rollout::{FromNode, Question, Reply};
+use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::{
     ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
 };

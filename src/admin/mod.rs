@@ -38,7 +38,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::model::rollout::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
+use crate::model::ask::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{ConnectionsQuery, EventsQuery, Refusal, RestartQuery, StreamRow};
 use crate::observe::Observer;
 use crate::routing::TenantSlot;

@@ -23,8 +23,8 @@ use super::settings::Settings;
 use super::snapshot::{Incomplete, Snapshot};
 use super::source::{as_node_runs, Files, ROUTER};
 use crate::config::{check, Checked, ConfigError, ConfigErrors, Feed};
+use crate::model::ask::{Question, Reply};
 use crate::model::cluster::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
-use crate::model::rollout::{Question, Reply};
 
 mod leader;
 mod mailbox;

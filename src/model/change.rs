@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::required;
+
 /// One router instance a configuration change touches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRow {
@@ -52,10 +54,21 @@ pub struct RestartOutcome {
     pub node_restarting: bool,
     /// In a cluster's dry run: what each node would restart (then `restarted` is empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nodes: Vec<super::rollout::NodeRestart>,
+    pub nodes: Vec<NodeRestart>,
     /// In a cluster: the rolling restart this request started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<super::rollout::Rollout>,
+}
+
+/// One node's part of a cluster's restart dry run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRestart {
+    pub node: String,
+    /// What would restart there, and what it would drop.
+    pub restarted: Vec<RestartRow>,
+    /// Why it did not answer.
+    #[serde(deserialize_with = "required")]
+    pub error: Option<String>,
 }
 
 /// Why the API did not do what was asked. A refused configuration lists its problems

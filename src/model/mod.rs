@@ -19,9 +19,11 @@
 //! - [`change`]: the outcomes of reloads and restarts, and refusals;
 //! - [`events`]: the event log and the log level;
 //! - [`query`]: the query strings the API takes;
-//! - [`rollout`]: a cluster's rolling restart, and what several nodes answer one question;
+//! - [`rollout`]: a cluster's rolling restart;
+//! - [`ask`]: what nodes ask each other, and what several nodes answer one question;
 //! - [`time`]: how times are written.
 
+pub mod ask;
 pub mod change;
 pub mod cluster;
 pub mod events;

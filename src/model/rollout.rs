@@ -1,14 +1,8 @@
-//! A cluster's rolling restart (`P/rollout` in etcd, `cluster.rollout` in `xfed status`),
-//! and the answers of several nodes to one question (`xfed restart --dry-run`,
-//! `xfed connections --cluster`, `xfed events --cluster`).
+//! A cluster's rolling restart (`P/rollout` in etcd, `cluster.rollout` in `xfed status`).
 
 use serde::{Deserialize, Serialize};
 
-use super::change::RestartRow;
-use super::events::EventRecord;
-use super::query::{ConnectionsQuery, EventsQuery, RestartQuery};
 use super::required;
-use super::stream::Connections;
 
 /// A rolling restart: asked by an operator on any node or by the leader at a time of the
 /// schedule, carried out by the leader one node at a time. It lives in etcd, so a new
@@ -92,86 +86,6 @@ impl StepOutcome {
     }
 }
 
-/// What one node asks another through etcd (`P/asks/<node>/<id>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Question {
-    /// Restart (or, as a dry run, describe) your stale instances.
-    Restart(RestartQuery),
-    Connections(ConnectionsQuery),
-    Events(EventsQuery),
-}
-
-/// A node's answer (`P/answers/<id>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reply {
-    Restart(Box<super::RestartOutcome>),
-    Connections(Connections),
-    Events(Vec<EventRecord>),
-    /// It would not: why.
-    Refused(String),
-}
-
-/// One node's part of a cluster-wide answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FromNode<T> {
-    pub node: String,
-    /// `None` when it did not answer (the error says why).
-    #[serde(
-        deserialize_with = "required",
-        bound(deserialize = "T: Deserialize<'de>")
-    )]
-    pub answer: Option<T>,
-    #[serde(deserialize_with = "required")]
-    pub error: Option<String>,
-}
-
-impl FromNode<Reply> {
-    /// The answer of the kind `pick` takes; a refusal or another kind becomes the error.
-    pub fn pick<U>(self, pick: impl FnOnce(Reply) -> Option<U>) -> FromNode<U> {
-        let (answer, error) = match self.answer {
-            None => (None, self.error),
-            Some(Reply::Refused(why)) => (None, Some(why)),
-            Some(reply) => {
-                let shown = format!("{reply:?}");
-                match pick(reply) {
-                    Some(u) => (Some(u), None),
-                    None => (None, Some(format!("unexpected answer {shown:.80}"))),
-                }
-            }
-        };
-        FromNode {
-            node: self.node,
-            answer,
-            error,
-        }
-    }
-}
-
-/// `GET /api/connections?cluster=true`: every live node's streams and failures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterConnections {
-    pub nodes: Vec<FromNode<Connections>>,
-}
-
-/// `GET /api/events?cluster=true`: every live node's event log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterEvents {
-    pub nodes: Vec<FromNode<Vec<EventRecord>>>,
-}
-
-/// One node's part of a cluster's restart dry run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRestart {
-    pub node: String,
-    /// What would restart there, and what it would drop.
-    pub restarted: Vec<RestartRow>,
-    /// Why it did not answer.
-    #[serde(deserialize_with = "required")]
-    pub error: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,25 +124,5 @@ mod tests {
         assert_eq!(json["current"]["node"], "edge-2");
         assert!(without(&r, "", "finished").contains("finished"));
         assert!(without(&r, "", "tenant").contains("tenant"));
-    }
-
-    #[test]
-    fn questions_and_replies_round_trip() {
-        let q = Question::Restart(RestartQuery {
-            tenant: Some("acme".into()),
-            node: None,
-            dry_run: true,
-        });
-        assert_eq!(round_trip(&q), q);
-        let r = Reply::Refused("no tenant x".into());
-        assert_eq!(round_trip(&r), r);
-        let gathered = ClusterEvents {
-            nodes: vec![FromNode {
-                node: "edge-1".into(),
-                answer: None,
-                error: Some("no answer within 3 s".into()),
-            }],
-        };
-        assert_eq!(round_trip(&gathered), gathered);
     }
 }

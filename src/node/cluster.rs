@@ -15,8 +15,8 @@ use super::supervisor::{ClusterOps, Supervisor};
 use super::StartError;
 use crate::cluster::{Agent, Host, JoinError, Report, Running};
 use crate::config::{Checked, ConfigErrors};
+use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::cluster::{ClusterView, InstanceRow};
-use crate::model::rollout::{FromNode, Question, Reply};
 use crate::model::{Refusal, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
 

@@ -2,7 +2,7 @@
 
 use super::supervisor::Supervisor;
 use crate::admin::{Answer, Control, Schedule};
-use crate::model::rollout::{FromNode, Question, Reply};
+use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::{
     ClusterView, LastRun, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
     StaleInstance,

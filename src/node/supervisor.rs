@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use super::{Node, StartError, Traffic};
 use crate::admin::AdminState;
 use crate::config::{Checked, Config, Feed};
-use crate::model::rollout::{self, FromNode, Question};
+use crate::model::ask::{self, FromNode, Question};
 use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
 use crate::restart::versions::Versions;
@@ -83,10 +83,8 @@ pub trait ClusterOps: Send + Sync {
     /// A restart asked on this node: a rolling restart of the cluster, or its dry run.
     fn restart(&self, q: RestartQuery) -> BoxFuture<'static, Result<RestartOutcome, Refusal>>;
     /// Asks every alive node.
-    fn gather(
-        &self,
-        q: Question,
-    ) -> BoxFuture<'static, Result<Vec<FromNode<rollout::Reply>>, Refusal>>;
+    fn gather(&self, q: Question)
+        -> BoxFuture<'static, Result<Vec<FromNode<ask::Reply>>, Refusal>>;
 }
 
 impl Supervisor {

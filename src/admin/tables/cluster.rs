@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use super::{connections_of, events_of};
-use crate::model::rollout::{ClusterConnections, ClusterEvents, FromNode, Rollout};
+use crate::model::ask::{ClusterConnections, ClusterEvents, FromNode};
+use crate::model::rollout::Rollout;
 use crate::model::ClusterView;
 
 /// `xfed restart` in a cluster: the rollout it asked for.

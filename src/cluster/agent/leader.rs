@@ -14,8 +14,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::super::etcd::{EtcdError, Guarded, Written};
 use super::super::rollout::{self, Next};
 use super::{Agent, Host};
+use crate::model::ask::{Question, Reply};
+use crate::model::change::NodeRestart;
 use crate::model::cluster::NodeRow;
-use crate::model::rollout::{NodeRestart, Question, Reply, Rollout, RolloutStep, StepOutcome};
+use crate::model::rollout::{Rollout, RolloutStep, StepOutcome};
 use crate::model::{Refusal, RestartOutcome, RestartQuery};
 
 /// How often the leader looks at the schedule and the rollout.

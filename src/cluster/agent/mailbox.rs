@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::keys::Keys;
 use super::{Agent, Host};
-use crate::model::rollout::{FromNode, Question, Reply};
+use crate::model::ask::{FromNode, Question, Reply};
 
 /// How often a node looks for questions to it, and an asker for its answer.
 const POLL: Duration = Duration::from_millis(100);
