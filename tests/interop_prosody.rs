@@ -16,7 +16,7 @@ fn scenario(name: &str, summary: &str) {
         "/tests/interop/netns/scenario.py"
     );
     let out = Command::new("timeout")
-        .arg("180")
+        .arg("240")
         .arg(common::python())
         .args([
             script,
