@@ -72,8 +72,13 @@ pub struct Node {
     /// The s2s accept loop of the current side.
     s2s_accepting: tokio::task::JoinHandle<()>,
     observer: Arc<Observer>,
-    /// The admin API, when `[admin] token_file` is set: its address and its server.
-    admin: Option<(SocketAddr, crate::admin::AdminServer)>,
+    /// The admin API, when `[admin] token_file` is set: its address, its server, and the
+    /// console's sampler for its charts (stopped with the server).
+    admin: Option<(
+        SocketAddr,
+        crate::admin::AdminServer,
+        crate::console::Sampler,
+    )>,
     pub certificate: NodeCertificate,
 }
 
@@ -134,7 +139,7 @@ impl Node {
                     s.set_admin(Some(state.clone()));
                 }
                 let tls = admin_tls(addr, &started.certificate)?;
-                let mount = crate::console::mount(addr);
+                let (mount, sampler) = crate::console::mount(addr, state.clone());
                 let handle =
                     crate::admin::start(std_listener, state, mount, tls).map_err(|cause| {
                         StartError::Bind {
@@ -143,7 +148,7 @@ impl Node {
                             cause,
                         }
                     })?;
-                Some((addr, handle))
+                Some((addr, handle, sampler))
             }
             None => {
                 tracing::warn!("no [admin] token_file: the admin API is off");
@@ -234,7 +239,7 @@ impl Node {
 
     /// Where the admin API listens, when it is on.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|(addr, _)| *addr)
+        self.admin.as_ref().map(|(addr, ..)| *addr)
     }
 
     /// Where server-to-server streams connect (the bound address, useful with port 0).
@@ -302,7 +307,8 @@ impl Node {
         );
         self.accepting.abort();
         self.s2s_accepting.abort();
-        if let Some((_, admin)) = &self.admin {
+        if let Some((_, admin, sampler)) = &self.admin {
+            sampler.stop();
             admin.stop().await;
         }
         for (t, _) in self.tenants.load().iter() {

@@ -11,6 +11,13 @@ mod common;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
+#[cfg(feature = "cluster")]
+#[path = "console/cluster.rs"]
+mod cluster;
+#[cfg(feature = "cluster")]
+#[path = "cluster/harness.rs"]
+mod harness;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -407,6 +414,17 @@ async fn operator_runs_the_node_from_the_web_console() {
             Some(b.text("#tenant-globex")).filter(|t| !t.is_empty())
         });
         assert!(t.contains("partner.example"), "{t}");
+        // globex's link, with when it came up (this year) and the stanzas written to it.
+        let link = b.text("#links-globex");
+        assert!(
+            link.contains("UP SINCE") && link.contains("STANZAS OUT"),
+            "{link}"
+        );
+        assert!(!link.contains("unknown"), "{link}");
+        b.script(
+            "document.getElementById('tenant-globex').scrollIntoView();",
+            json!([]),
+        );
         screenshot(b, "tenants");
         b.click("a[href='/console/log-level']");
         b.element("#level");

@@ -38,7 +38,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::model::ask::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{ConnectionsQuery, EventsQuery, Refusal, RestartQuery, StreamRow};
 use crate::observe::Observer;
 use crate::routing::TenantSlot;
@@ -189,6 +188,7 @@ pub fn answer<T: serde::Serialize>(view: Result<T, ViewError>) -> HttpResponse {
         Err(ViewError::NotFound(r)) => HttpResponse::NotFound().json(r),
         Err(ViewError::BadRequest(r)) => HttpResponse::BadRequest().json(r),
         Err(ViewError::Unavailable(r)) => HttpResponse::ServiceUnavailable().json(r),
+        Err(ViewError::Conflict(r)) => HttpResponse::Conflict().json(r),
     }
 }
 
@@ -200,22 +200,9 @@ async fn connections(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let mut q = filter.into_inner();
-    if std::mem::take(&mut q.cluster) {
-        return match gather(&st, Question::Connections(q)).await {
-            Ok(nodes) => HttpResponse::Ok().json(ClusterConnections {
-                nodes: nodes
-                    .into_iter()
-                    .map(|n| {
-                        n.pick(|r| match r {
-                            Reply::Connections(c) => Some(c),
-                            _ => None,
-                        })
-                    })
-                    .collect(),
-            }),
-            Err(e) => e,
-        };
+    let q = filter.into_inner();
+    if q.cluster {
+        return answer(st.cluster_connections(q).await);
     }
     answer(st.connections(&q))
 }
@@ -235,35 +222,11 @@ async fn events(
     if let Some(refused) = st.refuse(&req) {
         return refused;
     }
-    let mut q = filter.into_inner();
-    if std::mem::take(&mut q.cluster) {
-        return match gather(&st, Question::Events(q)).await {
-            Ok(nodes) => HttpResponse::Ok().json(ClusterEvents {
-                nodes: nodes
-                    .into_iter()
-                    .map(|n| {
-                        n.pick(|r| match r {
-                            Reply::Events(e) => Some(e),
-                            _ => None,
-                        })
-                    })
-                    .collect(),
-            }),
-            Err(e) => e,
-        };
+    let q = filter.into_inner();
+    if q.cluster {
+        return answer(st.cluster_events(q).await);
     }
     answer(st.events(&q))
-}
-
-/// Asks every alive node of the cluster through [`Control::gather`].
-async fn gather(st: &AdminState, q: Question) -> Result<Vec<FromNode<Reply>>, HttpResponse> {
-    let Some(control) = &st.control else {
-        return Err(no_control());
-    };
-    control
-        .gather(q)
-        .await
-        .map_err(|e| HttpResponse::Conflict().json(e))
 }
 
 async fn log_level(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {

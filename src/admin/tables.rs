@@ -88,7 +88,16 @@ pub fn status_table(v: &Status) -> String {
             table.note(format!("federation inactive: {}", t.federation.why));
         }
         for l in &t.links {
-            table.note(format!("link {} from {}", l.id, l.peer));
+            let since = l.since.map_or(String::new(), |t| {
+                format!(
+                    ", up since {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            });
+            table.note(format!(
+                "link {} from {}{since}, {} stanza(s) out",
+                l.id, l.peer, l.stanzas_out
+            ));
         }
     }
     s.push_str(&table.render());

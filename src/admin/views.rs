@@ -2,6 +2,7 @@
 //! or the refusal, so that the web console (`crate::console`) reads the very same answers
 //! as the `xfed` subcommands, behind its own session instead of the bearer token.
 
+use crate::model::ask::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{
     Closed, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel, Refusal,
 };
@@ -20,13 +21,18 @@ pub enum ViewError {
     BadRequest(Refusal),
     /// The node cannot do it now (503).
     Unavailable(Refusal),
+    /// The cluster would not answer: outside one, or etcd out of reach (409).
+    Conflict(Refusal),
 }
 
 impl ViewError {
     /// The refusal, whatever its kind.
     pub fn refusal(&self) -> &Refusal {
         match self {
-            ViewError::NotFound(r) | ViewError::BadRequest(r) | ViewError::Unavailable(r) => r,
+            ViewError::NotFound(r)
+            | ViewError::BadRequest(r)
+            | ViewError::Unavailable(r)
+            | ViewError::Conflict(r) => r,
         }
     }
 }
@@ -68,6 +74,57 @@ impl AdminState {
             connections: self.streams(tenant.as_deref(), domain.as_deref()),
             failures,
         })
+    }
+
+    /// `GET /api/connections?cluster=true`: every alive node's streams and failures, node by
+    /// node (a node that did not answer has its error instead).
+    pub async fn cluster_connections(
+        &self,
+        mut filter: ConnectionsQuery,
+    ) -> Result<ClusterConnections, ViewError> {
+        filter.cluster = false;
+        let nodes = self.gather(Question::Connections(filter)).await?;
+        Ok(ClusterConnections {
+            nodes: nodes
+                .into_iter()
+                .map(|n| {
+                    n.pick(|r| match r {
+                        Reply::Connections(c) => Some(c),
+                        _ => None,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// `GET /api/events?cluster=true`: every alive node's event log.
+    pub async fn cluster_events(
+        &self,
+        mut filter: EventsQuery,
+    ) -> Result<ClusterEvents, ViewError> {
+        filter.cluster = false;
+        let nodes = self.gather(Question::Events(filter)).await?;
+        Ok(ClusterEvents {
+            nodes: nodes
+                .into_iter()
+                .map(|n| {
+                    n.pick(|r| match r {
+                        Reply::Events(e) => Some(e),
+                        _ => None,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Asks every alive node of the cluster through [`super::Control::gather`].
+    async fn gather(&self, q: Question) -> Result<Vec<FromNode<Reply>>, ViewError> {
+        let Some(control) = &self.control else {
+            return Err(ViewError::Unavailable(Refusal::new(
+                "this node runs without a restart scheduler",
+            )));
+        };
+        control.gather(q).await.map_err(ViewError::Conflict)
     }
 
     /// `POST /api/connections/{id}/close`: asks stream `id` to close gracefully.

@@ -9,7 +9,8 @@ use super::{secured, Console};
 use crate::admin::{answer, status_of, AdminState, ViewError};
 use crate::model::{ConnectionsQuery, EventsQuery, Refusal, RestartQuery, Status};
 
-/// `GET /console/data/status`: the status, with what the charts sample.
+/// `GET /console/data/status`: the status, with what the charts sample (the cluster
+/// view, when in one, is the status's `cluster`).
 #[derive(Serialize)]
 struct Overview {
     status: Status,
@@ -47,13 +48,21 @@ pub(super) async fn status(
     if console.signed(&req).is_none() {
         return signed_out();
     }
-    let rows = admin.side.load().context().stream_rows();
+    let (stanzas, streams) = super::history::reading(&admin);
     json(Ok(Overview {
         status: status_of(&admin).await,
         uptime_secs: console.started.elapsed().as_secs(),
-        streams: rows.len(),
-        stanzas: rows.iter().map(|r| r.stanzas_in + r.stanzas_out).sum(),
+        streams,
+        stanzas,
     }))
+}
+
+/// `GET /console/data/history`: the charts' samples of the last minutes.
+pub(super) async fn history(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
+    if console.signed(&req).is_none() {
+        return signed_out();
+    }
+    json(Ok(console.history.samples(super::history::now_ms())))
 }
 
 pub(super) async fn connections(
@@ -64,6 +73,10 @@ pub(super) async fn connections(
 ) -> HttpResponse {
     if console.signed(&req).is_none() {
         return signed_out();
+    }
+    let filter = filter.into_inner();
+    if filter.cluster {
+        return json(admin.cluster_connections(filter).await);
     }
     json(admin.connections(&filter))
 }
@@ -76,6 +89,10 @@ pub(super) async fn events(
 ) -> HttpResponse {
     if console.signed(&req).is_none() {
         return signed_out();
+    }
+    let filter = filter.into_inner();
+    if filter.cluster {
+        return json(admin.cluster_events(filter).await);
     }
     json(admin.events(&filter))
 }

@@ -53,6 +53,8 @@ pub fn layout(page: &str, node: &str, csrf: &str, body: &str) -> String {
          <meta name=\"csrf\" content=\"{csrf}\">\
          <title>{title} — xfed {node}</title>\
          <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+         <script src=\"/console/assets/common.js\" defer></script>\
+         <script src=\"/console/assets/cluster.js\" defer></script>\
          <script src=\"/console/assets/console.js\" defer></script></head>\
          <body data-page=\"{page}\"><header><strong>xfed</strong> <span>{node}</span>\
          <nav>{nav}</nav>\

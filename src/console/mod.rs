@@ -7,6 +7,7 @@
 //! - [`html`]: escaping and the pages' frame;
 //! - [`pages`]: the pages;
 //! - [`data`]: the JSON the script polls, and the actions it posts;
+//! - [`history`]: the charts' samples of the last minutes, kept by a sampler task;
 //! - [`assets`]: the stylesheet and the script, embedded in the binary.
 //!
 //! Safe to expose: every action is a POST carrying the session's CSRF token (and a matching
@@ -19,17 +20,20 @@
 
 mod assets;
 mod data;
+pub mod history;
 pub mod html;
 mod pages;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use crate::admin::{over_tls, AdminState};
+use history::History;
 use session::{Opened, Sessions, COOKIE};
 
 /// What the console keeps besides the admin API's state.
@@ -41,6 +45,24 @@ pub struct Console {
     /// The admin listener is on loopback: plain HTTP is served. Elsewhere only requests
     /// that came over TLS are.
     loopback: bool,
+    /// The charts' last minutes, filled by the [`Sampler`].
+    history: Arc<History>,
+}
+
+/// The task that samples the node for the charts: it runs as long as the admin server
+/// does, and ends when stopped or dropped.
+pub struct Sampler(tokio::task::JoinHandle<()>);
+
+impl Sampler {
+    pub fn stop(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The headers of every console answer: no script but ours, no framing, nothing cached.
@@ -50,14 +72,24 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// The routes of the console for an admin listener on `addr`, to pass to
-/// [`crate::admin::start`].
-pub fn mount(addr: SocketAddr) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+/// [`crate::admin::start`], and its sampler of `admin` (started here, on the current
+/// runtime), to stop with the server.
+pub fn mount(
+    addr: SocketAddr,
+    admin: Arc<AdminState>,
+) -> (
+    impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    Sampler,
+) {
+    let history = Arc::new(History::new(history::CAPACITY));
+    let sampler = Sampler(actix_rt::spawn(history::sample(history.clone(), admin)));
     let console = web::Data::new(Console {
         sessions: Sessions::new(session::IDLE, session::ABSOLUTE),
         started: Instant::now(),
         loopback: addr.ip().is_loopback(),
+        history,
     });
-    move |cfg: &mut web::ServiceConfig| {
+    let routes = move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(console.clone())
             .route("/", web::get().to(to_console))
             .route("/console", web::get().to(to_console))
@@ -67,6 +99,7 @@ pub fn mount(addr: SocketAddr) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
             .route("/console/logout", web::post().to(logout))
             .route("/console/assets/{file}", web::get().to(assets::asset))
             .route("/console/data/status", web::get().to(data::status))
+            .route("/console/data/history", web::get().to(data::history))
             .route(
                 "/console/data/connections",
                 web::get().to(data::connections),
@@ -81,7 +114,8 @@ pub fn mount(addr: SocketAddr) -> impl Fn(&mut web::ServiceConfig) + Clone + Sen
                 web::post().to(data::set_log_level),
             )
             .route("/console/{page}", web::get().to(pages::page));
-    }
+    };
+    (routes, sampler)
 }
 
 /// An answer with the console's security headers.

@@ -20,12 +20,16 @@ pub(super) async fn page(
     let Some(signed) = console.signed(&req) else {
         return see_other("/console/login");
     };
+    let cluster = match &admin.control {
+        Some(control) => control.cluster().await.is_some(),
+        None => false,
+    };
     let body = match name.as_str() {
         "status" => status(),
         "tenants" => tenants(&admin).await,
-        "connections" => connections(&admin),
-        "events" => events(&admin),
-        "changes" => changes(&admin),
+        "connections" => connections(&admin, cluster),
+        "events" => events(&admin, cluster),
+        "changes" => changes(&admin, cluster),
         "log-level" => log_level(&admin),
         _ => {
             return secured(HttpResponse::NotFound())
@@ -45,9 +49,9 @@ fn status() -> String {
     "<section id=\"federation\" class=\"reach\"><p>loading…</p></section>\
      <dl id=\"node\"></dl>\
      <div class=\"charts\">\
-     <figure><figcaption>Stanzas per second (s2s, since this page opened)</figcaption>\
+     <figure><figcaption>Stanzas per second (s2s, last 10 minutes)</figcaption>\
      <svg id=\"chart-stanzas\" viewBox=\"0 0 300 60\" preserveAspectRatio=\"none\"></svg></figure>\
-     <figure><figcaption>Open s2s streams</figcaption>\
+     <figure><figcaption>Open s2s streams (last 10 minutes)</figcaption>\
      <svg id=\"chart-streams\" viewBox=\"0 0 300 60\" preserveAspectRatio=\"none\"></svg></figure></div>\
      <h2>Tenants</h2><div id=\"reach\"></div>\
      <h2>Restart schedule</h2><dl id=\"schedule\"></dl><div id=\"stale\"></div>\
@@ -106,6 +110,11 @@ async fn tenants(admin: &AdminState) -> String {
                 vec![
                     l.id.to_string(),
                     l.peer.to_string(),
+                    l.since.map_or_else(
+                        || "unknown".into(),
+                        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                    l.stanzas_out.to_string(),
                     l.queued_bytes.to_string(),
                 ]
             })
@@ -171,7 +180,7 @@ async fn tenants(admin: &AdminState) -> String {
         s.push_str("<h3>Component links</h3>");
         s.push_str(&table(
             &format!("links-{}", t.name),
-            &["LINK", "PEER", "QUEUED BYTES"],
+            &["LINK", "PEER", "UP SINCE", "STANZAS OUT", "QUEUED BYTES"],
             &links,
             "no link up",
         ));
@@ -187,34 +196,53 @@ async fn tenants(admin: &AdminState) -> String {
     s
 }
 
-fn connections(admin: &AdminState) -> String {
+/// The "this node / whole cluster" switch, for a node in a cluster.
+fn scope(cluster: bool) -> &'static str {
+    if cluster {
+        "<label>Show <select id=\"f-scope\"><option value=\"\">this node</option>\
+         <option value=\"cluster\">whole cluster</option></select></label>"
+    } else {
+        ""
+    }
+}
+
+fn connections(admin: &AdminState, cluster: bool) -> String {
     format!(
-        "<form class=\"filters\" id=\"filters\">\
+        "<form class=\"filters\" id=\"filters\">{}\
          <label>Tenant <select id=\"f-tenant\">{}</select></label>\
          <label>Domain <input id=\"f-domain\" placeholder=\"any\"></label>\
          <label>Direction <select id=\"f-direction\"><option value=\"\">any</option>\
          <option>incoming</option><option>outgoing</option></select></label></form>\
          <p id=\"outcome\" class=\"outcome\" role=\"status\"></p>\
+         <div id=\"unanswered\"></div>\
          <div id=\"connections\"><p>loading…</p></div>\
          <h2>Last failure per domain pair</h2><div id=\"failures\"></div>",
+        scope(cluster),
         tenant_options(admin, "any")
     )
 }
 
-fn events(admin: &AdminState) -> String {
+fn events(admin: &AdminState, cluster: bool) -> String {
     format!(
-        "<form class=\"filters\" id=\"filters\">\
+        "<form class=\"filters\" id=\"filters\">{}\
          <label>Tenant <select id=\"f-tenant\">{}</select></label>\
          <label>Kind <input id=\"f-kind\" placeholder=\"any, e.g. stream_closed\"></label>\
          <label>Since <select id=\"f-since\"><option value=\"\">the start of the log</option>\
          <option value=\"5\">5 minutes</option><option value=\"60\">1 hour</option>\
          <option value=\"1440\">1 day</option></select></label></form>\
+         <div id=\"unanswered\"></div>\
          <div id=\"events\"><p>loading…</p></div>",
+        scope(cluster),
         tenant_options(admin, "any")
     )
 }
 
-fn changes(admin: &AdminState) -> String {
+fn changes(admin: &AdminState, cluster: bool) -> String {
+    let rollouts = if cluster {
+        "<h2>Rolling restart</h2><div id=\"rollout\"><p>loading…</p></div>"
+    } else {
+        ""
+    };
     let control = if admin.control.is_some() {
         ""
     } else {
@@ -229,7 +257,7 @@ fn changes(admin: &AdminState) -> String {
          <button type=\"button\" id=\"restart\" class=\"danger\">Restart stale</button>\
          <button type=\"button\" id=\"reload\">Reload configuration</button></form>\
          <h2>Outcome</h2><div id=\"outcome\" class=\"outcome\" role=\"status\">\
-         <p>Nothing done yet on this page.</p></div>",
+         <p>Nothing done yet on this page.</p></div>{rollouts}",
         tenant_options(admin, "all stale instances")
     )
 }

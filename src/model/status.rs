@@ -150,6 +150,13 @@ pub struct LinkRow {
     pub peer: SocketAddr,
     /// Written to the link's queue and not yet to its socket.
     pub queued_bytes: usize,
+    /// When its tenant saw it come up; absent (older nodes) is read as unknown.
+    #[serde(default, with = "time::rfc3339_or_null")]
+    pub since: Option<DateTime<Utc>>,
+    /// Stanzas written to it (to the tenant's server) since it came up; absent is read as
+    /// 0. What it sent is not counted per link (that would be on the reader's hot path).
+    #[serde(default)]
+    pub stanzas_out: u64,
 }
 
 #[cfg(test)]
@@ -205,6 +212,8 @@ mod tests {
                     id: 1,
                     peer: "127.0.0.1:40000".parse().unwrap(),
                     queued_bytes: 0,
+                    since: Some(at),
+                    stanzas_out: 12,
                 }],
                 streams_in: 1,
                 streams_out: 0,
@@ -239,5 +248,15 @@ mod tests {
         assert!(without(&s, "/restart", "next_run").contains("next_run"));
         assert!(without(&s, "/tenants/0", "digest").contains("digest"));
         assert!(renamed(&s, "/tenants/0", "streams_in", "s2s_in").contains("streams_in"));
+    }
+
+    #[test]
+    fn a_link_row_from_an_older_node_reads_without_since_or_stanzas() {
+        let row: LinkRow =
+            serde_json::from_str(r#"{"id": 7, "peer": "127.0.0.1:1", "queued_bytes": 0}"#).unwrap();
+        assert_eq!((row.since, row.stanzas_out), (None, 0));
+        let json = serde_json::to_value(&status().tenants[0].links[0]).unwrap();
+        assert_eq!(json["since"], "2027-01-01T00:30:00+00:00");
+        assert_eq!(json["stanzas_out"], 12);
     }
 }

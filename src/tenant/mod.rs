@@ -34,6 +34,8 @@ struct LinkEntry {
     peer: SocketAddr,
     /// Tells the link to stop reading or to close.
     control: Recipient<ConnectionControl>,
+    /// When this actor saw it come up, for operators (`xfed status`, the console).
+    since: chrono::DateTime<chrono::Utc>,
 }
 
 impl TenantActor {
@@ -96,6 +98,7 @@ impl Handler<LinkEvent> for TenantActor {
                         handle: link,
                         peer,
                         control,
+                        since: chrono::Utc::now(),
                     },
                 );
             }
@@ -163,6 +166,8 @@ impl Handler<ListLinks> for TenantActor {
                 id: l.handle.id,
                 peer: l.peer,
                 queued_bytes: l.handle.outbox.queued_bytes(),
+                since: Some(l.since),
+                stanzas_out: l.handle.outbox.stanzas_written(),
             })
             .collect()
     }

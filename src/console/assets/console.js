@@ -1,92 +1,5 @@
-// The xfed console's only script. It polls the console's JSON every two seconds and builds
-// the live tables with textContent: no string from the network is ever parsed as HTML.
+// The xfed console's script, part 3 of 3: each page's behaviour, by the body's data-page.
 'use strict';
-
-const POLL_MS = 2000;
-// Samples kept for the charts: ten minutes at one every two seconds.
-const SAMPLES = 300;
-const csrf = document.querySelector('meta[name="csrf"]')?.content || '';
-
-// An element: `attrs` as attributes (`text` sets textContent), `kids` appended.
-function el(tag, attrs, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'text') e.textContent = v;
-    else if (v !== undefined && v !== null) e.setAttribute(k, v);
-  }
-  for (const k of kids) if (k) e.append(k);
-  return e;
-}
-
-// A table of rows of cells (strings or elements); `empty` when there are none.
-function table(id, head, rows, empty) {
-  if (rows.length === 0) return el('p', { class: 'empty', id, text: empty });
-  const body = el('tbody');
-  for (const r of rows) {
-    const tr = el('tr', r.attrs || {});
-    for (const c of r.cells || r) tr.append(c instanceof Node ? el('td', {}, c) : el('td', { text: String(c) }));
-    body.append(tr);
-  }
-  return el('table', { id }, el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { text: h })))), body);
-}
-
-function replace(id, node) {
-  const old = document.getElementById(id);
-  if (old) old.replaceChildren(node);
-}
-
-async function get(url) {
-  const r = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
-  if (r.status === 401) { location.assign('/console/login'); throw new Error('signed out'); }
-  return r.json();
-}
-
-async function post(url) {
-  const r = await fetch(url, { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } });
-  let body = null;
-  try { body = await r.json(); } catch (_) { body = { error: `HTTP ${r.status}` }; }
-  return { ok: r.ok, status: r.status, body };
-}
-
-// Runs `f` now and every POLL_MS, never two at once.
-function poll(f) {
-  let busy = false;
-  const tick = async () => {
-    if (busy) return;
-    busy = true;
-    try { await f(); } catch (e) { console.warn(e); } finally { busy = false; }
-  };
-  tick();
-  setInterval(tick, POLL_MS);
-}
-
-function duration(secs) {
-  const d = Math.floor(secs / 86400), h = Math.floor(secs / 3600) % 24, m = Math.floor(secs / 60) % 60;
-  return (d ? `${d}d ` : '') + `${h}h ${m}m ${secs % 60}s`;
-}
-
-function dl(id, pairs) {
-  const d = el('dl', { id });
-  for (const [k, v] of pairs) d.append(el('dt', { text: k }), el('dd', { text: v }));
-  document.getElementById(id).replaceWith(d);
-}
-
-// A line chart of `values` in the SVG `id`, its maximum written in the corner.
-function chart(id, values) {
-  const svg = document.getElementById(id);
-  const ns = 'http://www.w3.org/2000/svg';
-  const max = Math.max(1, ...values);
-  const line = document.createElementNS(ns, 'polyline');
-  // The samples so far span the width; with one, a flat line.
-  const step = 300 / Math.max(1, values.length - 1);
-  const points = values.length === 1 ? [values[0], values[0]] : values;
-  line.setAttribute('points', points.map((v, i) => `${(i * step).toFixed(1)},${(58 - (v / max) * 44).toFixed(1)}`).join(' '));
-  const label = document.createElementNS(ns, 'text');
-  label.setAttribute('x', '2');
-  label.setAttribute('y', '9');
-  label.textContent = `max ${Math.round(max * 10) / 10}, now ${values.length ? Math.round(values[values.length - 1] * 10) / 10 : 0}`;
-  svg.replaceChildren(line, label);
-}
 
 function schedule(r) {
   if (!r) { dl('schedule', [['Restarts', 'no restart scheduler on this node']]); return; }
@@ -102,10 +15,19 @@ function schedule(r) {
 
 const pages = {
   status() {
+    // Points {t, v} on the page's clock: the node's history first, then the page's samples.
     const stanzas = [], streams = [];
     let last = null;
+    const history = get('/console/data/history').then((h) => {
+      const skew = Date.now() - h.now_ms;
+      for (const x of h.samples) {
+        if (x.rate !== null) stanzas.push({ t: x.at_ms + skew, v: x.rate });
+        streams.push({ t: x.at_ms + skew, v: x.streams });
+      }
+    }).catch((e) => console.warn(e));
     poll(async () => {
       const o = await get('/console/data/status');
+      await history;
       const s = o.status;
       const fed = document.getElementById('federation');
       fed.className = `reach ${s.federation.state === 'active' ? 'on' : 'off'}`;
@@ -115,79 +37,111 @@ const pages = {
       dl('node', [['Node', s.node], ['Uptime', duration(o.uptime_secs)], ['Configuration version', String(s.config_version)],
         ['s2s streams', String(o.streams)]]);
       const now = { t: Date.now(), n: o.stanzas };
-      if (last) stanzas.push(Math.max(0, (now.n - last.n) / ((now.t - last.t) / 1000)));
+      // A total that fell (streams closed) is no negative rate.
+      if (last) stanzas.push({ t: now.t, v: Math.max(0, (now.n - last.n) / ((now.t - last.t) / 1000)) });
       last = now;
-      streams.push(o.streams);
-      for (const a of [stanzas, streams]) while (a.length > SAMPLES) a.shift();
+      streams.push({ t: now.t, v: o.streams });
+      for (const a of [stanzas, streams]) while (a.length && a[0].t < now.t - WINDOW_MS) a.shift();
       chart('chart-stanzas', stanzas);
       chart('chart-streams', streams);
       replace('reach', table('reach-table', ['TENANT', 'FEDERATION', 'WHY', 'VERSION', 'LINKS', 'S2S IN', 'S2S OUT'],
         s.tenants.map((t) => [t.name, t.federation.state, t.federation.why, `${t.version} ${t.state}`, t.links.length, t.streams_in, t.streams_out]),
         'no tenants'));
       schedule(s.restart);
-      if (s.cluster) {
-        replace('cluster', el('div', {}, el('h2', { text: 'Cluster' }), el('pre', { class: 'details', text: JSON.stringify(s.cluster, null, 2) })));
-      }
+      if (s.cluster) replace('cluster', clusterView(s.cluster));
     });
   },
 
   connections() {
     const f = (id) => document.getElementById(id);
+    const me = thisNode();
     const refresh = async () => {
       const q = new URLSearchParams();
       if (f('f-tenant').value) q.set('tenant', f('f-tenant').value);
       if (f('f-domain').value.trim()) q.set('domain', f('f-domain').value.trim());
+      const cluster = wholeCluster();
+      if (cluster) q.set('cluster', 'true');
       const c = await get(`/console/data/connections?${q}`);
-      if (!c.connections) { replace('connections', el('p', { class: 'problem', text: c.error || 'refused' })); return; }
+      // One node's answer, or every node's: [{node, connections, failures}].
+      const answers = cluster && c.nodes
+        ? c.nodes.filter((n) => n.answer).map((n) => ({ node: n.node, ...n.answer }))
+        : c.connections ? [{ node: me, ...c }] : null;
+      if (!answers) { replace('connections', el('p', { class: 'problem', text: c.error || 'refused' })); return; }
+      unanswered(cluster ? c.nodes : []);
       const dir = f('f-direction').value;
-      const rows = c.connections.filter((r) => !dir || r.direction === dir).map((r) => {
-        const close = el('button', { type: 'button', class: 'danger', 'data-close': String(r.id), text: 'close' });
-        close.addEventListener('click', () => closeStream(r, refresh));
+      const rows = answers.flatMap((a) => a.connections.filter((r) => !dir || r.direction === dir).map((r) => {
+        let close;
+        if (a.node === me) {
+          close = el('button', { type: 'button', class: 'danger', 'data-close': String(r.id), text: 'close' });
+          close.addEventListener('click', () => closeStream(r, refresh));
+        } else {
+          close = el('span', { class: 'remote', 'data-remote': a.node, text: 'on ' + a.node,
+            title: `This stream is on ${a.node}: a node closes only its own streams. Close it from ${a.node}'s console, or with xfed close-connection ${r.id} there.` });
+        }
         return {
-          attrs: { id: `conn-${r.id}`, 'data-id': String(r.id) },
+          attrs: { id: a.node === me ? `conn-${r.id}` : `conn-${a.node}-${r.id}`, 'data-id': String(r.id), 'data-node': a.node },
           cells: [String(r.id), `${r.peer_ip.includes(':') ? `[${r.peer_ip}]` : r.peer_ip}:${r.peer_port}`, r.direction,
             r.pairs.map((p) => `${p.local} ↔ ${p.remote} (${p.auth})`).join('\n') || '(not yet authenticated)',
             r.tls_version ? `${r.tls_version} ${r.tls_cipher || ''}` : 'none',
-            `${r.idle_secs} s`, `${r.stanzas_in} / ${r.stanzas_out}`, `${r.bytes_in} / ${r.bytes_out}`,
-            document.querySelector('header span').textContent, close],
+            `${r.idle_secs} s`, `${r.stanzas_in} / ${r.stanzas_out}`, `${r.bytes_in} / ${r.bytes_out}`, a.node, close],
         };
-      });
+      }));
       replace('connections', table('connections-table',
         ['ID', 'PEER', 'DIRECTION', 'DOMAIN PAIRS (AUTH)', 'TLS', 'IDLE', 'STANZAS IN/OUT', 'BYTES IN/OUT', 'NODE', ''], rows,
-        'no federated connections'));
-      replace('failures', table('failures-table', ['AT', 'LOCAL', 'REMOTE', 'CONDITION', 'REASON'],
-        c.failures.map((x) => [x.at, x.local, x.remote, x.condition, x.reason]), 'none'));
+        cluster ? 'no federated connections on any node' : 'no federated connections'));
+      replace('failures', table('failures-table', ['AT', 'LOCAL', 'REMOTE', 'CONDITION', 'REASON', 'NODE'],
+        answers.flatMap((a) => a.failures.map((x) => [x.at, x.local, x.remote, x.condition, x.reason, a.node])), 'none'));
     };
-    for (const id of ['f-tenant', 'f-domain', 'f-direction']) f(id).addEventListener('input', refresh);
+    for (const id of ['f-scope', 'f-tenant', 'f-domain', 'f-direction']) f(id)?.addEventListener('input', refresh);
     f('filters').addEventListener('submit', (e) => e.preventDefault());
     poll(refresh);
   },
 
   events() {
     const f = (id) => document.getElementById(id);
+    const me = thisNode();
     const refresh = async () => {
       const q = new URLSearchParams({ limit: '500' });
       if (f('f-tenant').value) q.set('tenant', f('f-tenant').value);
       if (f('f-since').value) q.set('since', new Date(Date.now() - Number(f('f-since').value) * 60000).toISOString());
+      const cluster = wholeCluster();
+      if (cluster) q.set('cluster', 'true');
       const e = await get(`/console/data/events?${q}`);
-      if (!e.events) { replace('events', el('p', { class: 'problem', text: e.error || 'refused' })); return; }
+      // [{node, x}], oldest first: every node's log merged by time.
+      let all;
+      if (cluster && e.nodes) {
+        all = e.nodes.filter((n) => n.answer).flatMap((n) => n.answer.map((x) => ({ node: n.node, x })));
+        all.sort((a, b) => (Date.parse(a.x.time) - Date.parse(b.x.time)) || (a.x.seq - b.x.seq));
+      } else if (e.events) {
+        all = e.events.map((x) => ({ node: me, x }));
+      } else {
+        replace('events', el('p', { class: 'problem', text: e.error || 'refused' }));
+        return;
+      }
+      unanswered(cluster ? e.nodes : []);
       const kind = f('f-kind').value.trim();
       const fixed = new Set(['seq', 'time', 'module', 'event', 'tenant', 'domains']);
-      const rows = e.events.filter((x) => !kind || x.event.includes(kind)).reverse().map((x) => ({
-        attrs: { 'data-event': x.event },
+      const rows = all.filter(({ x }) => !kind || x.event.includes(kind)).reverse().map(({ node, x }) => ({
+        attrs: { 'data-event': x.event, 'data-node': node },
         cells: [x.time, x.event, x.tenant || '', x.domains.join(', '),
-          el('pre', { class: 'details', text: Object.entries(x).filter(([k]) => !fixed.has(k)).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('\n') })],
+          el('pre', { class: 'details', text: Object.entries(x).filter(([k]) => !fixed.has(k)).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('\n') }),
+          node],
       }));
-      replace('events', table('events-table', ['TIME (UTC)', 'EVENT', 'TENANT', 'DOMAINS', 'DETAILS'], rows, 'no events'));
+      replace('events', table('events-table', ['TIME (UTC)', 'EVENT', 'TENANT', 'DOMAINS', 'DETAILS', 'NODE'], rows, 'no events'));
     };
-    for (const id of ['f-tenant', 'f-kind', 'f-since']) f(id).addEventListener('input', refresh);
+    for (const id of ['f-scope', 'f-tenant', 'f-kind', 'f-since']) f(id)?.addEventListener('input', refresh);
     f('filters').addEventListener('submit', (e) => e.preventDefault());
     poll(refresh);
   },
 
   changes() {
     const f = (id) => document.getElementById(id);
-    poll(async () => schedule((await get('/console/data/status')).status.restart));
+    poll(async () => {
+      const s = (await get('/console/data/status')).status;
+      schedule(s.restart);
+      // In a cluster: the rolling restart in progress (one asked here too) and the last.
+      if (s.cluster && f('rollout')) replace('rollout', rolloutsView(s.cluster));
+    });
     const act = async (what, dry) => {
       const tenant = f('a-tenant').value;
       const whom = tenant ? `tenant ${tenant}` : 'every stale instance';
@@ -245,9 +199,19 @@ function showOutcome(what, dry, r) {
   } else {
     const b = r.body;
     const verb = dry ? 'would restart' : 'restarted';
-    out.append(el('p', { id: 'outcome-summary', text: b.restarted.length ? `${dry ? 'Dry run: ' : ''}${b.restarted.length} instance(s) ${verb}${b.node_restarting ? '; the node restarts' : ''}.` : 'Nothing was stale.' }));
-    out.append(table('outcome-table', ['INSTANCE', 'ACTION', 'WHAT', 'LINKS DROPPED', 'STREAMS DROPPED'],
-      b.restarted.map((c) => [c.instance, c.action, c.what.join('; '), c.links, c.streams]), 'nothing'));
+    const nodes = b.nodes || [];
+    const count = b.restarted.length + nodes.reduce((n, x) => n + x.restarted.length, 0);
+    let summary;
+    if (b.rollout) summary = `Rolling restart ${b.rollout.id} asked: nodes in turn ${b.rollout.order.join(' → ')}; it is followed below.`;
+    else if (count) summary = `${dry ? 'Dry run: ' : ''}${count} instance(s) ${verb}${nodes.length ? ` on ${nodes.filter((n) => n.restarted.length).length} node(s)` : ''}${b.node_restarting ? '; the node restarts' : ''}.`;
+    else summary = 'Nothing was stale.';
+    out.append(el('p', { id: 'outcome-summary', text: summary }));
+    if (nodes.length) out.append(nodesDryRun(nodes));
+    else if (!b.rollout || b.restarted.length) {
+      out.append(table('outcome-table', ['INSTANCE', 'ACTION', 'WHAT', 'LINKS DROPPED', 'STREAMS DROPPED'],
+        b.restarted.map((c) => [c.instance, c.action, c.what.join('; '), c.links, c.streams]), 'nothing'));
+    }
+    if (b.rollout) out.append(rolloutView(b.rollout, 'outcome-rollout', ''));
   }
   document.getElementById('outcome').replaceChildren(out);
 }
