@@ -16,6 +16,7 @@ use super::{handshake, ComponentService};
 use crate::admission::Permit;
 use crate::config::domain_key;
 use crate::routing::{ConnectionControl, LinkEvent, LinkHandle, Origin, Router, TenantSlot};
+use crate::xmpp::credit::{Credit, Gated};
 use crate::xmpp::stanza::{stream_error, stream_header, STREAM_CLOSE};
 use crate::xmpp::{
     ns, Frame, Kind, Limits, Outbox, ReadError, Stanza, StreamCondition as C, StreamError,
@@ -61,10 +62,12 @@ pub(crate) async fn accept(
         Ok(Ok(Some(tenant))) => {
             let id = svc.next_link_id();
             let router = svc.router.clone();
-            let reader = neg.reader;
+            let credit = Credit::new(svc.limits.in_flight_bytes_per_connection);
+            let reader = Gated::new(neg.reader, credit.clone());
             ComponentLink::create(move |ctx| {
                 let reading = ctx.add_stream(reader);
                 ComponentLink {
+                    credit,
                     peer,
                     origin: Origin {
                         tenant,
@@ -201,6 +204,9 @@ pub struct ComponentLink {
     reading: SpawnHandle,
     /// Reading stopped on purpose: wait for the close instead of stopping at once.
     quiesced: bool,
+    /// What this link read and routed that has not gone on yet; reading pauses while it is
+    /// spent (flow control).
+    credit: Arc<Credit>,
 }
 
 impl ComponentLink {
@@ -254,6 +260,7 @@ impl ComponentLink {
             ));
         }
         s.drop_default_ns();
+        s.credit = Some(self.credit.take(s.bytes.len()));
         self.router.route(&self.origin, &from_domain, s);
         Ok(())
     }

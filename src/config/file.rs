@@ -311,6 +311,10 @@ pub struct LimitsSection {
     /// Bytes of stanzas that may wait for one slow connection before more are refused.
     #[serde(default = "default_queue_bytes")]
     pub queue_bytes_per_connection: usize,
+    /// Bytes of stanzas read from one connection and not yet gone on (written, returned)
+    /// past which xfed stops reading it until half of them have: TCP slows the sender.
+    #[serde(default = "default_in_flight_bytes")]
+    pub in_flight_bytes_per_connection: usize,
     /// Connections to the s2s or component listener that have not authenticated yet, per
     /// source address (IPv6: per /64); more are refused at once.
     #[serde(default = "default_unauthenticated_per_address")]
@@ -327,6 +331,7 @@ impl Default for LimitsSection {
             max_depth: default_max_depth(),
             handshake_timeout_secs: default_handshake_timeout(),
             queue_bytes_per_connection: default_queue_bytes(),
+            in_flight_bytes_per_connection: default_in_flight_bytes(),
             unauthenticated_per_address: default_unauthenticated_per_address(),
             unauthenticated_total: default_unauthenticated_total(),
         }
@@ -341,6 +346,9 @@ fn default_max_depth() -> usize {
 }
 fn default_handshake_timeout() -> u64 {
     30
+}
+fn default_in_flight_bytes() -> usize {
+    1024 * 1024
 }
 fn default_queue_bytes() -> usize {
     16 * 1024 * 1024

@@ -149,6 +149,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub handshake_timeout: Duration,
     pub queue_bytes_per_connection: usize,
+    /// Reading a connection pauses while this many bytes of what it read are in flight.
+    pub in_flight_bytes_per_connection: usize,
     /// Caps on connections that have not authenticated, for each listener.
     pub unauthenticated: Caps,
 }

@@ -149,6 +149,14 @@ pub(super) fn node(
             errs.push(e(key, "must be at least 1".into()));
         }
     }
+    if l.in_flight_bytes_per_connection == 0
+        || l.in_flight_bytes_per_connection > l.queue_bytes_per_connection
+    {
+        errs.push(e(
+            "limits.in_flight_bytes_per_connection",
+            "must be at least 1 and at most limits.queue_bytes_per_connection (a reader pauses before one queue could overflow)".into(),
+        ));
+    }
     if l.queue_bytes_per_connection < l.max_stanza_bytes {
         errs.push(e(
             "limits.queue_bytes_per_connection",
@@ -208,6 +216,7 @@ pub(super) fn node(
             max_depth: l.max_depth,
             handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
             queue_bytes_per_connection: l.queue_bytes_per_connection,
+            in_flight_bytes_per_connection: l.in_flight_bytes_per_connection,
             unauthenticated: Caps {
                 per_address: l.unauthenticated_per_address,
                 total: l.unauthenticated_total,

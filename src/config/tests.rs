@@ -132,6 +132,7 @@ fn good_configuration_loads_every_key_as_written() {
             max_depth: 32,
             handshake_timeout: Duration::from_secs(20),
             queue_bytes_per_connection: 8_388_608,
+            in_flight_bytes_per_connection: 1_048_576,
             unauthenticated: Caps {
                 per_address: 32,
                 total: 4096,
@@ -251,6 +252,7 @@ fn every_key_left_out_takes_its_documented_default() {
             max_depth: 64,
             handshake_timeout: Duration::from_secs(30),
             queue_bytes_per_connection: 16_777_216,
+            in_flight_bytes_per_connection: 1_048_576,
             unauthenticated: Caps {
                 per_address: 32,
                 total: 4096,

@@ -142,6 +142,7 @@ mod tests {
             type_: None,
             xmlns: None,
             resends: 0,
+            credit: None,
         }
     }
 

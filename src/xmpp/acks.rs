@@ -63,6 +63,14 @@ impl Unacked {
         false
     }
 
+    /// Whether anything was sent since the last request (and if so, counts one as made
+    /// now): the writer asks when its queue runs dry.
+    pub fn due_when_idle(&mut self) -> bool {
+        let due = self.since_request > 0;
+        self.since_request = 0;
+        due
+    }
+
     /// Takes in the peer's `<a h=…/>`; answers the stanzas it confirms (oldest first).
     pub fn acknowledge(&mut self, h: u32) -> Result<Vec<Box<Stanza>>, TooHigh> {
         let newly = h.wrapping_sub(self.acked) as usize;
@@ -211,6 +219,7 @@ mod tests {
             type_: None,
             xmlns: None,
             resends: 0,
+            credit: None,
         })
     }
 

@@ -3,6 +3,7 @@
 //! routing.
 
 pub mod acks;
+pub mod credit;
 pub mod error;
 mod header;
 mod markup;

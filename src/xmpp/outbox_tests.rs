@@ -20,6 +20,7 @@ fn stanza(body: &str) -> Stanza {
         type_: None,
         xmlns: None,
         resends: 0,
+        credit: None,
     }
 }
 

@@ -101,6 +101,13 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             for s in keep {
                 request |= retained.sent(s, ACK_EVERY);
             }
+            // Nothing more to send: ask now rather than at the next 64th stanza. What is
+            // unconfirmed holds its readers' credit (flow control) and, with stream
+            // management, room in the queue; a sender that paused would otherwise wait for
+            // the next timer.
+            if !request && batch.is_empty() && counters.queue().is_empty() {
+                request = retained.due_when_idle();
+            }
             let sent = retained.sent_count();
             let released = if acks.holds_back() {
                 0

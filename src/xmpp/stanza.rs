@@ -37,6 +37,10 @@ pub struct Stanza {
     /// How many times it went out again because a stream died before the peer acknowledged
     /// it (XEP-0198): bounded, so a stanza that kills its streams is returned, not looped.
     pub resends: u8,
+    /// Its share of the credit of the connection it was read from, held until it leaves
+    /// xfed (written, returned or dropped): that connection stops reading while too much
+    /// of what it read is still here ([`super::credit`]).
+    pub credit: Option<std::sync::Arc<super::credit::Held>>,
 }
 
 impl Stanza {
@@ -60,6 +64,7 @@ impl Stanza {
             type_: None,
             xmlns: None,
             resends: 0,
+            credit: None,
         };
         for attr in e.attributes().with_checks(true) {
             let attr =
@@ -161,6 +166,7 @@ impl Stanza {
             type_: Some("result".to_owned()),
             xmlns: None,
             resends: 0,
+            credit: None,
         }
     }
 
@@ -203,6 +209,7 @@ impl Stanza {
             type_: Some("error".to_owned()),
             xmlns: None,
             resends: 0,
+            credit: None,
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::s2s::io::{TlsInfo, XmlConn};
 use crate::s2s::outbound::is_dialback;
 use crate::s2s::S2sShared;
 use crate::xmpp::acks::{Handled, SM_NS};
+use crate::xmpp::credit::{Credit, Gated};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
 use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
@@ -43,6 +44,9 @@ pub struct S2sStream {
     role: Role,
     /// The read side, cancelled on a graceful shutdown.
     reading: Option<SpawnHandle>,
+    /// What this stream read and routed that has not gone on yet; reading pauses while it
+    /// is spent (flow control).
+    credit: Arc<Credit>,
     /// When a stanza last went either way, and the outbox count seen then.
     last_traffic: Instant,
     written_seen: u64,
@@ -86,6 +90,8 @@ impl S2sStream {
         );
         let id = shared.next_id();
         let out = outbox.clone();
+        let credit = Credit::new(shared.limits.in_flight_bytes_per_connection);
+        let reader = Gated::new(Box::pin(reader), credit.clone());
         let addr = S2sStream::create(move |actx| {
             let reading = actx.add_stream(reader);
             if let Some(first) = first {
@@ -99,6 +105,7 @@ impl S2sStream {
                 tls,
                 role,
                 reading: Some(reading),
+                credit,
                 last_traffic: Instant::now(),
                 written_seen: 0,
                 keepalive_seen: 0,

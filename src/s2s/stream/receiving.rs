@@ -82,6 +82,7 @@ impl S2sStream {
         if router.checkpoint_answer(&to, &from, &s) || router.answer_checkpoint_ping(&s) {
             return Ok(());
         }
+        s.credit = Some(self.credit.take(s.bytes.len()));
         router.route_inbound(&to, &from, s);
         Ok(())
     }
