@@ -238,8 +238,11 @@ async fn run_system(
     let mut edges = start(system, &load_dir, layout).await?;
     let mut rig = Rig::connect(&edges, plan.pairs).await?;
     eprintln!("   throughput: {} pairs", plan.pairs);
-    let t = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
+    let t = measure::throughput(&mut rig, plan.warm, plan.measure, Some(plan.window)).await;
     eprintln!("   {t:?}");
+    eprintln!("   open-loop maximum: {} pairs", plan.pairs);
+    let open = measure::throughput(&mut rig, plan.warm, plan.measure, None).await;
+    eprintln!("   {open:?}");
     let mut latency = Vec::new();
     for &rate in &plan.latency_rates {
         eprintln!("   latency at {rate}/s");
@@ -250,6 +253,7 @@ async fn run_system(
     let mut result = report::SystemResult {
         system,
         throughput: t,
+        open_loop: open,
         latency,
         streams: s,
         crowd: None,
@@ -274,7 +278,7 @@ async fn run_system(
             .await
             .map_err(|e| format!("edge A did not restart: {e}"))?;
             rig.reconnect_load(plan.pairs).await?;
-            let t = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
+            let t = measure::throughput(&mut rig, plan.warm, plan.measure, Some(plan.window)).await;
             eprintln!("   {t:?}");
             match crowd {
                 Some(_) => result.crowd = Some(t),
@@ -298,7 +302,7 @@ async fn run_system(
             .await
             .map_err(|e| format!("edges did not start: {e}"))?;
             let mut rig = Rig::connect(&edges, plan.pairs).await?;
-            let t = measure::throughput(&mut rig, plan.warm, plan.measure, plan.window).await;
+            let t = measure::throughput(&mut rig, plan.warm, plan.measure, Some(plan.window)).await;
             eprintln!("   {t:?}");
             paired.push(t);
             drop(rig);

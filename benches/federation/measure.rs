@@ -149,20 +149,22 @@ pub struct Throughput {
     pub delivery: Delivery,
 }
 
-/// Closed loop: every pair writes as fast as the window of messages in flight allows
-/// (`window` per pair), so nothing is dropped for being offered faster than it can be
-/// carried; delivered messages are counted over `measure` after `warm`.
+/// Closed loop (`Some(window)`): every pair writes as fast as the window of messages in
+/// flight allows (`window` per pair), so nothing is dropped for being offered faster than it
+/// can be carried. Open loop (`None`): every pair writes as fast as TCP takes it, and the
+/// system either slows the writers or returns what it cannot carry. Delivered messages are
+/// counted over `measure` after `warm`.
 pub async fn throughput(
     rig: &mut Rig,
     warm: Duration,
     measure: Duration,
-    window: u64,
+    window: Option<u64>,
 ) -> Throughput {
     const BATCH: usize = 16;
     let tally = rig.tally.clone();
     let before = counters(&tally);
     let stop = Arc::new(AtomicBool::new(false));
-    let total_window = window * rig.load.len() as u64;
+    let total_window = window.map(|w| w * rig.load.len() as u64);
     let mut tasks = Vec::new();
     for (i, mut w) in rig.load.drain(..).enumerate() {
         let (tally, stop) = (tally.clone(), stop.clone());
@@ -170,11 +172,10 @@ pub async fn throughput(
             let template = link::Template::new(&local(i), &remote(i));
             let mut buf = Vec::with_capacity(BATCH * link::MESSAGE_BYTES);
             while !stop.load(Ordering::Relaxed) {
-                if !tally
-                    .wait_window(total_window, Duration::from_millis(200))
-                    .await
-                {
-                    continue;
+                if let Some(total) = total_window {
+                    if !tally.wait_window(total, Duration::from_millis(200)).await {
+                        continue;
+                    }
                 }
                 buf.clear();
                 let stamp = tally.now_us();

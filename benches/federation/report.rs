@@ -12,6 +12,9 @@ use crate::Plan;
 pub struct SystemResult {
     pub system: System,
     pub throughput: Throughput,
+    /// Every load link writing as fast as TCP takes it, right after `throughput` on the same
+    /// edges: what a sender faster than the path gets (issue 14).
+    pub open_loop: Throughput,
     /// One per offered load of the plan, in its order.
     pub latency: Vec<Latency>,
     pub streams: Streams,
@@ -87,6 +90,20 @@ impl Report {
             higher_is_better: true,
             target: Some((200_000.0, ">=")),
         }];
+        rows.push(Row {
+            name: "open-loop maximum (links write as fast as TCP takes), median".into(),
+            unit: "msg/s",
+            values: per(&|r| Some(r.open_loop.per_sec)),
+            higher_is_better: true,
+            target: None,
+        });
+        rows.push(Row {
+            name: "open-loop messages returned with an error".into(),
+            unit: "",
+            values: per(&|r| Some(r.open_loop.delivery.bounced as f64)),
+            higher_is_better: false,
+            target: Some((0.0, "<=")),
+        });
         for (k, &rate) in p.latency_rates.iter().enumerate() {
             let quantiles: [(&str, Quantile, Target); 3] = [
                 ("p50", |l| l.p50_us, None),
@@ -220,6 +237,7 @@ impl Report {
             }
             let d = [
                 ("throughput", &r.throughput.delivery),
+                ("open loop", &r.open_loop.delivery),
                 ("streams", &r.streams.delivery),
             ]
             .into_iter()
@@ -257,6 +275,11 @@ impl Report {
                                    "slowest_second": r.throughput.range.0,
                                    "fastest_second": r.throughput.range.1,
                                    "delivery": delivery(&r.throughput.delivery)},
+                    "open_loop": {"median_per_sec": r.open_loop.per_sec,
+                                  "mean_per_sec": r.open_loop.mean_per_sec,
+                                  "slowest_second": r.open_loop.range.0,
+                                  "fastest_second": r.open_loop.range.1,
+                                  "delivery": delivery(&r.open_loop.delivery)},
                     "latency": r.latency.iter().map(|l| json!({
                                 "offered_per_sec": l.offered_per_sec,
                                 "p50_us": l.p50_us, "p99_us": l.p99_us,
@@ -327,6 +350,7 @@ impl Report {
                 }
             };
             check("throughput", &x.throughput.delivery);
+            check("open-loop maximum", &x.open_loop.delivery);
             for l in &x.latency {
                 check("latency", &l.delivery);
             }

@@ -116,6 +116,20 @@ impl Unacked {
         self.stanzas.is_empty()
     }
 
+    /// The peer's last `h`.
+    pub fn acked(&self) -> u32 {
+        self.acked
+    }
+
+    /// Gives back the readers' credit of every stanza kept (flow control: the peer is stuck,
+    /// so they must not hold their readers back). Answers how many held some.
+    pub fn let_readers_go(&mut self) -> usize {
+        self.stanzas
+            .iter_mut()
+            .map(|s| usize::from(s.credit.take().is_some()))
+            .sum()
+    }
+
     /// Bytes of the stanzas not acknowledged.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -86,6 +86,10 @@ struct Shared {
     written_bytes: AtomicU64,
     /// When a stanza was last written, in Unix milliseconds (0: never).
     last_write_ms: AtomicU64,
+    /// A write has waited past the stuck bound: stanzas queued now give their readers'
+    /// credit back at once (flow control must not let one stuck destination stall the
+    /// rest of its senders' traffic).
+    stuck: AtomicBool,
     /// With checkpoints (stream management, or pings): every stanza taken and not yet
     /// confirmed, oldest first. Their bytes stay counted in `queued` until the peer confirms
     /// them, so a peer that stops confirming is held back like one that stops reading.
@@ -184,6 +188,7 @@ impl Outbox {
             written: AtomicU64::new(0),
             written_bytes: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
+            stuck: AtomicBool::new(false),
             acks: checkpoint.map(|checkpoint| Acks {
                 retained: Mutex::new(Unacked::default()),
                 checkpoint,
@@ -199,7 +204,10 @@ impl Outbox {
     }
 
     /// Queues a routed stanza.
-    pub fn send(&self, stanza: Stanza) -> Result<(), SendError> {
+    pub fn send(&self, mut stanza: Stanza) -> Result<(), SendError> {
+        if self.shared.stuck.load(Ordering::Acquire) {
+            stanza.credit = None;
+        }
         let len = stanza.bytes.len();
         let queued = &self.shared.queued;
         let before = queued.fetch_add(len, Ordering::AcqRel);
@@ -284,6 +292,9 @@ impl Outbox {
             return Ok(0);
         };
         let confirmed = lock(&acks.retained).acknowledge(h)?;
+        if !confirmed.is_empty() {
+            self.shared.stuck.store(false, Ordering::Release);
+        }
         if acks.holds_back() {
             let bytes: usize = confirmed.iter().map(|s| s.bytes.len()).sum();
             self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);

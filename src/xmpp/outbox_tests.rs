@@ -142,3 +142,55 @@ fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
         assert_eq!(outbox.queued_bytes(), 0, "nothing left counted as queued");
     });
 }
+
+/// Flow control: a stanza gives its reader's credit back once written; a destination that
+/// stops reading holds it only until the stuck bound (a quarter of the stall), then its
+/// queue lets its readers go, and stanzas queued later hold nothing — while the connection
+/// itself lives on until the stall.
+#[test]
+fn a_stuck_destination_lets_its_readers_go_after_the_stuck_bound() {
+    actix_rt::System::new().block_on(async {
+        let credit = crate::xmpp::credit::Credit::new(1 << 20);
+        let with_credit = |body: &str| {
+            let mut s = stanza(body);
+            s.credit = Some(credit.take(s.bytes.len()));
+            s
+        };
+        // A reading peer: everything written, nothing held.
+        let (ours, peer) = tokio::io::duplex(1 << 16);
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(2), |_| {});
+        for i in 0..10 {
+            outbox.send(with_credit(&i.to_string())).unwrap();
+        }
+        outbox.close(Bytes::new());
+        let got = read_all(peer).await;
+        assert!(got.contains("<message>9</message>"), "{got}");
+        assert_eq!(credit.in_flight(), 0, "written: the credit is back");
+
+        // A peer that never reads: a 64-byte pipe fills at once.
+        let (ours, _peer) = tokio::io::duplex(64);
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(2), |_| {});
+        // The writer takes these and blocks writing them.
+        for i in 0..50 {
+            outbox.send(with_credit(&format!("stuck {i}"))).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 50..100 {
+            outbox.send(with_credit(&format!("stuck {i}"))).unwrap();
+        }
+        assert!(
+            credit.in_flight() > 0,
+            "queued behind a blocked write: held"
+        );
+        // Past the stuck bound (2 s / 4), well before the stall.
+        let mut waited = 0;
+        while credit.in_flight() > 0 && waited < 40 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        assert_eq!(credit.in_flight(), 0, "stuck: the queue let its readers go");
+        assert!(!outbox.is_closed(), "the connection lives until the stall");
+        outbox.send(with_credit("later")).unwrap();
+        assert_eq!(credit.in_flight(), 0, "queued while stuck: holds nothing");
+    });
+}

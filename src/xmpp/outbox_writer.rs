@@ -32,6 +32,13 @@ impl Drop for Closer {
     }
 }
 
+/// How long a write may wait before its destination counts as stuck (then its queue stops
+/// holding its senders back, see [`Shared::stuck`]): a quarter of the stall that ends the
+/// connection, at most 5 s.
+fn stuck_after(stall: Duration) -> Duration {
+    (stall / 4).min(Duration::from_secs(5))
+}
+
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     shared: Closer,
@@ -51,7 +58,23 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 // Let the drained deque's slots and the write buffer go while idle.
                 batch = VecDeque::new();
                 buf = BytesMut::new();
-                counters.wake.notified().await;
+                let confirmed = counters.acks.as_ref().map(|a| lock(&a.retained).acked());
+                let woken = tokio::time::timeout(stuck_after(stall), counters.wake.notified());
+                if woken.await.is_err() {
+                    if let Some(acks) = &counters.acks {
+                        // Written, unconfirmed, and no confirmation for the stuck bound: the
+                        // peer stopped reading; its stanzas let their readers go.
+                        let mut retained = lock(&acks.retained);
+                        if !retained.is_empty() && Some(retained.acked()) == confirmed {
+                            counters.stuck.store(true, Ordering::Release);
+                            let freed = retained.let_readers_go();
+                            tracing::debug!(
+                                freed,
+                                "peer stuck: unconfirmed stanzas let their readers go"
+                            );
+                        }
+                    }
+                }
                 continue;
             }
         }
@@ -66,10 +89,16 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut asked = false;
         while let Some(out) = batch.pop_front() {
             match out {
-                Out::Stanza(s) => {
+                Out::Stanza(mut s) => {
                     counted += s.bytes.len();
                     stanzas += 1;
                     buf.extend_from_slice(&s.bytes);
+                    // Its reader's share goes back as it is written, unless the peer's
+                    // confirmation frees its room in the queue (stream management): then
+                    // the share goes back with it.
+                    if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
+                        s.credit = None;
+                    }
                     if counters.acks.is_some() {
                         keep.push(s);
                     }
@@ -129,8 +158,29 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
         let written = tokio::time::timeout(stall, async {
-            writer.write_all(&buf).await?;
-            writer.flush().await
+            let write = async {
+                writer.write_all(&buf).await?;
+                writer.flush().await
+            };
+            tokio::pin!(write);
+            tokio::select! {
+                done = &mut write => done,
+                _ = tokio::time::sleep(stuck_after(stall)) => {
+                    // The peer stopped reading: what waits here no longer holds its readers
+                    // back, so their traffic to other destinations goes on.
+                    counters.stuck.store(true, Ordering::Release);
+                    let mut freed = 0;
+                    for out in batch.iter_mut().chain(counters.queue().iter_mut()) {
+                        if let Out::Stanza(s) = out {
+                            freed += usize::from(s.credit.take().is_some());
+                        }
+                    }
+                    tracing::debug!(freed, "destination stuck: its queued stanzas let their readers go");
+                    let done = write.await;
+                    counters.stuck.store(false, Ordering::Release);
+                    done
+                }
+            }
         })
         .await;
         if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
