@@ -138,6 +138,18 @@ fn links(c: &Cluster, n: usize, tenant: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// Node `n` has acme linked once and runs every instance on its latest version.
+fn linked_and_current(c: &Cluster, n: usize) -> bool {
+    links(c, n, "acme") == Some(1)
+        && c.row(n, n).is_some_and(|r| {
+            r["status"]["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["applied"] == i["latest"])
+        })
+}
+
 /// `xfed ARGS --json` on node `n`, read as JSON.
 fn json(c: &Cluster, n: usize, args: &[&str]) -> Value {
     let mut all = args.to_vec();
@@ -348,18 +360,7 @@ async fn a_tenant_restart_rolls_node_by_node_and_its_links_never_all_drop() {
         wait(
             "acme relinked and current on every node",
             Duration::from_secs(10),
-            || {
-                (1..=3).all(|n| {
-                    links(&c, n, "acme") == Some(1)
-                        && c.row(n, n).is_some_and(|r| {
-                            r["status"]["instances"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .all(|i| i["applied"] == i["latest"])
-                        })
-                })
-            },
+            || (1..=3).all(|n| linked_and_current(&c, n)),
         )
     });
     for (n, l) in acme.iter().enumerate() {
@@ -486,16 +487,7 @@ async fn the_leader_runs_the_schedule_and_a_new_leader_finishes_a_rollout_whose_
     // on the nodes that live.
     tokio::task::block_in_place(|| {
         wait("survivors current", Duration::from_secs(10), || {
-            survivors.iter().all(|&n| {
-                links(&c, n, "acme") == Some(1)
-                    && c.row(n, n).is_some_and(|r| {
-                        r["status"]["instances"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .all(|i| i["applied"] == i["latest"])
-                    })
-            })
+            survivors.iter().all(|&n| linked_and_current(&c, n))
         })
     });
     for &n in &survivors {

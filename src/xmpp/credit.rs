@@ -10,8 +10,9 @@
 //! mark.
 //!
 //! A destination that is merely slower than the sender thus slows the sender. One that is
-//! stuck holds its share until its connection's write stall returns what it queued (the
-//! bound on how long it can hold up the rest of the same reader's traffic).
+//! stuck (its writer waited, or nothing was confirmed, for the outbox's stuck bound) lets
+//! its readers go: the bound on how long it can hold up the rest of the same reader's
+//! traffic (`outbox_writer.rs`).
 
 use std::fmt;
 use std::pin::Pin;
