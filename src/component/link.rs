@@ -20,7 +20,7 @@ use crate::xmpp::credit::{Credit, Gated};
 use crate::xmpp::stanza::{stream_error, stream_header, STREAM_CLOSE};
 use crate::xmpp::{
     ns, Frame, Kind, Limits, Outbox, ReadError, Stanza, StreamCondition as C, StreamError,
-    StreamReader,
+    StreamReader, Waits,
 };
 
 /// How long one write may wait for a component that does not read before the link counts
@@ -47,7 +47,7 @@ pub(crate) async fn accept(
     let (outbox, _writer) = Outbox::spawn(
         wr,
         svc.limits.queue_bytes_per_connection,
-        WRITE_STALL,
+        Waits::new(svc.limits.stuck, WRITE_STALL),
         move |undelivered| router.reroute(undelivered),
     );
     let mut neg = Negotiation {

@@ -315,6 +315,10 @@ pub struct LimitsSection {
     /// past which xfed stops reading it until half of them have: TCP slows the sender.
     #[serde(default = "default_in_flight_bytes")]
     pub in_flight_bytes_per_connection: usize,
+    /// Seconds a write may wait for a destination that does not read before it counts as
+    /// stuck and stops holding its senders back.
+    #[serde(default = "default_stuck_secs")]
+    pub stuck_secs: u64,
     /// Connections to the s2s or component listener that have not authenticated yet, per
     /// source address (IPv6: per /64); more are refused at once.
     #[serde(default = "default_unauthenticated_per_address")]
@@ -332,6 +336,7 @@ impl Default for LimitsSection {
             handshake_timeout_secs: default_handshake_timeout(),
             queue_bytes_per_connection: default_queue_bytes(),
             in_flight_bytes_per_connection: default_in_flight_bytes(),
+            stuck_secs: default_stuck_secs(),
             unauthenticated_per_address: default_unauthenticated_per_address(),
             unauthenticated_total: default_unauthenticated_total(),
         }
@@ -346,6 +351,9 @@ fn default_max_depth() -> usize {
 }
 fn default_handshake_timeout() -> u64 {
     30
+}
+fn default_stuck_secs() -> u64 {
+    5
 }
 fn default_in_flight_bytes() -> usize {
     1024 * 1024

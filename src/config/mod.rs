@@ -151,6 +151,9 @@ pub struct Limits {
     pub queue_bytes_per_connection: usize,
     /// Reading a connection pauses while this many bytes of what it read are in flight.
     pub in_flight_bytes_per_connection: usize,
+    /// A destination whose write waited this long is stuck: it stops holding its senders
+    /// back.
+    pub stuck: Duration,
     /// Caps on connections that have not authenticated, for each listener.
     pub unauthenticated: Caps,
 }

@@ -157,6 +157,13 @@ pub(super) fn node(
             "must be at least 1 and at most limits.queue_bytes_per_connection (a reader pauses before one queue could overflow)".into(),
         ));
     }
+    if !(1..=20).contains(&l.stuck_secs) {
+        errs.push(e(
+            "limits.stuck_secs",
+            "must be 1 to 20 seconds (a stuck destination is given up at 20 s or 30 s anyway)"
+                .into(),
+        ));
+    }
     if l.queue_bytes_per_connection < l.max_stanza_bytes {
         errs.push(e(
             "limits.queue_bytes_per_connection",
@@ -217,6 +224,7 @@ pub(super) fn node(
             handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
             queue_bytes_per_connection: l.queue_bytes_per_connection,
             in_flight_bytes_per_connection: l.in_flight_bytes_per_connection,
+            stuck: Duration::from_secs(l.stuck_secs),
             unauthenticated: Caps {
                 per_address: l.unauthenticated_per_address,
                 total: l.unauthenticated_total,

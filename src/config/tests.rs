@@ -133,6 +133,7 @@ fn good_configuration_loads_every_key_as_written() {
             handshake_timeout: Duration::from_secs(20),
             queue_bytes_per_connection: 8_388_608,
             in_flight_bytes_per_connection: 1_048_576,
+            stuck: Duration::from_secs(5),
             unauthenticated: Caps {
                 per_address: 32,
                 total: 4096,
@@ -253,6 +254,7 @@ fn every_key_left_out_takes_its_documented_default() {
             handshake_timeout: Duration::from_secs(30),
             queue_bytes_per_connection: 16_777_216,
             in_flight_bytes_per_connection: 1_048_576,
+            stuck: Duration::from_secs(5),
             unauthenticated: Caps {
                 per_address: 32,
                 total: 4096,
@@ -345,7 +347,14 @@ fn several_problems_in_three_files_are_all_reported() {
     find(&errs, "tenants/acme.toml", "domains[0]", "\"acme example\"");
     find(&errs, "tenants/acme.toml", "privacy.deny", "allow-list");
     find(&errs, "tenants/globex.toml", "secret", "missing");
-    assert_eq!(errs.len(), 5, "{}", ConfigErrors(errs.clone()));
+    find(
+        &errs,
+        "router.toml",
+        "limits.in_flight_bytes_per_connection",
+        "at least 1",
+    );
+    find(&errs, "router.toml", "limits.stuck_secs", "1 to 20 seconds");
+    assert_eq!(errs.len(), 7, "{}", ConfigErrors(errs.clone()));
 }
 
 #[test]

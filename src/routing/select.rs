@@ -81,13 +81,19 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::xmpp::Outbox;
+    use crate::xmpp::{Outbox, Waits};
 
     fn links(n: u64) -> Vec<LinkHandle> {
         (0..n)
             .map(|i| LinkHandle {
                 id: 1_000_003 * (i + 1),
-                outbox: Outbox::spawn(tokio::io::sink(), 1 << 20, Duration::from_secs(1), |_| {}).0,
+                outbox: Outbox::spawn(
+                    tokio::io::sink(),
+                    1 << 20,
+                    Waits::new(Duration::from_secs(1), Duration::from_secs(1)),
+                    |_| {},
+                )
+                .0,
             })
             .collect()
     }

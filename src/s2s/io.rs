@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::Decoder;
 
 use crate::xmpp::outbox::Checkpoint;
-use crate::xmpp::{Frame, Limits, Outbox, ReadError, Stanza, StreamReader};
+use crate::xmpp::{Frame, Limits, Outbox, ReadError, Stanza, StreamReader, Waits};
 
 /// Any byte stream a connection may run on.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -175,7 +175,7 @@ impl XmlConn {
     pub fn into_parts(
         self,
         queue_limit: usize,
-        stall: Duration,
+        waits: Waits,
         checkpoint: Option<Checkpoint>,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
     ) -> (
@@ -184,8 +184,8 @@ impl XmlConn {
     ) {
         let (rd, wr) = tokio::io::split(self.io);
         let (outbox, _writer) = match checkpoint {
-            Some(c) => Outbox::spawn_acked(wr, queue_limit, stall, c),
-            None => Outbox::spawn(wr, queue_limit, stall, on_undelivered),
+            Some(c) => Outbox::spawn_acked(wr, queue_limit, waits, c),
+            None => Outbox::spawn(wr, queue_limit, waits, on_undelivered),
         };
         (frames(rd, self.reader, self.buf), outbox)
     }

@@ -23,7 +23,7 @@ use super::outbound::{self, DialError};
 use super::resolve::Target;
 use super::S2sShared;
 use crate::xmpp::stanza::STREAM_CLOSE;
-use crate::xmpp::{Frame, Outbox};
+use crate::xmpp::{Frame, Outbox, Waits};
 
 /// A verify connection with nothing outstanding closes after this long.
 const IDLE: Duration = Duration::from_secs(30);
@@ -231,7 +231,8 @@ async fn open(
 /// Runs a freshly negotiated verify connection: a task that matches answers to questions
 /// until the peer closes, fails, or the connection has been idle for [`IDLE`].
 fn start(conn: super::io::XmlConn, slot: Arc<Slot>, stall: Duration) -> Arc<Link> {
-    let (frames, outbox) = conn.into_parts(QUEUE_LIMIT, stall, None, |_| {});
+    // No routed stanza waits here: nothing to let go when stuck.
+    let (frames, outbox) = conn.into_parts(QUEUE_LIMIT, Waits::new(stall, stall), None, |_| {});
     let link = Arc::new(Link {
         outbox,
         pending: Mutex::new(Pending::default()),

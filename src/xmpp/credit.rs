@@ -10,7 +10,7 @@
 //! mark.
 //!
 //! A destination that is merely slower than the sender thus slows the sender. One that is
-//! stuck (its writer waited, or nothing was confirmed, for the outbox's stuck bound) lets
+//! stuck (its writer waited, or nothing was confirmed, for `[limits] stuck_secs`) lets
 //! its readers go: the bound on how long it can hold up the rest of the same reader's
 //! traffic (`outbox_writer.rs`).
 

@@ -16,6 +16,6 @@ mod wellformed;
 
 pub use error::{AppCondition, StanzaCondition, StreamCondition, StreamError};
 pub use header::StreamHeader;
-pub use outbox::{Outbox, SendError};
+pub use outbox::{Outbox, SendError, Waits};
 pub use reader::{Frame, Limits, ReadError, StreamReader};
 pub use stanza::{Kind, Stanza};

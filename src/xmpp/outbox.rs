@@ -135,22 +135,42 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+/// How long one write may wait for the peer to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// Past it the destination is stuck: what waits for it stops holding its senders back
+    /// (flow control), and they read on.
+    pub stuck: Duration,
+    /// Past it the connection counts as dead.
+    pub stall: Duration,
+}
+
+impl Waits {
+    /// `stuck` no longer than `stall`.
+    pub fn new(stuck: Duration, stall: Duration) -> Waits {
+        Waits {
+            stuck: stuck.min(stall),
+            stall,
+        }
+    }
+}
+
 impl Outbox {
     /// Starts the writer task on the current (arbiter's) runtime.
     ///
-    /// `stall` bounds how long one write may wait for the peer to read; past it the
-    /// connection counts as dead. `on_undelivered` receives the stanzas that were queued
-    /// when the connection ended.
+    /// `waits` bound how long one write may wait for the peer to read: past `stuck` its
+    /// queue stops holding its senders back, past `stall` the connection counts as dead.
+    /// `on_undelivered` receives the stanzas that were queued when the connection ended.
     pub fn spawn<W>(
         writer: W,
         limit: usize,
-        stall: Duration,
+        waits: Waits,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
     ) -> (Outbox, tokio::task::JoinHandle<()>)
     where
         W: AsyncWrite + Unpin + 'static,
     {
-        Self::start(writer, limit, stall, on_undelivered, None)
+        Self::start(writer, limit, waits, on_undelivered, None)
     }
 
     /// Like [`Outbox::spawn`], for a stream whose peer confirms what it read (`checkpoint`):
@@ -161,19 +181,19 @@ impl Outbox {
     pub fn spawn_acked<W>(
         writer: W,
         limit: usize,
-        stall: Duration,
+        waits: Waits,
         checkpoint: Checkpoint,
     ) -> (Outbox, tokio::task::JoinHandle<()>)
     where
         W: AsyncWrite + Unpin + 'static,
     {
-        Self::start(writer, limit, stall, |_| {}, Some(checkpoint))
+        Self::start(writer, limit, waits, |_| {}, Some(checkpoint))
     }
 
     fn start<W>(
         writer: W,
         limit: usize,
-        stall: Duration,
+        waits: Waits,
         on_undelivered: impl FnOnce(Vec<Stanza>) + 'static,
         checkpoint: Option<Checkpoint>,
     ) -> (Outbox, tokio::task::JoinHandle<()>)
@@ -197,7 +217,7 @@ impl Outbox {
         let task = actix_rt::spawn(write_loop(
             writer,
             Closer(shared.clone()),
-            stall,
+            waits,
             on_undelivered,
         ));
         (Outbox { shared, limit }, task)

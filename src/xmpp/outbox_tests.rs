@@ -24,6 +24,12 @@ fn stanza(body: &str) -> Stanza {
     }
 }
 
+/// Stuck after a quarter of the stall.
+fn waits(stall_secs: u64) -> Waits {
+    let stall = Duration::from_secs(stall_secs);
+    Waits::new(stall / 4, stall)
+}
+
 /// Reads what the peer end of a duplex pipe got until it closes.
 async fn read_all(mut peer: tokio::io::DuplexStream) -> String {
     let mut got = Vec::new();
@@ -35,7 +41,7 @@ async fn read_all(mut peer: tokio::io::DuplexStream) -> String {
 fn stanzas_raw_bytes_and_the_tail_are_written_in_order_then_the_socket_shuts() {
     actix_rt::System::new().block_on(async {
         let (ours, peer) = tokio::io::duplex(1 << 16);
-        let (outbox, task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(5), |_| {});
+        let (outbox, task) = Outbox::spawn(ours, 1 << 20, waits(5), |_| {});
         assert!(outbox.send_raw(Bytes::from_static(b"<a/>")));
         outbox.send(stanza("1")).unwrap();
         outbox.send(stanza("2")).unwrap();
@@ -60,12 +66,8 @@ fn stanzas_raw_bytes_and_the_tail_are_written_in_order_then_the_socket_shuts() {
 fn acked_outbox_keeps_what_it_wrote_until_acknowledged() {
     actix_rt::System::new().block_on(async {
         let (ours, mut peer) = tokio::io::duplex(1 << 20);
-        let (outbox, _task) = Outbox::spawn_acked(
-            ours,
-            1 << 20,
-            Duration::from_secs(5),
-            Checkpoint::StreamManagement,
-        );
+        let (outbox, _task) =
+            Outbox::spawn_acked(ours, 1 << 20, waits(5), Checkpoint::StreamManagement);
         let n = ACK_EVERY as usize + 6;
         for i in 0..n {
             outbox.send(stanza(&format!("{i}"))).unwrap();
@@ -117,9 +119,12 @@ fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
         let (ours, _peer) = tokio::io::duplex(64);
         let back = Rc::new(RefCell::new(Vec::new()));
         let sink = back.clone();
-        let (outbox, task) = Outbox::spawn(ours, 200, Duration::from_millis(200), move |s| {
-            sink.borrow_mut().extend(s)
-        });
+        let (outbox, task) = Outbox::spawn(
+            ours,
+            200,
+            Waits::new(Duration::from_millis(200), Duration::from_millis(200)),
+            move |s| sink.borrow_mut().extend(s),
+        );
         let mut accepted = 0;
         let mut full = 0;
         for i in 0..50 {
@@ -144,7 +149,7 @@ fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
 }
 
 /// Flow control: a stanza gives its reader's credit back once written; a destination that
-/// stops reading holds it only until the stuck bound (a quarter of the stall), then its
+/// stops reading holds it only until the stuck bound (`Waits::stuck`), then its
 /// queue lets its readers go, and stanzas queued later hold nothing — while the connection
 /// itself lives on until the stall.
 #[test]
@@ -158,7 +163,7 @@ fn a_stuck_destination_lets_its_readers_go_after_the_stuck_bound() {
         };
         // A reading peer: everything written, nothing held.
         let (ours, peer) = tokio::io::duplex(1 << 16);
-        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(2), |_| {});
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, waits(2), |_| {});
         for i in 0..10 {
             outbox.send(with_credit(&i.to_string())).unwrap();
         }
@@ -169,7 +174,7 @@ fn a_stuck_destination_lets_its_readers_go_after_the_stuck_bound() {
 
         // A peer that never reads: a 64-byte pipe fills at once.
         let (ours, _peer) = tokio::io::duplex(64);
-        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, Duration::from_secs(2), |_| {});
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, waits(2), |_| {});
         // The writer takes these and blocks writing them.
         for i in 0..50 {
             outbox.send(with_credit(&format!("stuck {i}"))).unwrap();

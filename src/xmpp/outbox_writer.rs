@@ -5,12 +5,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{lock, unix_ms, Acks, Out, Shared, ACK_EVERY, MAX_BATCH, PING_WINDOW_BYTES};
+use super::{lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, MAX_BATCH, PING_WINDOW_BYTES};
 use crate::xmpp::stanza::Stanza;
 
 /// The writer's hold on the shared state: however the writer ends (returns, or its task is
@@ -32,17 +31,10 @@ impl Drop for Closer {
     }
 }
 
-/// How long a write may wait before its destination counts as stuck (then its queue stops
-/// holding its senders back, see [`Shared::stuck`]): a quarter of the stall that ends the
-/// connection, at most 5 s.
-fn stuck_after(stall: Duration) -> Duration {
-    (stall / 4).min(Duration::from_secs(5))
-}
-
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     shared: Closer,
-    stall: Duration,
+    waits: Waits,
     on_undelivered: impl FnOnce(Vec<Stanza>),
 ) {
     let counters = &*shared.0;
@@ -59,7 +51,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 batch = VecDeque::new();
                 buf = BytesMut::new();
                 let confirmed = counters.acks.as_ref().map(|a| lock(&a.retained).acked());
-                let woken = tokio::time::timeout(stuck_after(stall), counters.wake.notified());
+                let woken = tokio::time::timeout(waits.stuck, counters.wake.notified());
                 if woken.await.is_err() {
                     if let Some(acks) = &counters.acks {
                         // Written, unconfirmed, and no confirmation for the stuck bound: the
@@ -157,7 +149,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 buf.unsplit(rest);
             }
         }
-        let written = tokio::time::timeout(stall, async {
+        let written = tokio::time::timeout(waits.stall, async {
             let write = async {
                 writer.write_all(&buf).await?;
                 writer.flush().await
@@ -165,7 +157,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             tokio::pin!(write);
             tokio::select! {
                 done = &mut write => done,
-                _ = tokio::time::sleep(stuck_after(stall)) => {
+                _ = tokio::time::sleep(waits.stuck) => {
                     // The peer stopped reading: what waits here no longer holds its readers
                     // back, so their traffic to other destinations goes on.
                     counters.stuck.store(true, Ordering::Release);
@@ -199,7 +191,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
         if closing {
-            let _ = tokio::time::timeout(stall, writer.shutdown()).await;
+            let _ = tokio::time::timeout(waits.stall, writer.shutdown()).await;
             break;
         }
     }

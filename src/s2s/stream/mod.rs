@@ -20,7 +20,7 @@ use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::credit::{Credit, Gated};
 use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_error, STREAM_CLOSE};
-use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError};
+use crate::xmpp::{Frame, Outbox, ReadError, Stanza, StreamCondition as C, StreamError, Waits};
 
 mod multiplex;
 mod receiving;
@@ -80,7 +80,7 @@ impl S2sStream {
         // (`hand_back_unconfirmed`), so only an inbound stream's writer uses this.
         let (reader, outbox) = conn.into_parts(
             shared.limits.queue_bytes_per_connection,
-            shared.dead_peer_timeout,
+            Waits::new(shared.limits.stuck, shared.dead_peer_timeout),
             checkpoint,
             move |stanzas| {
                 if let Some(router) = undelivered.router.upgrade() {
