@@ -83,18 +83,13 @@ impl AdminState {
         mut filter: ConnectionsQuery,
     ) -> Result<ClusterConnections, ViewError> {
         filter.cluster = false;
-        let nodes = self.gather(Question::Connections(filter)).await?;
-        Ok(ClusterConnections {
-            nodes: nodes
-                .into_iter()
-                .map(|n| {
-                    n.pick(|r| match r {
-                        Reply::Connections(c) => Some(c),
-                        _ => None,
-                    })
-                })
-                .collect(),
-        })
+        let nodes = self
+            .gather(Question::Connections(filter), |r| match r {
+                Reply::Connections(c) => Some(c),
+                _ => None,
+            })
+            .await?;
+        Ok(ClusterConnections { nodes })
     }
 
     /// `GET /api/events?cluster=true`: every alive node's event log.
@@ -103,28 +98,30 @@ impl AdminState {
         mut filter: EventsQuery,
     ) -> Result<ClusterEvents, ViewError> {
         filter.cluster = false;
-        let nodes = self.gather(Question::Events(filter)).await?;
-        Ok(ClusterEvents {
-            nodes: nodes
-                .into_iter()
-                .map(|n| {
-                    n.pick(|r| match r {
-                        Reply::Events(e) => Some(e),
-                        _ => None,
-                    })
-                })
-                .collect(),
-        })
+        let nodes = self
+            .gather(Question::Events(filter), |r| match r {
+                Reply::Events(e) => Some(e),
+                _ => None,
+            })
+            .await?;
+        Ok(ClusterEvents { nodes })
     }
 
     /// Asks every alive node of the cluster through [`super::Control::gather`].
-    async fn gather(&self, q: Question) -> Result<Vec<FromNode<Reply>>, ViewError> {
+    /// Each node's answer is read as the kind `pick` takes (another kind, or a refusal,
+    /// becomes that node's error).
+    async fn gather<T>(
+        &self,
+        q: Question,
+        pick: fn(Reply) -> Option<T>,
+    ) -> Result<Vec<FromNode<T>>, ViewError> {
         let Some(control) = &self.control else {
             return Err(ViewError::Unavailable(Refusal::new(
                 "this node runs without a restart scheduler",
             )));
         };
-        control.gather(q).await.map_err(ViewError::Conflict)
+        let nodes = control.gather(q).await.map_err(ViewError::Conflict)?;
+        Ok(nodes.into_iter().map(|n| n.pick(pick)).collect())
     }
 
     /// `POST /api/connections/{id}/close`: asks stream `id` to close gracefully.

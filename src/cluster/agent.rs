@@ -462,7 +462,12 @@ fn claim_json(claim: &Claim) -> Vec<u8> {
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+    text(Utc::now())
+}
+
+/// A time as the cluster's keys write it: RFC 3339, to the second, UTC.
+fn text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn host_name() -> String {

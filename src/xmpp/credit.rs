@@ -52,14 +52,13 @@ impl Credit {
         })
     }
 
-    /// Counts `bytes` in flight until the returned share (and every clone of the stanza
-    /// holding it) is dropped.
-    pub fn take(self: &Arc<Self>, bytes: usize) -> Arc<Held> {
+    /// Counts `bytes` in flight until the returned share is dropped.
+    pub fn take(self: &Arc<Self>, bytes: usize) -> Held {
         self.in_flight.fetch_add(bytes, Ordering::AcqRel);
-        Arc::new(Held {
+        Held {
             credit: self.clone(),
             bytes,
-        })
+        }
     }
 
     /// Bytes in flight now.
@@ -113,10 +112,17 @@ impl fmt::Debug for Credit {
     }
 }
 
-/// A stanza's share of its reader's credit, given back when dropped.
+/// A stanza's share of its reader's credit, given back when dropped. A copy of the stanza
+/// takes a share of its own: every copy in flight counts.
 pub struct Held {
     credit: Arc<Credit>,
     bytes: usize,
+}
+
+impl Clone for Held {
+    fn clone(&self) -> Held {
+        self.credit.take(self.bytes)
+    }
 }
 
 impl Drop for Held {
@@ -176,6 +182,7 @@ mod tests {
         let d = b.clone();
         drop(b);
         assert!(!c.may_read(), "a clone of the stanza still holds its share");
+        assert_eq!(c.in_flight(), 60);
         drop(d);
         assert!(c.may_read(), "0 <= 50: resumed");
         assert_eq!(c.in_flight(), 0);

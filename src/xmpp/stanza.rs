@@ -40,7 +40,7 @@ pub struct Stanza {
     /// Its share of the credit of the connection it was read from, held until it leaves
     /// xfed (written, returned or dropped): that connection stops reading while too much
     /// of what it read is still here ([`super::credit`]).
-    pub credit: Option<std::sync::Arc<super::credit::Held>>,
+    pub credit: Option<super::credit::Held>,
 }
 
 impl Stanza {

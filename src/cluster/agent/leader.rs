@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::super::etcd::{EtcdError, Guarded, Written};
 use super::super::rollout::{self, Next};
-use super::{Agent, Host};
+use super::{now_text, text, Agent, Host};
 use crate::model::ask::{Question, Reply};
 use crate::model::change::NodeRestart;
 use crate::model::cluster::NodeRow;
@@ -375,12 +375,4 @@ fn restarted(o: &RestartOutcome) -> String {
 
 fn json(r: &Rollout) -> Vec<u8> {
     serde_json::to_vec(r).expect("a rollout serializes")
-}
-
-fn now_text() -> String {
-    text(Utc::now())
-}
-
-fn text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
