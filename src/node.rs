@@ -103,6 +103,9 @@ impl Node {
                 .field("tenants", config.tenants.len()),
         );
         let router = Arc::new(Router::new(observer.clone()));
+        if let Some(forward) = supervisor.as_ref().and_then(|s| s.forward()) {
+            router.set_forward(forward);
+        }
         let mut tenants = Vec::new();
         for t in &config.tenants {
             let (addr, slot) = TenantActor::start(Arc::new(t.clone()), observer.clone());

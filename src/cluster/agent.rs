@@ -27,11 +27,12 @@ use crate::model::ask::{Question, Reply};
 use crate::model::cluster::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
 
 mod leader;
+mod links;
 mod mailbox;
 mod view;
 
 /// How often a node looks whether what it runs changed, to publish it.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How long a node waits before trying etcd again after a failure.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -117,6 +118,10 @@ struct State {
     published: Option<NodeStatus>,
     /// The other nodes as last read.
     rows: Vec<NodeRow>,
+    /// The tenants this node's link-table entries name, as last written.
+    links: std::collections::BTreeSet<String>,
+    /// The inter-node listener's address as bound, when it differs from the setting.
+    advertised: Option<std::net::SocketAddr>,
     read_at: Option<DateTime<Utc>>,
 }
 
@@ -306,7 +311,11 @@ impl Agent {
             return Ok(());
         }
         i.lease.store(lease, Ordering::Relaxed);
-        self.state().published = None;
+        {
+            let mut state = self.state();
+            state.published = None;
+            state.links.clear();
+        }
         i.publish_now.notify_one();
         tracing::info!("lease renewed after etcd came back; name claimed again");
         Ok(())
@@ -397,6 +406,7 @@ impl Agent {
     async fn publish(self, host: Arc<dyn Host>) {
         loop {
             let report = host.report().await;
+            self.publish_links(&report.tenants).await;
             let status = {
                 let mut state = self.state();
                 let status = NodeStatus {

@@ -13,7 +13,8 @@
 //! | `P/rollouts/last` | the leader, when a rollout ends | none |
 //! | `P/asks/<name>/<id>` | a node asking node `name` (a restart, its connections, its events) | the asker's |
 //! | `P/answers/<id>` | the node asked, its answer | the asker's |
-//! | `P/links/<tenant>/<name>` | reserved: the node holding links of `tenant` | the node's |
+//! | `P/links/<tenant>/<name>` | the node called `name` while it holds links of `tenant`: its inter-node address (`[cluster] advertise`) | the node's |
+//! | `P/relay/key` | the first node to start (created only if absent): the key nodes prove to each other on inter-node links | none |
 
 /// The keys of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +129,21 @@ impl Keys {
         format!("{}/answers/{id}", self.prefix)
     }
 
+    /// Which nodes hold links of which tenants.
+    pub fn links(&self) -> String {
+        format!("{}/links/", self.prefix)
+    }
+
+    /// Node `name` holds links of `tenant`, under its lease.
+    pub fn link(&self, tenant: &str, name: &str) -> String {
+        format!("{}{tenant}/{name}", self.links())
+    }
+
+    /// The cluster key of the inter-node links.
+    pub fn relay_key(&self) -> String {
+        format!("{}/relay/key", self.prefix)
+    }
+
     /// The node name at the end of `key` under `folder` (one of the above).
     pub fn name_in<'k>(folder: &str, key: &'k str) -> Option<&'k str> {
         key.strip_prefix(folder).filter(|n| !n.contains('/'))
@@ -175,6 +191,8 @@ mod tests {
         assert!(!k.ask("edge-22", "q").starts_with(&k.asks("edge-2")));
         assert_eq!(k.answer("q7"), "/xfed/prod/answers/q7");
         assert_eq!(k.rollout(), "/xfed/prod/rollout");
+        assert_eq!(k.link("acme", "edge-1"), "/xfed/prod/links/acme/edge-1");
+        assert!(k.link("acme", "edge-1").starts_with(&k.links()));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`settings`]: a node's own `[cluster]`, name and admin address, from its file alone.
 //! - [`client`]: the `xfed` commands' access to a cluster, without joining it.
 //! - [`rollout`]: a rolling restart's decisions, as pure functions of what nodes publish.
+//! - [`relay`]: stanzas across nodes: inter-node links, and the router's way to tenants
+//!   linked on other nodes.
 //! - [`agent`]: a node's membership: joining, following the configuration, publishing,
 //!   questions between nodes, the leader.
 
@@ -24,6 +26,7 @@ pub mod etcd;
 pub mod keys;
 pub mod machine;
 pub mod push;
+pub mod relay;
 pub mod rollout;
 pub mod settings;
 pub mod snapshot;

@@ -2,6 +2,7 @@
 //! (`[cluster]`), its name and where its admin API listens. Read before anything else, since
 //! the rest of its configuration is in etcd.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct Settings {
     pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, String)>,
+    /// `[cluster] listen` and the address other nodes dial for it (`advertise`).
+    pub relay: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Settings {
@@ -76,6 +79,8 @@ impl Settings {
             }
             _ => None,
         };
+        let relay = crate::config::relay_addresses(cluster.listen, cluster.advertise)
+            .map_err(|(key, reason)| at(format!("{key}: {reason}")))?;
         Ok(Some(Settings {
             name,
             admin: listen.admin.to_string(),
@@ -84,6 +89,7 @@ impl Settings {
             lease: Duration::from_secs(cluster.lease_secs.max(1)),
             rollout_step: Duration::from_secs(cluster.rollout_step_secs.max(1)),
             user,
+            relay,
         }))
     }
 }

@@ -285,6 +285,11 @@ pub struct ClusterSection {
     /// own setting counts).
     #[serde(default = "default_rollout_step_secs")]
     pub rollout_step_secs: u64,
+    /// Where this node takes inter-node links (stanzas for tenants linked here, from the
+    /// other nodes). Without it the node forwards to others but takes nothing from them.
+    pub listen: Option<SocketAddr>,
+    /// The address the other nodes dial to reach `listen` (default: `listen` itself).
+    pub advertise: Option<SocketAddr>,
 }
 
 fn default_lease_secs() -> u64 {

@@ -24,6 +24,7 @@ mod material;
 mod parse;
 mod reader;
 mod router;
+pub use router::relay_addresses;
 mod source;
 mod summary;
 mod tenant;
@@ -140,6 +141,8 @@ pub struct Cluster {
     pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, Secret)>,
+    /// Where inter-node links are taken, and the address other nodes dial for them.
+    pub relay: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// Per-connection bounds.

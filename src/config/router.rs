@@ -311,12 +311,41 @@ fn cluster(
             None
         }
     };
+    let relay = relay_addresses(c.listen, c.advertise)
+        .map_err(|(k, r)| err(k, r))
+        .ok()
+        .flatten();
     Cluster {
         etcd: c.etcd,
         prefix: c.prefix,
         lease: Duration::from_secs(c.lease_secs),
         rollout_step: Duration::from_secs(c.rollout_step_secs),
         user,
+        relay,
+    }
+}
+
+/// `[cluster] listen` and `advertise`: where inter-node links are taken, and the address
+/// the other nodes dial (`listen` itself unless it is a wildcard).
+pub fn relay_addresses(
+    listen: Option<std::net::SocketAddr>,
+    advertise: Option<std::net::SocketAddr>,
+) -> Result<Option<(std::net::SocketAddr, std::net::SocketAddr)>, (&'static str, String)> {
+    match (listen, advertise) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err((
+            "cluster.advertise",
+            "is set but not cluster.listen, where the links it advertises would be taken".into(),
+        )),
+        (Some(l), None) if l.ip().is_unspecified() => Err((
+            "cluster.advertise",
+            format!("needed: cluster.listen is {l}, an address other nodes cannot dial"),
+        )),
+        (Some(_), Some(a)) if a.ip().is_unspecified() || a.port() == 0 => Err((
+            "cluster.advertise",
+            format!("{a}: other nodes must be able to dial it (a host and a port)"),
+        )),
+        (Some(l), a) => Ok(Some((l, a.unwrap_or(l)))),
     }
 }
 

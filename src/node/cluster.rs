@@ -13,12 +13,14 @@ use chrono::{DateTime, Utc};
 
 use super::supervisor::{ClusterOps, Supervisor};
 use super::StartError;
+use crate::cluster::relay::Relay;
 use crate::cluster::{Agent, Host, JoinError, Report, Running};
 use crate::config::{Checked, ConfigErrors};
 use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::cluster::{ClusterView, InstanceRow};
 use crate::model::{Refusal, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
+use crate::routing::Forward;
 
 /// Why a node of a cluster did not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,9 @@ pub enum ClusterStartError {
     Refused(ConfigErrors),
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The inter-node links could not be set up (`[cluster] listen` taken, etcd lost).
+    #[error("inter-node links: {0}")]
+    Relay(String),
 }
 
 /// A running node of a cluster.
@@ -51,12 +56,22 @@ impl ClusterNode {
                 return Err(ClusterStartError::Refused(errs));
             }
         };
+        let relay = match start_relay(&agent).await {
+            Ok(r) => r,
+            Err(e) => {
+                agent.leave().await;
+                return Err(ClusterStartError::Relay(e));
+            }
+        };
         let supervisor = match Supervisor::start_versioned(
             config,
             checked.version,
             agent.feed(),
             clock.clone(),
-            Some(Arc::new(Ops(agent.clone()))),
+            Some(Arc::new(Ops {
+                agent: agent.clone(),
+                relay,
+            })),
         )
         .await
         {
@@ -97,31 +112,58 @@ impl ClusterNode {
     }
 }
 
+/// Binds `[cluster] listen` (if set) and starts the node's side of the inter-node links.
+async fn start_relay(agent: &Agent) -> Result<Arc<Relay>, String> {
+    let listener = match agent.relay_listen() {
+        Some((listen, advertise)) => {
+            let l = std::net::TcpListener::bind(listen)
+                .map_err(|e| format!("cluster.listen {listen}: {e}"))?;
+            if advertise.port() == 0 {
+                let bound = l.local_addr().map_err(|e| e.to_string())?;
+                agent.set_advertised(std::net::SocketAddr::new(advertise.ip(), bound.port()));
+            }
+            Some(l)
+        }
+        None => {
+            tracing::warn!("no [cluster] listen: this node forwards to the others but takes no stanzas from them, so tenants linked only here are unreachable through the other nodes");
+            None
+        }
+    };
+    Relay::start(agent, listener).await
+}
+
 /// The cluster as the node's admin API asks it.
-struct Ops(Agent);
+struct Ops {
+    agent: Agent,
+    relay: Arc<Relay>,
+}
 
 /// How long a node waits for the others' connections or events.
 const GATHER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl ClusterOps for Ops {
     fn view(&self) -> BoxFuture<'static, ClusterView> {
-        let agent = self.0.clone();
+        let agent = self.agent.clone();
         Box::pin(async move { agent.view().await })
     }
 
     fn restart(&self, q: RestartQuery) -> BoxFuture<'static, Result<RestartOutcome, Refusal>> {
-        let agent = self.0.clone();
+        let agent = self.agent.clone();
         Box::pin(async move { agent.restart(q).await })
     }
 
     fn gather(&self, q: Question) -> BoxFuture<'static, Result<Vec<FromNode<Reply>>, Refusal>> {
-        let agent = self.0.clone();
+        let agent = self.agent.clone();
         Box::pin(async move {
             agent
                 .ask_all(&q, None, GATHER_WITHIN)
                 .await
                 .map_err(Refusal::new)
         })
+    }
+
+    fn forward(&self) -> Option<Arc<dyn Forward>> {
+        Some(self.relay.clone())
     }
 }
 

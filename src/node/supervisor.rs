@@ -25,6 +25,7 @@ use crate::model::ask::{self, FromNode, Question};
 use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
 use crate::restart::versions::Versions;
+use crate::routing::Forward;
 
 mod scheduler;
 
@@ -85,6 +86,8 @@ pub trait ClusterOps: Send + Sync {
     /// Asks every alive node.
     fn gather(&self, q: Question)
         -> BoxFuture<'static, Result<Vec<FromNode<ask::Reply>>, Refusal>>;
+    /// The way to the other nodes' links, for tenants with none up here.
+    fn forward(&self) -> Option<Arc<dyn Forward>>;
 }
 
 impl Supervisor {
@@ -194,6 +197,11 @@ impl Supervisor {
     /// through [`crate::admin::Control`].
     pub(super) fn cluster(&self) -> Option<&Arc<dyn ClusterOps>> {
         self.cluster.as_ref()
+    }
+
+    /// The cluster's way to other nodes' links, for the router of each start of the node.
+    pub(super) fn forward(&self) -> Option<Arc<dyn Forward>> {
+        self.cluster.as_ref().and_then(|c| c.forward())
     }
 
     /// Whether this node is one of a cluster's (then the leader runs the schedule).

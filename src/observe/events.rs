@@ -46,6 +46,11 @@ pub enum Kind {
     ConfigApplied,
     Restart,
     LogLevel,
+    /// An inter-node link of the cluster opened or ended, or a party that is not a node
+    /// was refused one.
+    ClusterLinkUp,
+    ClusterLinkDown,
+    ClusterLinkRefused,
 }
 
 impl Kind {
@@ -67,6 +72,9 @@ impl Kind {
             Kind::ConfigApplied => "config_applied",
             Kind::Restart => "restart",
             Kind::LogLevel => "log_level",
+            Kind::ClusterLinkUp => "cluster_link_up",
+            Kind::ClusterLinkDown => "cluster_link_down",
+            Kind::ClusterLinkRefused => "cluster_link_refused",
         }
     }
 }

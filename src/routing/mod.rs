@@ -147,11 +147,26 @@ pub trait Remote: Send + Sync {
     fn confirmed(&self, local: &str, remote: &str, id: &str);
 }
 
+/// The way to a tenant's links on the cluster's other nodes, when it has none up here.
+pub trait Forward: Send + Sync {
+    /// Hands `stanza` for `tenant` to another node that has a link of it. The stanza comes
+    /// back when no node can take it now. Policy was applied here, where the stanza
+    /// entered; the node that takes it delivers it to a local link only
+    /// ([`Router::deliver_forwarded`]), never forwarding it again.
+    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), Box<Stanza>>;
+
+    /// The router stanzas handed to this node enter, from now on (a node restart makes a
+    /// new one).
+    fn attach(&self, router: std::sync::Weak<Router>);
+}
+
 /// The node's routing table: every hosted domain and alias → its tenant.
 pub struct Router {
     domains: DashMap<String, Arc<TenantSlot>>,
     /// Federation, once the node has started it; replaced when federation restarts.
     remote: arc_swap::ArcSwapOption<Arc<dyn Remote>>,
+    /// The cluster's other nodes, in a cluster.
+    forward: arc_swap::ArcSwapOption<Arc<dyn Forward>>,
     /// Where denials and bounces are reported.
     pub observer: Arc<Observer>,
 }
@@ -169,6 +184,7 @@ impl Router {
         Self {
             domains: DashMap::new(),
             remote: arc_swap::ArcSwapOption::empty(),
+            forward: arc_swap::ArcSwapOption::empty(),
             observer,
         }
     }
@@ -192,6 +208,13 @@ impl Router {
     /// Routes domains nobody here hosts through `remote` (from now on).
     pub fn set_remote(&self, remote: Arc<dyn Remote>) {
         self.remote.store(Some(Arc::new(remote)));
+    }
+
+    /// Hands stanzas for tenants with no link up here to `forward` (a cluster's other
+    /// nodes), and makes it deliver what they hand over through this router.
+    pub fn set_forward(self: &Arc<Self>, forward: Arc<dyn Forward>) {
+        forward.attach(Arc::downgrade(self));
+        self.forward.store(Some(Arc::new(forward)));
     }
 
     /// Is `domain` a domain or alias of a tenant here?
@@ -303,6 +326,22 @@ impl Router {
         self.deliver(&target, stanza, Some(origin));
     }
 
+    /// Delivers a stanza another node of the cluster handed over: policy was applied
+    /// where it entered; it goes to a link of its tenant here, or back to its sender —
+    /// never to a third node.
+    pub fn deliver_forwarded(&self, stanza: Stanza) {
+        let to = stanza
+            .to
+            .as_deref()
+            .and_then(|a| jid::Jid::new(a).ok())
+            .map(|j| domain_key(j.domain().as_str()).into_owned());
+        let Some(target) = to.and_then(|d| self.tenant_of(&d)) else {
+            let text = "forwarded to a node of the cluster that does not host its domain";
+            return self.bounce(&stanza, StanzaCondition::ServiceUnavailable, text, None);
+        };
+        self.deliver_to(&target, stanza, None, false);
+    }
+
     /// Routes a stanza that arrived over server-to-server from `remote` (authenticated on
     /// its stream) to the hosted domain `local`: the receiving tenant's privacy settings
     /// decide, then one of its links carries it.
@@ -347,8 +386,19 @@ impl Router {
         }
     }
 
-    /// Puts a stanza on one of `target`'s links, chosen per sender.
-    fn deliver(&self, target: &TenantSlot, mut stanza: Stanza, origin: Option<&Origin>) {
+    /// Puts a stanza on one of `target`'s links, chosen per sender; when none is up here,
+    /// on another node that has one.
+    fn deliver(&self, target: &TenantSlot, stanza: Stanza, origin: Option<&Origin>) {
+        self.deliver_to(target, stanza, origin, true)
+    }
+
+    fn deliver_to(
+        &self,
+        target: &TenantSlot,
+        mut stanza: Stanza,
+        origin: Option<&Origin>,
+        may_forward: bool,
+    ) {
         let view = target.view();
         let sender = stanza.from.clone().unwrap_or_default();
         let len = stanza.bytes.len() as u64;
@@ -364,6 +414,14 @@ impl Router {
                     // Spilling onto another link would reorder this sender's stanzas.
                     let text = format!("tenant {} is not reading fast enough", target.name);
                     return self.bounce(&s, StanzaCondition::ResourceConstraint, &text, origin);
+                }
+            }
+        }
+        if may_forward {
+            if let Some(forward) = &*self.forward.load() {
+                match forward.forward(&target.name, stanza) {
+                    Ok(()) => return,
+                    Err(s) => stanza = *s,
                 }
             }
         }

@@ -12,7 +12,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 /// Accepts any certificate during the handshake (signatures are still checked); the XMPP layer
 /// judges it afterwards.
 #[derive(Debug)]
-pub(super) struct AnyCert(pub(super) Arc<CryptoProvider>);
+pub(crate) struct AnyCert(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyCert {
     fn verify_server_cert(

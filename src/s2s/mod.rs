@@ -9,7 +9,7 @@
 //! - [`stream::S2sStream`] is the actor of an established stream, either direction;
 //! - [`auth`] decides, in one place, whether a proven peer is trusted.
 
-mod anycert;
+pub(crate) mod anycert;
 pub mod auth;
 mod certificate;
 mod devcert;

@@ -234,6 +234,7 @@ mod tests {
             xmlns: None,
             resends: 0,
             credit: None,
+            receipt: None,
         })
     }
 

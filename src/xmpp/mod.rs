@@ -10,6 +10,7 @@ mod markup;
 pub mod ns;
 pub mod outbox;
 pub mod reader;
+pub mod receipt;
 mod restricted;
 pub mod stanza;
 mod wellformed;

@@ -21,6 +21,7 @@ fn stanza(body: &str) -> Stanza {
         xmlns: None,
         resends: 0,
         credit: None,
+        receipt: None,
     }
 }
 

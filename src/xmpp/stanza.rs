@@ -41,6 +41,9 @@ pub struct Stanza {
     /// xfed (written, returned or dropped): that connection stops reading while too much
     /// of what it read is still here ([`super::credit`]).
     pub credit: Option<super::credit::Held>,
+    /// Set on a stanza another node of the cluster handed over: fires when the stanza
+    /// leaves this node, so that node may forget it ([`super::receipt`]).
+    pub receipt: Option<std::sync::Arc<super::receipt::Receipt>>,
 }
 
 impl Stanza {
@@ -65,6 +68,7 @@ impl Stanza {
             xmlns: None,
             resends: 0,
             credit: None,
+            receipt: None,
         };
         for attr in e.attributes().with_checks(true) {
             let attr =
@@ -167,6 +171,7 @@ impl Stanza {
             xmlns: None,
             resends: 0,
             credit: None,
+            receipt: None,
         }
     }
 
@@ -210,6 +215,7 @@ impl Stanza {
             xmlns: None,
             resends: 0,
             credit: None,
+            receipt: None,
         })
     }
 }

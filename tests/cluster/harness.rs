@@ -252,7 +252,22 @@ pub fn start_three() -> (Cluster, tempfile::TempDir, u64) {
 
 /// Three nodes on a first push of the shipped configuration as `edit` leaves it.
 pub fn start_three_with(edit: impl FnOnce(&Path)) -> (Cluster, tempfile::TempDir, u64) {
+    start_three_custom(edit, |_| {})
+}
+
+/// Three nodes whose own files `nodes` edits, on the shipped configuration.
+pub fn start_three_with_nodes(nodes: impl FnOnce(&Cluster)) -> (Cluster, tempfile::TempDir, u64) {
+    start_three_custom(|_| {}, nodes)
+}
+
+/// Three nodes whose own files `nodes` edits, on a first push of the shipped
+/// configuration as `edit` leaves it.
+pub fn start_three_custom(
+    edit: impl FnOnce(&Path),
+    nodes: impl FnOnce(&Cluster),
+) -> (Cluster, tempfile::TempDir, u64) {
     let mut c = Cluster::new(3);
+    nodes(&c);
     let cfg = shipped();
     edit(cfg.path());
     let (code, out, err) = c.push(cfg.path());

@@ -1,0 +1,534 @@
+//! Stanzas across the nodes of a cluster, as tenants and an operator see them: a tenant
+//! linked to one node is reached through every other node, each sender's order kept; a
+//! party that is not a node cannot open an inter-node link or slip a stanza through one;
+//! and when the node holding a tenant's link is killed with `kill -9`, every stanza sent
+//! is delivered or returned to its sender — none vanishes. Real etcd, three `xfed run`
+//! processes; every wait is bounded.
+#![cfg(feature = "cluster")]
+
+mod common;
+
+#[path = "cluster/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use harness::*;
+
+fn secret(tenant: &str) -> String {
+    std::fs::read_to_string(repo().join(format!("tenants/{tenant}.secret")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Everything one component received, and when each message with a `k…` id first came.
+#[derive(Default)]
+struct Seen {
+    text: Mutex<String>,
+    up: AtomicBool,
+    /// While set, the component reads nothing (a slow internal server).
+    paused: AtomicBool,
+}
+
+impl Seen {
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
+/// The ids of the messages (not errors) in `text`, in the order they came.
+fn delivered_ids(text: &str) -> Vec<String> {
+    text.split("<message")
+        .skip(1)
+        .filter(|m| !m[..m.find('>').unwrap_or(m.len())].contains("type='error'"))
+        .filter_map(|m| {
+            m.split("id='")
+                .nth(1)?
+                .split('\'')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The ids of the error replies in `text`.
+fn returned_ids(text: &str) -> Vec<String> {
+    text.split("<message")
+        .skip(1)
+        .filter(|m| m[..m.find('>').unwrap_or(m.len())].contains("type='error'"))
+        .filter_map(|m| {
+            m.split("id='")
+                .nth(1)?
+                .split('\'')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Links a component of `domain` to `addr` and keeps what it receives until the node
+/// closes it or `run` ends.
+async fn receiver(addr: SocketAddr, domain: &'static str, run: Arc<AtomicBool>) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let mut c = common::component(addr, domain, &secret(domain.split('.').next().unwrap())).await;
+    seen.up.store(true, Ordering::Relaxed);
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while run.load(Ordering::Relaxed) {
+            if s.paused.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), c.stream.read(&mut buf)).await {
+                Err(_) => continue,
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => s
+                    .text
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        s.up.store(false, Ordering::Relaxed);
+    });
+    seen
+}
+
+/// A globex component on `addr` sending, from `senders` addresses in turn, one message to
+/// acme every `every` until `go` ends; answers what it sent and what came back.
+struct Sender {
+    sent: AtomicUsize,
+    back: Mutex<String>,
+}
+
+fn sender(
+    addr: SocketAddr,
+    tag: &'static str,
+    body: usize,
+    senders: usize,
+    every: Duration,
+    go: Arc<AtomicBool>,
+) -> Arc<Sender> {
+    let s = Arc::new(Sender {
+        sent: AtomicUsize::new(0),
+        back: Mutex::new(String::new()),
+    });
+    let me = s.clone();
+    let pad = "x".repeat(body);
+    tokio::spawn(async move {
+        let mut c = common::component(addr, "globex.example", &secret("globex")).await;
+        let mut tick = tokio::time::interval(every);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stopped_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if !go.load(Ordering::Relaxed) {
+                        // Keep reading what comes back for a while after the last send.
+                        let since = *stopped_at.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(15) {
+                            break;
+                        }
+                        continue;
+                    }
+                    let n = me.sent.fetch_add(1, Ordering::Relaxed);
+                    let m = format!(
+                        "<message from='u{}@globex.example' to='someone@acme.example' id='{tag}-{n}'><body>{n} {pad}</body></message>",
+                        n % senders
+                    );
+                    if c.stream.write_all(m.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                read = c.stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => me.back.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        }
+    });
+    s
+}
+
+/// A counter of node `n`'s `/metrics`, summed over the series that contain every one of
+/// `needles`.
+fn metric(c: &Cluster, n: usize, needles: &[&str]) -> u64 {
+    let token = std::fs::read_to_string(repo().join("config/admin.token")).unwrap();
+    let url = format!("http://{}.{n}:7480/metrics", c.etcd.net);
+    let text = ureq::get(&url)
+        .header("Authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+const FORWARDED: &str = "xfed_cluster_forwarded_stanzas_total";
+
+/// Three nodes taking inter-node links on `<net>.n:7500`.
+fn three_relaying() -> (Cluster, tempfile::TempDir, u64) {
+    start_three_with_nodes(|c| {
+        for n in 1..=3 {
+            let file = c.node_file(n);
+            let mut text = std::fs::read_to_string(&file).unwrap();
+            text.push_str(&format!("listen = \"{}.{n}:7500\"\n", c.etcd.net));
+            std::fs::write(file, text).unwrap();
+        }
+    })
+}
+
+/// Waits until node `from` can reach acme through another node (a probe message from a
+/// globex component there comes back delivered to `seen`).
+fn until_forwarding(rt: &tokio::runtime::Runtime, c: &Cluster, from: usize, seen: &Seen) {
+    let addr = c.component_addr(from);
+    rt.block_on(async {
+        let mut g = common::component(addr, "globex.example", &secret("globex")).await;
+        for i in 0..100 {
+            let probe = format!("probe{from}-{i}");
+            g.send(format!(
+                "<message from='p{i}@globex.example' to='someone@acme.example' id='{probe}'/>"
+            ))
+            .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if seen.text().contains(&probe) {
+                return;
+            }
+        }
+        panic!("node {from} never forwarded to acme: {}", seen.text());
+    });
+}
+
+/// acme is linked to edge-2 only; globex components on edge-1 and edge-3 send to it. Every
+/// message arrives, none comes back, each sender's order is kept, and the metrics say
+/// which node forwarded to which.
+#[test]
+fn a_tenant_linked_to_one_node_is_reached_through_every_node() {
+    let (c, _cfg, _v) = three_relaying();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = Arc::new(AtomicBool::new(true));
+    let acme = rt.block_on(receiver(c.component_addr(2), "acme.example", run.clone()));
+    until_forwarding(&rt, &c, 1, &acme);
+    until_forwarding(&rt, &c, 3, &acme);
+    let before = delivered_ids(&acme.text()).len();
+
+    let go = Arc::new(AtomicBool::new(true));
+    let (s1, s3) = rt.block_on(async {
+        (
+            sender(
+                c.component_addr(1),
+                "a1",
+                0,
+                7,
+                Duration::from_millis(2),
+                go.clone(),
+            ),
+            sender(
+                c.component_addr(3),
+                "a3",
+                0,
+                7,
+                Duration::from_millis(2),
+                go.clone(),
+            ),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    go.store(false, Ordering::Relaxed);
+    let sent = s1.sent.load(Ordering::Relaxed) + s3.sent.load(Ordering::Relaxed);
+    wait("every message delivered", Duration::from_secs(20), || {
+        delivered_ids(&acme.text()).len() - before >= sent
+    });
+    let got = delivered_ids(&acme.text());
+    let got = &got[before..];
+    assert_eq!(got.len(), sent, "each delivered once");
+    for s in [&s1, &s3] {
+        assert_eq!(returned_ids(&s.back.lock().unwrap()), Vec::<String>::new());
+    }
+    // Each sender (u0..u6 on each node) in order: its ids rise.
+    let text = acme.text();
+    let mut last: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for m in text.split("<message").skip(1) {
+        let attr = |name: &str| m.split(&format!("{name}='")).nth(1)?.split('\'').next();
+        let (Some(from), Some(id)) = (attr("from"), attr("id")) else {
+            continue;
+        };
+        let Some((tag, n)) = id.split_once('-').filter(|(t, _)| t.starts_with('a')) else {
+            continue;
+        };
+        let n: u64 = n.parse().unwrap();
+        if let Some(prev) = last.insert((tag.to_owned(), from.to_owned()), n) {
+            assert!(prev < n, "{from} via {tag}: {n} arrived after {prev}");
+        }
+    }
+    assert_eq!(last.len(), 14, "7 senders on each of two nodes: {last:?}");
+    let forwarded_1 = metric(&c, 1, &[FORWARDED, "\"out\"", "\"edge-2\""]);
+    let forwarded_3 = metric(&c, 3, &[FORWARDED, "\"out\"", "\"edge-2\""]);
+    let taken = metric(&c, 2, &[FORWARDED, "\"in\""]);
+    assert!(
+        forwarded_1 >= s1.sent.load(Ordering::Relaxed) as u64,
+        "{forwarded_1}"
+    );
+    assert!(
+        forwarded_3 >= s3.sent.load(Ordering::Relaxed) as u64,
+        "{forwarded_3}"
+    );
+    assert_eq!(
+        taken,
+        forwarded_1 + forwarded_3,
+        "edge-2 took what the others handed it"
+    );
+    println!("forwarded: {sent} messages, edge-1 {forwarded_1}, edge-3 {forwarded_3}");
+    run.store(false, Ordering::Relaxed);
+}
+
+/// A TLS client that accepts any certificate, as a stranger to the cluster would dial.
+fn stranger_tls() -> tokio_rustls::TlsConnector {
+    #[derive(Debug)]
+    struct Any;
+    impl rustls::client::danger::ServerCertVerifier for Any {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(Any))
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Reads until the other side closes; panics if it stays open 10 s.
+async fn until_closed(rd: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
+            Err(_) => panic!("still open after 10 s; sent us {got:?}"),
+            Ok(Ok(0) | Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A party that is not a node: plain XML to the inter-node port, TLS then a stream, TLS
+/// then a forged proof of the cluster key, TLS then nothing at all. Each is closed without
+/// a word, nothing it sent reaches acme (linked to that node), and the node says whom it
+/// refused in its event log and metrics.
+#[test]
+fn a_party_that_is_not_a_node_cannot_open_a_link_or_slip_a_stanza_through() {
+    let (c, _cfg, _v) = three_relaying();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = Arc::new(AtomicBool::new(true));
+    let acme = rt.block_on(receiver(c.component_addr(2), "acme.example", run.clone()));
+    let relay: SocketAddr = format!("{}.2:7500", c.etcd.net).parse().unwrap();
+    let stanza = "<message from='x@globex.example' to='someone@acme.example' id='forged'><body>hi</body></message>";
+    let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>";
+    rt.block_on(async {
+        // 1. No TLS: XML straight away.
+        let mut tcp = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let _ = tcp.write_all(format!("{header}{stanza}").as_bytes()).await;
+        let got = until_closed(&mut tcp).await;
+        assert!(!String::from_utf8_lossy(&got).contains("stream"), "{got:?}");
+
+        // 2. TLS, then an XMPP stream instead of the link's opening.
+        let tcp = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("edge-2").unwrap();
+        let mut tls = stranger_tls().connect(name.clone(), tcp).await.unwrap();
+        let _ = tls.write_all(format!("{header}{stanza}").as_bytes()).await;
+        let _ = tls.flush().await;
+        assert_eq!(until_closed(&mut tls).await, Vec::<u8>::new());
+
+        // 3. TLS, the link's opening with a forged proof, then a stream and a stanza.
+        let tcp = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let mut tls = stranger_tls().connect(name.clone(), tcp).await.unwrap();
+        let mut hello = b"XFEDRLY1".to_vec();
+        hello.push(6);
+        hello.extend_from_slice(b"edge-1");
+        hello.extend_from_slice(&[0x5a; 32]);
+        let _ = tls.write_all(&hello).await;
+        let _ = tls.write_all(format!("{header}{stanza}").as_bytes()).await;
+        let _ = tls.flush().await;
+        assert_eq!(until_closed(&mut tls).await, Vec::<u8>::new());
+
+        // 4. TLS, then silence: closed after the opening's deadline.
+        let tcp = tokio::net::TcpStream::connect(relay).await.unwrap();
+        let mut tls = stranger_tls().connect(name, tcp).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(until_closed(&mut tls).await, Vec::<u8>::new());
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "closed for silence only"
+        );
+    });
+    // Meanwhile the real nodes' links work: a probe through edge-1 arrives.
+    until_forwarding(&rt, &c, 1, &acme);
+    assert!(!acme.text().contains("forged"), "{}", acme.text());
+    let refused = metric(&c, 2, &["xfed_cluster_links_refused_total"]);
+    assert!(refused >= 3, "refused {refused}");
+    let events = c.xfed(2, &["events", "--json"]);
+    let events = String::from_utf8_lossy(&events.stdout);
+    assert!(events.contains("cluster_link_refused"), "{events}");
+    run.store(false, Ordering::Relaxed);
+}
+
+/// acme is linked to edge-2 and edge-3; a globex component on edge-1 sends to acme from 16
+/// addresses (they spread over both nodes), 16 KiB each. acme's server on edge-2 stops
+/// reading, so edge-2 holds what it could not write yet, and edge-2 is killed with
+/// `kill -9`. Every message sent is delivered (what reached the component's socket before
+/// the kill is still read from it) or comes back to its sender with an error; edge-1
+/// hands what edge-2 had not confirmed to edge-3; a message delivered twice can only be
+/// one edge-2 had written just before it died.
+#[test]
+fn kill_9_of_a_node_holding_a_link_loses_no_stanza() {
+    let (mut c, _cfg, _v) = three_relaying();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = Arc::new(AtomicBool::new(true));
+    let on2 = rt.block_on(receiver(c.component_addr(2), "acme.example", run.clone()));
+    let on3 = rt.block_on(receiver(c.component_addr(3), "acme.example", run.clone()));
+    // Both nodes reached: probes from 16 addresses arrive on both.
+    until_forwarding(&rt, &c, 1, &on2);
+    until_forwarding(&rt, &c, 1, &on3);
+    let go = Arc::new(AtomicBool::new(true));
+    let s = rt.block_on(async {
+        sender(
+            c.component_addr(1),
+            "a1",
+            16 * 1024,
+            16,
+            Duration::from_millis(2),
+            go.clone(),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        delivered_ids(&on2.text()).len() > 10,
+        "edge-2 was carrying some"
+    );
+    on2.paused.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(3));
+    let at_kill = s.sent.load(Ordering::Relaxed);
+    c.kill_9(2);
+    let killed = Instant::now();
+    on2.paused.store(false, Ordering::Relaxed);
+    // The first message delivered on edge-3 after the kill from a sender that was on edge-2.
+    let on2_senders: BTreeSet<String> = from_of_delivered(&on2.text());
+    std::thread::sleep(Duration::from_secs(4));
+    go.store(false, Ordering::Relaxed);
+    let sent = s.sent.load(Ordering::Relaxed);
+    let settled = |_: ()| {
+        let mut ids: BTreeSet<String> = delivered_ids(&on2.text()).into_iter().collect();
+        ids.extend(delivered_ids(&on3.text()));
+        ids.extend(returned_ids(&s.back.lock().unwrap()));
+        ids.iter().filter(|i| i.starts_with("a1-")).count()
+    };
+    wait(
+        "every message delivered or returned",
+        Duration::from_secs(30),
+        || settled(()) >= sent,
+    );
+    let d2 = delivered_ids(&on2.text());
+    let d3 = delivered_ids(&on3.text());
+    let back = returned_ids(&s.back.lock().unwrap());
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in d2.iter().chain(&d3).filter(|i| i.starts_with("a1-")) {
+        *count.entry(id).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..sent)
+        .filter(|n| {
+            let id = format!("a1-{n}");
+            !count.contains_key(id.as_str()) && !back.contains(&id)
+        })
+        .collect();
+    assert_eq!(missing, Vec::<usize>::new(), "vanished");
+    let twice: Vec<&&str> = count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(i, _)| i)
+        .collect();
+    for id in &twice {
+        assert!(
+            d2.iter().any(|i| i == **id),
+            "{id} delivered twice but edge-2 never had it"
+        );
+    }
+    // After the kill, edge-2's senders are served by edge-3.
+    let moved = d3
+        .iter()
+        .filter_map(|i| i.strip_prefix("a1-")?.parse::<usize>().ok())
+        .filter(|n| *n > at_kill)
+        .count();
+    assert!(moved > 0, "nothing delivered on edge-3 after the kill");
+    let handed_back = metric(&c, 1, &["xfed_cluster_handed_back_stanzas_total"]);
+    assert!(
+        handed_back > 0,
+        "edge-2 held unconfirmed stanzas when it died"
+    );
+    println!(
+        "kill -9: {sent} sent, {} delivered on edge-2 before it died, {} on edge-3, {} returned, {} delivered twice; {handed_back} handed back by edge-1; edge-2 carried {} senders; {:?} since the kill",
+        d2.len(),
+        d3.len(),
+        back.len(),
+        twice.len(),
+        on2_senders.len(),
+        killed.elapsed()
+    );
+    run.store(false, Ordering::Relaxed);
+}
+
+/// The senders of the messages delivered in `text`.
+fn from_of_delivered(text: &str) -> BTreeSet<String> {
+    text.split("<message")
+        .skip(1)
+        .filter_map(|m| {
+            m.split("from='")
+                .nth(1)?
+                .split('\'')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
