@@ -9,7 +9,7 @@ use clap::Parser;
 
 use cli::args::{Cli, Command};
 use cli::{admin, checks, out, run};
-use xfed::model::RestartQuery;
+use xfed::model::{DrainQuery, RestartQuery};
 
 /// mimalloc: thread-local free lists make the small allocations of the hot path (a stanza's
 /// bytes and attributes, queue entries) cheaper than glibc's malloc, measured in the
@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         } => admin::connections(&mut out, &node, tenant, domain, cluster),
         Command::CloseConnection { id, node } => admin::close_connection(&mut out, &node, id),
         Command::Reload { node } => admin::reload(&mut out, &node),
+        Command::Drain { node, on_node } => {
+            admin::drain(&mut out, &node, DrainQuery { node: on_node })
+        }
         Command::Restart {
             node,
             tenant,

@@ -31,6 +31,7 @@ mod apply;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod control;
+mod drain;
 pub mod supervisor;
 mod traffic;
 

@@ -532,3 +532,83 @@ fn from_of_delivered(text: &str) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// `xfed drain --node edge-2`, asked on edge-1 while a globex component there sends to acme
+/// (linked to edge-2 and edge-3) from 16 addresses. edge-2 says it is idle; acme's link
+/// there is closed with the stream's closing tag, not an error; edge-2 takes no new
+/// component or s2s connection; the cluster's status shows it drained; and every message
+/// is delivered — none returned, none lost.
+#[test]
+fn a_drained_node_hands_its_traffic_to_the_others_and_takes_no_new_connection() {
+    let (c, _cfg, _v) = three_relaying();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = Arc::new(AtomicBool::new(true));
+    let on2 = rt.block_on(receiver(c.component_addr(2), "acme.example", run.clone()));
+    let on3 = rt.block_on(receiver(c.component_addr(3), "acme.example", run.clone()));
+    until_forwarding(&rt, &c, 1, &on2);
+    until_forwarding(&rt, &c, 1, &on3);
+    let go = Arc::new(AtomicBool::new(true));
+    let s = rt.block_on(async {
+        sender(
+            c.component_addr(1),
+            "a1",
+            0,
+            16,
+            Duration::from_millis(2),
+            go.clone(),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let drained = c.xfed(1, &["drain", "--node", "edge-2", "--json"]);
+    assert!(
+        drained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drained.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&drained.stdout).unwrap();
+    assert_eq!(outcome["node"], "edge-2", "{outcome}");
+    assert_eq!(outcome["idle"], true, "{outcome}");
+    assert_eq!(outcome["links_closed"], 1, "{outcome}");
+    std::thread::sleep(Duration::from_secs(1));
+    go.store(false, Ordering::Relaxed);
+    let sent = s.sent.load(Ordering::Relaxed);
+    let settled = || {
+        let mut ids: BTreeSet<String> = delivered_ids(&on2.text()).into_iter().collect();
+        ids.extend(delivered_ids(&on3.text()));
+        ids.extend(returned_ids(&s.back.lock().unwrap()));
+        ids.iter().filter(|i| i.starts_with("a1-")).count()
+    };
+    wait("every message settled", Duration::from_secs(30), || {
+        settled() >= sent
+    });
+    assert_eq!(returned_ids(&s.back.lock().unwrap()), Vec::<String>::new());
+    let on2_text = on2.text();
+    assert!(
+        on2_text.ends_with("</stream:stream>"),
+        "closed gracefully: {}",
+        &on2_text[on2_text.len().saturating_sub(300)..]
+    );
+    assert!(!on2_text.contains("stream:error"), "no stream error");
+    let after: Vec<usize> = delivered_ids(&on2_text)
+        .iter()
+        .filter_map(|i| i.strip_prefix("a1-")?.parse().ok())
+        .collect();
+    assert!(!after.is_empty(), "edge-2 carried some before the drain");
+    for port in [7400, 5269] {
+        let addr: SocketAddr = format!("{}.2:{port}", c.etcd.net).parse().unwrap();
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
+            "edge-2 still takes connections on {port}"
+        );
+    }
+    let status = c.xfed(1, &["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("edge-2: alive, drained"), "{status}");
+    println!(
+        "drain: {sent} sent, {} delivered on edge-2, {} on edge-3, 0 returned; took {} ms",
+        after.len(),
+        delivered_ids(&on3.text()).len(),
+        outcome["took_ms"]
+    );
+    run.store(false, Ordering::Relaxed);
+}

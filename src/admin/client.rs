@@ -2,14 +2,15 @@
 //! read the answer into its [`crate::model`] type; the tables re-exported here print it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 pub use super::tables::{
-    cluster_connections_table, cluster_events_table, connections_table, events_table, reload_table,
-    restart_table, status_table,
+    cluster_connections_table, cluster_events_table, connections_table, drain_table, events_table,
+    reload_table, restart_table, status_table,
 };
 
 /// A running node's admin API.
@@ -82,11 +83,25 @@ impl AdminClient {
         self.call("POST", path)
     }
 
+    /// A POST whose answer may take up to `within` (a drain waits for the node to be idle).
+    pub fn post_waiting(&self, path: &str, within: Duration) -> Result<Value, ClientError> {
+        self.call_within("POST", path, within)
+    }
+
     fn call(&self, method: &str, path: &str) -> Result<Value, ClientError> {
+        self.call_within(method, path, Duration::from_secs(10))
+    }
+
+    fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        within: Duration,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .timeout_global(Some(within))
             .build()
             .into();
         let auth = format!("Bearer {}", self.token);

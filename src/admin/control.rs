@@ -10,7 +10,8 @@ use futures_util::future::BoxFuture;
 
 use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::{
-    ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
+    ClusterView, DrainOutcome, DrainQuery, Refusal, ReloadOutcome, RestartOutcome, RestartQuery,
+    RestartStatus,
 };
 use crate::restart::versions::Versions;
 
@@ -29,6 +30,10 @@ pub trait Control: Send + Sync {
     /// Restarts the stale router instances (of one tenant, if given); in a dry run only
     /// says what would restart and what it would drop.
     fn restart(&self, query: RestartQuery) -> Answer<'_, RestartOutcome>;
+
+    /// Takes this node (or, in a cluster, the node named) out of service: no new
+    /// connections, links and streams closed gracefully, what it has handed on.
+    fn drain(&self, query: DrainQuery) -> Answer<'_, DrainOutcome>;
 
     /// The cluster as this node sees it (every node, alive or gone, and what each runs);
     /// `None` for a node outside a cluster.

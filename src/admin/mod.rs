@@ -164,6 +164,7 @@ where
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/reload", web::post().to(reload))
             .route("/api/restart", web::post().to(restart))
+            .route("/api/drain", web::post().to(drain))
             .configure(mount.clone())
     })
     .workers(1)
@@ -262,6 +263,25 @@ async fn reload(req: HttpRequest, st: web::Data<AdminState>) -> HttpResponse {
     match control.reload().await {
         Ok(v) => HttpResponse::Ok().json(v),
         Err(e) => HttpResponse::UnprocessableEntity().json(e),
+    }
+}
+
+/// `POST /api/drain[?node=N]`: takes a node out of service; answers once it is idle (or
+/// gave up waiting, saying what is left).
+async fn drain(
+    req: HttpRequest,
+    st: web::Data<AdminState>,
+    q: web::Query<crate::model::DrainQuery>,
+) -> HttpResponse {
+    if let Some(refused) = st.refuse(&req) {
+        return refused;
+    }
+    let Some(control) = &st.control else {
+        return no_control();
+    };
+    match control.drain(q.into_inner()).await {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => HttpResponse::Conflict().json(e),
     }
 }
 

@@ -11,7 +11,7 @@ use super::table::{Align, Table};
 mod changes;
 mod cluster;
 
-pub use changes::{reload_table, restart_table};
+pub use changes::{drain_table, reload_table, restart_table};
 pub use cluster::{cluster_connections_table, cluster_events_table};
 
 /// `xfed status` as a table.

@@ -14,7 +14,9 @@ use super::out::{stderr, Out};
 use super::{BAD_CONFIG, BAD_USAGE};
 use xfed::admin::client::{self, AdminClient, ClientError};
 use xfed::config;
-use xfed::model::{Closed, ConnectionsQuery, EventsQuery, LogLevel, Refusal, RestartQuery};
+use xfed::model::{
+    Closed, ConnectionsQuery, DrainQuery, EventsQuery, LogLevel, Refusal, RestartQuery,
+};
 
 impl NodeArgs {
     fn client(&self) -> Result<AdminClient, ClientError> {
@@ -105,6 +107,22 @@ pub fn restart(out: &mut Out, node: &NodeArgs, query: RestartQuery) -> io::Resul
         node,
         |c| c.post(&client::with_query("/api/restart", &query)?),
         client::restart_table,
+    )
+}
+
+/// `xfed drain`: waits for the node to be idle (a node gives up after 30 s and says what
+/// is left; asking another node through etcd adds its own wait).
+pub fn drain(out: &mut Out, node: &NodeArgs, query: DrainQuery) -> io::Result<ExitCode> {
+    show(
+        out,
+        node,
+        |c| {
+            c.post_waiting(
+                &client::with_query("/api/drain", &query)?,
+                std::time::Duration::from_secs(60),
+            )
+        },
+        client::drain_table,
     )
 }
 

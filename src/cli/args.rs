@@ -74,6 +74,16 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Take a node out of service for maintenance: it takes no new connections, closes its
+    /// component links and s2s streams gracefully (in a cluster, what it has goes to the
+    /// other nodes), and answers once it is idle. It stays drained until restarted.
+    Drain {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// In a cluster: the node to drain, by its [node] name (default: the one asked).
+        #[arg(long = "node")]
+        on_node: Option<String>,
+    },
     /// A running node's event log, oldest first.
     Events {
         #[command(flatten)]

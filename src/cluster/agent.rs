@@ -122,6 +122,8 @@ struct State {
     links: std::collections::BTreeSet<String>,
     /// The inter-node listener's address as bound, when it differs from the setting.
     advertised: Option<std::net::SocketAddr>,
+    /// Taken out of service (`xfed drain`).
+    draining: bool,
     read_at: Option<DateTime<Utc>>,
 }
 
@@ -415,6 +417,7 @@ impl Agent {
                     tenants: report.tenants,
                     streams: report.streams,
                     refused: state.refused.clone(),
+                    draining: state.draining,
                 };
                 state.status = Some(status.clone());
                 (state.published.as_ref() != Some(&status)).then_some(status)

@@ -151,6 +151,7 @@ mod tests {
                     .collect(),
                 streams: 0,
                 refused: None,
+                draining: false,
             }),
         }
     }

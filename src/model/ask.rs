@@ -17,6 +17,8 @@ pub enum Question {
     Restart(RestartQuery),
     Connections(ConnectionsQuery),
     Events(EventsQuery),
+    /// Drain yourself (`xfed drain --node`).
+    Drain,
 }
 
 /// A node's answer (`P/answers/<id>`).
@@ -26,6 +28,7 @@ pub enum Reply {
     Restart(Box<super::change::RestartOutcome>),
     Connections(Connections),
     Events(Vec<EventRecord>),
+    Drain(super::drain::DrainOutcome),
     /// It would not: why.
     Refused(String),
 }

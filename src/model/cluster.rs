@@ -34,6 +34,10 @@ pub struct NodeStatus {
     /// Absent is read as none (as first published).
     #[serde(default)]
     pub refused: Option<Refused>,
+    /// Taken out of service (`xfed drain`): it takes no new connection and no stanza from
+    /// the other nodes. Absent is read as not draining.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One router instance's versions.
@@ -187,6 +191,7 @@ mod tests {
                         }],
                         streams: 1,
                         refused: None,
+                        draining: false,
                     }),
                 },
                 NodeRow {

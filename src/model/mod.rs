@@ -17,6 +17,7 @@
 //! - [`status`]: `GET /api/status`;
 //! - [`cluster`]: what a node of a cluster publishes in etcd, and the cluster in `status`;
 //! - [`change`]: the outcomes of reloads and restarts, and refusals;
+//! - [`drain`]: a node taken out of service;
 //! - [`events`]: the event log and the log level;
 //! - [`query`]: the query strings the API takes;
 //! - [`rollout`]: a cluster's rolling restart;
@@ -26,6 +27,7 @@
 pub mod ask;
 pub mod change;
 pub mod cluster;
+pub mod drain;
 pub mod events;
 pub mod query;
 pub mod rollout;
@@ -35,6 +37,7 @@ pub mod time;
 
 pub use change::{ChangeRow, Refusal, ReloadOutcome, RestartOutcome, RestartRow};
 pub use cluster::ClusterView;
+pub use drain::{DrainOutcome, DrainQuery};
 pub use events::{EventRecord, Events, LogLevel};
 pub use query::{ConnectionsQuery, EventsQuery, RestartQuery};
 pub use status::{

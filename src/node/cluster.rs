@@ -18,7 +18,7 @@ use crate::cluster::{Agent, Host, JoinError, Report, Running};
 use crate::config::{Checked, ConfigErrors};
 use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::cluster::{ClusterView, InstanceRow};
-use crate::model::{Refusal, RestartOutcome, RestartQuery};
+use crate::model::{DrainOutcome, Refusal, RestartOutcome, RestartQuery};
 use crate::restart::schedule::{next_run, Clock};
 use crate::routing::Forward;
 
@@ -138,6 +138,9 @@ struct Ops {
     relay: Arc<Relay>,
 }
 
+/// How long a node waits for another to drain (its own bound is 30 s).
+const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// How long a node waits for the others' connections or events.
 const GATHER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -164,6 +167,28 @@ impl ClusterOps for Ops {
 
     fn forward(&self) -> Option<Arc<dyn Forward>> {
         Some(self.relay.clone())
+    }
+
+    fn draining(&self, on: bool) -> BoxFuture<'static, ()> {
+        let agent = self.agent.clone();
+        Box::pin(async move { agent.set_draining(on).await })
+    }
+
+    fn name(&self) -> String {
+        self.agent.name().to_owned()
+    }
+
+    fn drain(&self, node: &str) -> BoxFuture<'static, Result<DrainOutcome, Refusal>> {
+        let agent = self.agent.clone();
+        let node = node.to_owned();
+        Box::pin(async move {
+            match agent.ask(&node, &Question::Drain, DRAIN_WITHIN).await {
+                Ok(Reply::Drain(o)) => Ok(o),
+                Ok(Reply::Refused(why)) => Err(Refusal::new(why)),
+                Ok(other) => Err(Refusal::new(format!("{node} answered {other:?}"))),
+                Err(e) => Err(Refusal::new(e)),
+            }
+        })
     }
 }
 
@@ -229,6 +254,7 @@ impl Host for NodeHost {
                 Question::Connections(q) => admin()
                     .and_then(|a| a.connections(&q).map_err(|e| e.refusal().clone()))
                     .map_or_else(refused, Reply::Connections),
+                Question::Drain => supervisor.drain().await.map_or_else(refused, Reply::Drain),
                 Question::Events(q) => admin()
                     .and_then(|a| a.events(&q).map_err(|e| e.refusal().clone()))
                     .map_or_else(refused, |e| Reply::Events(e.events)),

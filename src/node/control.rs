@@ -4,8 +4,8 @@ use super::supervisor::Supervisor;
 use crate::admin::{Answer, Control, Schedule};
 use crate::model::ask::{FromNode, Question, Reply};
 use crate::model::{
-    ClusterView, LastRun, Refusal, ReloadOutcome, RestartOutcome, RestartQuery, RestartStatus,
-    StaleInstance,
+    ClusterView, DrainOutcome, DrainQuery, LastRun, Refusal, ReloadOutcome, RestartOutcome,
+    RestartQuery, RestartStatus, StaleInstance,
 };
 use futures_util::future::BoxFuture;
 
@@ -49,6 +49,18 @@ impl Control for Supervisor {
                 ))
             }),
             None => Box::pin(Supervisor::restart(self, query.tenant, query.dry_run)),
+        }
+    }
+
+    fn drain(&self, query: DrainQuery) -> Answer<'_, DrainOutcome> {
+        match (Supervisor::cluster(self), query.node) {
+            (Some(cluster), Some(node)) if node != cluster.name() => cluster.drain(&node),
+            (None, Some(_)) => Box::pin(async {
+                Err(Refusal::new(
+                    "--node names a node of a cluster; this node is not in one",
+                ))
+            }),
+            _ => Box::pin(Supervisor::drain(self)),
         }
     }
 

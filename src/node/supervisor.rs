@@ -22,7 +22,9 @@ use super::{Node, StartError, Traffic};
 use crate::admin::AdminState;
 use crate::config::{Checked, Config, Feed};
 use crate::model::ask::{self, FromNode, Question};
-use crate::model::{ClusterView, Refusal, ReloadOutcome, RestartOutcome, RestartQuery};
+use crate::model::{
+    ClusterView, DrainOutcome, Refusal, ReloadOutcome, RestartOutcome, RestartQuery,
+};
 use crate::restart::schedule::{next_run, Clock};
 use crate::restart::versions::Versions;
 use crate::routing::Forward;
@@ -56,6 +58,8 @@ enum Request {
     },
     /// Links and streams per tenant, for the cluster's view of this node.
     Traffic(oneshot::Sender<Traffic>),
+    /// Take the node out of service (`xfed drain`).
+    Drain(oneshot::Sender<DrainOutcome>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -88,6 +92,13 @@ pub trait ClusterOps: Send + Sync {
         -> BoxFuture<'static, Result<Vec<FromNode<ask::Reply>>, Refusal>>;
     /// The way to the other nodes' links, for tenants with none up here.
     fn forward(&self) -> Option<Arc<dyn Forward>>;
+    /// This node is draining (`on`): the other nodes stop handing it stanzas, and its
+    /// status says so; or it serves again (a new start of the node).
+    fn draining(&self, on: bool) -> BoxFuture<'static, ()>;
+    /// This node's name in the cluster.
+    fn name(&self) -> String;
+    /// Drains node `node` of the cluster, asked through etcd.
+    fn drain(&self, node: &str) -> BoxFuture<'static, Result<DrainOutcome, Refusal>>;
 }
 
 impl Supervisor {
@@ -223,6 +234,23 @@ impl Supervisor {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Request::Traffic(reply)).ok()?;
         answer.await.ok()
+    }
+
+    /// Drains this node: the cluster stops handing it stanzas first, then the node closes
+    /// its links and streams and hands on what it has.
+    pub async fn drain(&self) -> Result<DrainOutcome, Refusal> {
+        self.cluster_draining(true).await;
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Drain(reply))?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Tells the cluster, if any, that this node drains or serves again; when it starts
+    /// draining, waits until the other nodes have read that.
+    pub(super) async fn cluster_draining(&self, on: bool) {
+        if let Some(c) = &self.cluster {
+            c.draining(on).await;
+        }
     }
 
     /// Shuts the node down gracefully and stops the scheduler.

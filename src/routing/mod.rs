@@ -155,6 +155,13 @@ pub trait Forward: Send + Sync {
     /// ([`Router::deliver_forwarded`]), never forwarding it again.
     fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), Box<Stanza>>;
 
+    /// Hands `stanza`, for a remote domain, to another node to send out over its own
+    /// server-to-server stream (this node is draining). Policy was applied here.
+    fn forward_remote(&self, stanza: Stanza) -> Result<(), Box<Stanza>>;
+
+    /// Bytes of stanzas handed to other nodes that they have not yet confirmed.
+    fn unconfirmed_bytes(&self) -> usize;
+
     /// The router stanzas handed to this node enter, from now on (a node restart makes a
     /// new one).
     fn attach(&self, router: std::sync::Weak<Router>);
@@ -167,6 +174,8 @@ pub struct Router {
     remote: arc_swap::ArcSwapOption<Arc<dyn Remote>>,
     /// The cluster's other nodes, in a cluster.
     forward: arc_swap::ArcSwapOption<Arc<dyn Forward>>,
+    /// Taken out of service: what leaves for remote domains goes through another node.
+    draining: std::sync::atomic::AtomicBool,
     /// Where denials and bounces are reported.
     pub observer: Arc<Observer>,
 }
@@ -185,6 +194,7 @@ impl Router {
             domains: DashMap::new(),
             remote: arc_swap::ArcSwapOption::empty(),
             forward: arc_swap::ArcSwapOption::empty(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             observer,
         }
     }
@@ -215,6 +225,39 @@ impl Router {
     pub fn set_forward(self: &Arc<Self>, forward: Arc<dyn Forward>) {
         forward.attach(Arc::downgrade(self));
         self.forward.store(Some(Arc::new(forward)));
+    }
+
+    /// From now on, stanzas for remote domains leave through another node of the cluster
+    /// when one takes them (`xfed drain`).
+    pub fn set_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Bytes of stanzas this node handed to others that they have not confirmed yet.
+    pub fn unconfirmed_forwards(&self) -> usize {
+        self.forward
+            .load()
+            .as_ref()
+            .map_or(0, |f| f.unconfirmed_bytes())
+    }
+
+    /// Sends `stanza` to a remote domain: through another node while draining, else (or
+    /// when no node takes it) over this node's own stream.
+    fn send_remote(&self, remote: &Arc<dyn Remote>, from: &str, to: &str, mut stanza: Stanza) {
+        if self.is_draining() {
+            if let Some(forward) = &*self.forward.load() {
+                match forward.forward_remote(stanza) {
+                    Ok(()) => return,
+                    Err(s) => stanza = *s,
+                }
+            }
+        }
+        remote.send(from, to, stanza)
     }
 
     /// Is `domain` a domain or alias of a tenant here?
@@ -292,7 +335,7 @@ impl Router {
         counters.bytes_out.increment(stanza.bytes.len() as u64);
         let Some(target) = target else {
             if let Some(remote) = &*self.remote.load() {
-                return remote.send(from_domain, &to_domain, stanza);
+                return self.send_remote(remote, from_domain, &to_domain, stanza);
             }
             let text = format!("no route to {to_domain}: it is not hosted here and this node has no server-to-server federation");
             return self.bounce(
@@ -327,19 +370,28 @@ impl Router {
     }
 
     /// Delivers a stanza another node of the cluster handed over: policy was applied
-    /// where it entered; it goes to a link of its tenant here, or back to its sender —
-    /// never to a third node.
+    /// where it entered. For a hosted domain it goes to a link of its tenant here; for a
+    /// remote one (handed over by a draining node) out over this node's own stream; else
+    /// back to its sender — never to a third node.
     pub fn deliver_forwarded(&self, stanza: Stanza) {
-        let to = stanza
-            .to
-            .as_deref()
-            .and_then(|a| jid::Jid::new(a).ok())
-            .map(|j| domain_key(j.domain().as_str()).into_owned());
-        let Some(target) = to.and_then(|d| self.tenant_of(&d)) else {
-            let text = "forwarded to a node of the cluster that does not host its domain";
-            return self.bounce(&stanza, StanzaCondition::ServiceUnavailable, text, None);
+        let domain_of = |addr: Option<&str>| {
+            addr.and_then(|a| jid::Jid::new(a).ok())
+                .map(|j| domain_key(j.domain().as_str()).into_owned())
         };
-        self.deliver_to(&target, stanza, None, false);
+        let Some(to) = domain_of(stanza.to.as_deref()) else {
+            let text = "forwarded by a node of the cluster without a valid 'to'";
+            return self.bounce(&stanza, StanzaCondition::JidMalformed, text, None);
+        };
+        if let Some(target) = self.tenant_of(&to) {
+            return self.deliver_to(&target, stanza, None, false);
+        }
+        match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
+            (Some(remote), Some(from)) if self.is_hosted(&from) => remote.send(&from, &to, stanza),
+            _ => {
+                let text = "forwarded to a node of the cluster that cannot send it on";
+                self.bounce(&stanza, StanzaCondition::ServiceUnavailable, text, None)
+            }
+        }
     }
 
     /// Routes a stanza that arrived over server-to-server from `remote` (authenticated on
@@ -379,7 +431,7 @@ impl Router {
             }
             match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
                 (Some(remote), Some(from)) if self.is_hosted(&from) => {
-                    remote.send(&from, &to, stanza)
+                    self.send_remote(remote, &from, &to, stanza)
                 }
                 _ => tracing::debug!(%to, "undeliverable stanza dropped: no route"),
             }

@@ -296,7 +296,11 @@ impl Owner for Federation {
     }
 
     fn hand_back(&self, stanzas: Vec<Stanza>) {
-        self.requeue(stanzas);
+        // A draining node dials no new stream: routing hands them to another node.
+        match self.shared.router.upgrade() {
+            Some(router) if router.is_draining() => router.reroute(stanzas),
+            _ => self.requeue(stanzas),
+        }
     }
 }
 

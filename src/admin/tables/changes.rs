@@ -1,4 +1,4 @@
-//! What `xfed reload` and `xfed restart` print: the changes a reload found and what it did
+//! What `xfed reload`, `xfed restart` and `xfed drain` print: the changes a reload found and what it did
 //! with them, and what a restart restarted (or, in a dry run, would), with a NODE column in
 //! a cluster's dry run and the rollout a cluster's restart asked for.
 
@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::semicolons;
 use crate::admin::table::{Align, Table};
-use crate::model::{ReloadOutcome, RestartOutcome};
+use crate::model::{DrainOutcome, ReloadOutcome, RestartOutcome};
 
 /// `xfed reload` as text.
 pub fn reload_table(v: &ReloadOutcome) -> String {
@@ -38,6 +38,20 @@ pub fn reload_table(v: &ReloadOutcome) -> String {
         );
     }
     s
+}
+
+/// `xfed drain` as text.
+pub fn drain_table(v: &DrainOutcome) -> String {
+    let took = v.took_ms as f64 / 1000.0;
+    let state = match &v.left {
+        None => format!("idle after {took:.1} s"),
+        Some(left) => format!("not idle after {took:.1} s: {left} left"),
+    };
+    format!(
+        "node {} drained: {} component link(s) and {} s2s stream(s) closed; {state}\n\
+         it takes no new connections until it is restarted\n",
+        v.node, v.links_closed, v.streams_closed
+    )
 }
 
 /// `xfed restart` as a table; in a cluster, the rolling restart it started or every

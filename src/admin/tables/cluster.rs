@@ -158,8 +158,12 @@ pub(super) fn cluster_table(view: &ClusterView) -> String {
         } else {
             ""
         };
+        let draining = row.status.as_ref().is_some_and(|s| s.draining);
         let state = if !row.alive {
             "gone".to_owned()
+        } else if draining {
+            "alive, drained: takes no new connections and no stanzas from the other nodes"
+                .to_owned()
         } else if row.current(view.version) {
             format!("alive, on version {}", view.version)
         } else {
@@ -217,6 +221,7 @@ mod tests {
             }],
             streams: 1,
             refused: None,
+            draining: false,
         };
         let row = |name: &str, alive, status| NodeRow {
             name: name.into(),

@@ -48,11 +48,15 @@ impl Agent {
             return;
         };
         let advertise = self.advertised().unwrap_or(advertise);
-        let want: BTreeSet<String> = tenants
-            .iter()
-            .filter(|t| t.links > 0)
-            .map(|t| t.tenant.clone())
-            .collect();
+        let want: BTreeSet<String> = if self.state().draining {
+            BTreeSet::new()
+        } else {
+            tenants
+                .iter()
+                .filter(|t| t.links > 0)
+                .map(|t| t.tenant.clone())
+                .collect()
+        };
         let have = self.state().links.clone();
         if want == have {
             return;
@@ -83,6 +87,43 @@ impl Agent {
             }
         }
         self.state().links = now;
+    }
+
+    /// This node drains (`on`): its entries in the link table go at once, its status says
+    /// so, and this returns once the other nodes have read the table again (they hand it
+    /// nothing more). Or it serves again: its entries come back with the next publishing.
+    pub async fn set_draining(&self, on: bool) {
+        self.state().draining = on;
+        if !on {
+            self.inner.publish_now.notify_one();
+            return;
+        }
+        let (links, status) = {
+            let mut state = self.state();
+            let links = std::mem::take(&mut state.links);
+            let status = state.status.clone().map(|mut s| {
+                s.draining = true;
+                s
+            });
+            (links, status)
+        };
+        let me = &self.inner.settings.name;
+        for t in links {
+            if let Err(e) = self.inner.etcd.delete(&self.inner.keys.link(&t, me)).await {
+                // The entry goes with the lease if the node goes; meanwhile the others may
+                // still hand it stanzas, which it sends on or returns.
+                tracing::warn!(tenant = %t, "draining: cannot remove the link entry: {e}");
+            }
+        }
+        if let Some(status) = status {
+            let key = self.inner.keys.status(me);
+            let value = serde_json::to_vec(&status).expect("a status serializes");
+            let lease = self.inner.lease.load(Ordering::Relaxed);
+            if self.inner.etcd.put(&key, value, lease).await.is_ok() {
+                self.state().published = Some(status);
+            }
+        }
+        tokio::time::sleep(super::super::relay::TABLE_READ_EVERY * 3).await;
     }
 
     /// Where this node took its inter-node listener, once bound (a `listen` on port 0 is

@@ -29,7 +29,7 @@ use crate::xmpp::{Limits, SendError, Stanza};
 
 /// How often the table of links is read from etcd. A node that died leaves it when its
 /// lease runs out; its links break at once, which takes it out of use before that.
-const READ_EVERY: Duration = Duration::from_millis(250);
+pub const TABLE_READ_EVERY: Duration = Duration::from_millis(250);
 /// Bytes one link may hold queued and unconfirmed. The forwarding readers' own credit
 /// (flow control) holds them back well before.
 const QUEUE_BYTES: usize = 32 * 1024 * 1024;
@@ -197,6 +197,35 @@ impl Forward for Relay {
         Err(Box::new(stanza))
     }
 
+    fn forward_remote(&self, mut stanza: Stanza) -> Result<(), Box<Stanza>> {
+        let table = self.table.load();
+        let sender = stanza.from.clone().unwrap_or_default();
+        for node in table.ranked_nodes(&self.me, &sender) {
+            let Some(outbox) = self.peers.get(node).and_then(|p| p.outbox()) else {
+                continue;
+            };
+            match outbox.send(stanza) {
+                Ok(()) => {
+                    self.counter(node, "out").increment(1);
+                    return Ok(());
+                }
+                Err(SendError::Closed(s)) => stanza = *s,
+                Err(SendError::Full(s)) => return Err(s),
+            }
+        }
+        Err(Box::new(stanza))
+    }
+
+    fn unconfirmed_bytes(&self) -> usize {
+        // An inter-node link's queue counts what it has not written and what the other
+        // node has not confirmed.
+        self.peers
+            .iter()
+            .filter_map(|p| p.outbox())
+            .map(|o| o.queued_bytes())
+            .sum()
+    }
+
     fn attach(&self, router: Weak<Router>) {
         *self.router.write().unwrap_or_else(|e| e.into_inner()) = router;
     }
@@ -220,6 +249,6 @@ async fn follow(relay: Arc<Relay>, agent: Agent) {
                 failing = true;
             }
         }
-        tokio::time::sleep(READ_EVERY).await;
+        tokio::time::sleep(TABLE_READ_EVERY).await;
     }
 }

@@ -76,6 +76,28 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Every node other than `me` listed, in the order to try them for stanzas from
+    /// `sender` (for remote domains: any node can send them out).
+    pub fn ranked_nodes(&self, me: &str, sender: &str) -> Vec<&str> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sender.hash(&mut h);
+        let key = h.finish();
+        let mut nodes: Vec<(u64, &str)> = self
+            .tenants
+            .values()
+            .flatten()
+            .map(|h| h.node.as_str())
+            .filter(|n| *n != me)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|n| (score(key, n), n))
+            .collect();
+        nodes.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        nodes.into_iter().map(|(_, n)| n).collect()
+    }
+}
+
 fn score(sender: u64, node: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     sender.hash(&mut h);

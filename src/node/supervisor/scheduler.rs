@@ -58,6 +58,9 @@ impl State {
                     Some(Request::Traffic(reply)) => {
                         let _ = reply.send(self.node().traffic().await);
                     }
+                    Some(Request::Drain(reply)) => {
+                        let _ = reply.send(self.node().drain().await);
+                    }
                     Some(Request::Shutdown(reply)) => {
                         if let Some(node) = self.node.take() {
                             node.shutdown().await;
@@ -304,6 +307,12 @@ impl State {
             streams: out + inb,
         };
         tracing::info!(why, "restarting the node for a configuration change");
+        if self.handle.in_cluster() {
+            // The other nodes take over its tenants' traffic before it goes.
+            self.handle.cluster_draining(true).await;
+            let drained = node.drain().await;
+            tracing::info!(?drained, "drained before the restart");
+        }
         node.shutdown().await;
         match Node::start_with(target.clone(), Some(self.handle.clone()), observer.clone()).await {
             Ok(n) => {
@@ -339,6 +348,9 @@ impl State {
                     }
                 }
             }
+        }
+        if self.handle.in_cluster() {
+            self.handle.cluster_draining(false).await;
         }
     }
 
