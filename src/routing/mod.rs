@@ -5,10 +5,12 @@
 //! Tenant actors own their state and publish a [`TenantView`] into their [`TenantSlot`]
 //! whenever it changes (a link comes or goes); routing only ever reads those snapshots.
 //!
-//! (Just past 400 lines: the router's one decision — route, bounce, reroute — reads best
-//! whole; policy, link choice and checkpoints are in files of their own.)
+//! The decision — route, or refuse with the reason — is here; putting a stanza on a link,
+//! on another node, back to its sender or out again after its connection died is in
+//! `deliver.rs`; policy, link choice and checkpoints are in files of their own.
 
 mod checkpoint;
+mod deliver;
 pub mod policy;
 mod select;
 
@@ -22,7 +24,7 @@ use dashmap::DashMap;
 
 use crate::config::{domain_key, TenantConfig};
 use crate::observe::{Event, Kind, Observer, TenantCounters};
-use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
+use crate::xmpp::{Outbox, Stanza, StanzaCondition, StreamError};
 
 /// The delivery end of one connection: its id and its write queue.
 #[derive(Debug, Clone)]
@@ -246,20 +248,6 @@ impl Router {
             .map_or(0, |f| f.unconfirmed_bytes())
     }
 
-    /// Sends `stanza` to a remote domain: through another node while draining, else (or
-    /// when no node takes it) over this node's own stream.
-    fn send_remote(&self, remote: &Arc<dyn Remote>, from: &str, to: &str, mut stanza: Stanza) {
-        if self.is_draining() {
-            if let Some(forward) = &*self.forward.load() {
-                match forward.forward_remote(stanza) {
-                    Ok(()) => return,
-                    Err(s) => stanza = *s,
-                }
-            }
-        }
-        remote.send(from, to, stanza)
-    }
-
     /// Is `domain` a domain or alias of a tenant here?
     pub fn is_hosted(&self, domain: &str) -> bool {
         self.tenant_of(domain).is_some()
@@ -369,31 +357,6 @@ impl Router {
         self.deliver(&target, stanza, Some(origin));
     }
 
-    /// Delivers a stanza another node of the cluster handed over: policy was applied
-    /// where it entered. For a hosted domain it goes to a link of its tenant here; for a
-    /// remote one (handed over by a draining node) out over this node's own stream; else
-    /// back to its sender — never to a third node.
-    pub fn deliver_forwarded(&self, stanza: Stanza) {
-        let domain_of = |addr: Option<&str>| {
-            addr.and_then(|a| jid::Jid::new(a).ok())
-                .map(|j| domain_key(j.domain().as_str()).into_owned())
-        };
-        let Some(to) = domain_of(stanza.to.as_deref()) else {
-            let text = "forwarded by a node of the cluster without a valid 'to'";
-            return self.bounce(&stanza, StanzaCondition::JidMalformed, text, None);
-        };
-        if let Some(target) = self.tenant_of(&to) {
-            return self.deliver_to(&target, stanza, None, false);
-        }
-        match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
-            (Some(remote), Some(from)) if self.is_hosted(&from) => remote.send(&from, &to, stanza),
-            _ => {
-                let text = "forwarded to a node of the cluster that cannot send it on";
-                self.bounce(&stanza, StanzaCondition::ServiceUnavailable, text, None)
-            }
-        }
-    }
-
     /// Routes a stanza that arrived over server-to-server from `remote` (authenticated on
     /// its stream) to the hosted domain `local`: the receiving tenant's privacy settings
     /// decide, then one of its links carries it.
@@ -410,106 +373,5 @@ impl Router {
             return self.bounce(&stanza, StanzaCondition::PolicyViolation, &text, None);
         }
         self.deliver(&target, stanza, None);
-    }
-
-    /// Delivers stanzas whose connection closed before they were written: to another link
-    /// of the same tenant, over federation when their destination is remote, or back to
-    /// their senders.
-    pub fn reroute(&self, stanzas: Vec<Stanza>) {
-        for stanza in stanzas {
-            let domain_of = |addr: Option<&str>| {
-                addr.and_then(|a| jid::Jid::new(a).ok())
-                    .map(|j| domain_key(j.domain().as_str()).into_owned())
-            };
-            let Some(to) = domain_of(stanza.to.as_deref()) else {
-                tracing::debug!("undeliverable stanza dropped: no valid 'to'");
-                continue;
-            };
-            if let Some(t) = self.tenant_of(&to) {
-                self.deliver(&t, stanza, None);
-                continue;
-            }
-            match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
-                (Some(remote), Some(from)) if self.is_hosted(&from) => {
-                    self.send_remote(remote, &from, &to, stanza)
-                }
-                _ => tracing::debug!(%to, "undeliverable stanza dropped: no route"),
-            }
-        }
-    }
-
-    /// Puts a stanza on one of `target`'s links, chosen per sender; when none is up here,
-    /// on another node that has one.
-    fn deliver(&self, target: &TenantSlot, stanza: Stanza, origin: Option<&Origin>) {
-        self.deliver_to(target, stanza, origin, true)
-    }
-
-    fn deliver_to(
-        &self,
-        target: &TenantSlot,
-        mut stanza: Stanza,
-        origin: Option<&Origin>,
-        may_forward: bool,
-    ) {
-        let view = target.view();
-        let sender = stanza.from.clone().unwrap_or_default();
-        let len = stanza.bytes.len() as u64;
-        for link in select::ranked(&view.links, &sender) {
-            match link.outbox.send(stanza) {
-                Ok(()) => {
-                    target.counters.stanzas_in.increment(1);
-                    target.counters.bytes_in.increment(len);
-                    return;
-                }
-                Err(SendError::Closed(s)) => stanza = *s,
-                Err(SendError::Full(s)) => {
-                    // Spilling onto another link would reorder this sender's stanzas.
-                    let text = format!("tenant {} is not reading fast enough", target.name);
-                    return self.bounce(&s, StanzaCondition::ResourceConstraint, &text, origin);
-                }
-            }
-        }
-        if may_forward {
-            if let Some(forward) = &*self.forward.load() {
-                match forward.forward(&target.name, stanza) {
-                    Ok(()) => return,
-                    Err(s) => stanza = *s,
-                }
-            }
-        }
-        let text = format!("no link of tenant {} is connected", target.name);
-        self.bounce(&stanza, StanzaCondition::ServiceUnavailable, &text, origin);
-    }
-
-    /// Returns `stanza` to its sender with an error: on the link it came from when known,
-    /// else routed to its 'from'. Error stanzas are never answered (RFC 6120 §8.3.1).
-    pub fn bounce(
-        &self,
-        stanza: &Stanza,
-        condition: StanzaCondition,
-        text: &str,
-        origin: Option<&Origin>,
-    ) {
-        self.observer.metrics.bounced(condition.as_str());
-        let Some(reply) = stanza.error_reply(condition, text) else {
-            tracing::debug!(%condition, "undeliverable error stanza dropped");
-            return;
-        };
-        tracing::debug!(%condition, to = ?reply.to, "stanza returned to its sender");
-        match origin {
-            Some(o) => {
-                let len = reply.bytes.len() as u64;
-                match o.link.outbox.send(reply) {
-                    Ok(()) => {
-                        o.tenant.counters.stanzas_in.increment(1);
-                        o.tenant.counters.bytes_in.increment(len);
-                    }
-                    Err(SendError::Closed(reply) | SendError::Full(reply)) => {
-                        self.reroute(vec![*reply])
-                    }
-                }
-            }
-            None => self.reroute(vec![reply]),
-        }
     }
 }
