@@ -40,6 +40,9 @@ pub struct Tally {
     pub epoch: Instant,
     /// The first bounce seen, to say why stanzas came back.
     pub first_bounce: Mutex<Option<String>>,
+    /// While `recording`, also each delivery's (send stamp, arrival), in microseconds: when
+    /// deliveries stopped and resumed (the cluster's failover).
+    pub arrivals: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Tally {
@@ -53,6 +56,7 @@ impl Tally {
             latencies: Mutex::new(Vec::new()),
             epoch: Instant::now(),
             first_bounce: Mutex::new(None),
+            arrivals: Mutex::new(Vec::new()),
         })
     }
 
@@ -254,6 +258,9 @@ pub async fn count(mut reader: OwnedReadHalf, mut pending: Vec<u8>, tally: Arc<T
             let now = tally.now_us();
             let mut lat = tally.latencies.lock().expect("no panics while held");
             lat.extend(stamps.iter().map(|s| now.saturating_sub(*s) as u32));
+            drop(lat);
+            let mut arrivals = tally.arrivals.lock().expect("no panics while held");
+            arrivals.extend(stamps.iter().map(|s| (*s, now)));
         }
         if delivered + bounced > 0 {
             tally.received.fetch_add(delivered, Ordering::AcqRel);

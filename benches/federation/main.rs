@@ -14,6 +14,8 @@
 //! (`target/federation-bench.json`, or `--json PATH`). Run without `--bench`, as
 //! `cargo test --all-targets` does, it makes a short smoke run of every measurement.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod link;
 mod measure;
 mod report;
@@ -169,6 +171,14 @@ fn main() -> ExitCode {
                 eprintln!("{}: {e}", system.name());
                 results.failures.push(format!("{}: {e}", system.name()));
             }
+        }
+    }
+    #[cfg(feature = "cluster")]
+    if args.systems.iter().any(|s| s == "xfed") {
+        eprintln!("== xfed cluster (edge B: three nodes on etcd)");
+        match rt.block_on(cluster::run(xfed_bin(), &dir.join("cluster"), &plan)) {
+            Ok(r) => results.cluster = Some(r),
+            Err(e) => results.failures.push(format!("xfed cluster: {e}")),
         }
     }
     if smoke {

@@ -35,6 +35,32 @@ impl Rig {
         })
     }
 
+    /// Connects sink links for `domains` to each of `sinks` (addresses of edge B's nodes in
+    /// a cluster), then one load link per pair to A.
+    pub async fn connect_sinks(
+        sinks: &[&str],
+        domains: &[String],
+        pairs: usize,
+    ) -> Result<Rig, String> {
+        let tally = Tally::new();
+        let mut sink = Vec::new();
+        for ip in sinks {
+            sink.extend(open(ip, domains, &tally, Role::Sink).await?);
+        }
+        let load_domains: Vec<String> = (0..pairs).map(local).collect();
+        let load = open(A_IP, &load_domains, &tally, Role::Load).await?;
+        Ok(Rig {
+            tally,
+            load,
+            _sink: sink,
+        })
+    }
+
+    /// One load link's writer (pair `i`), for measurements of their own.
+    pub fn load_link(&mut self, i: usize) -> &mut OwnedWriteHalf {
+        &mut self.load[i]
+    }
+
     /// Connects the load links again (after edge A restarted), keeping the sink.
     pub async fn reconnect_load(&mut self, pairs: usize) -> Result<(), String> {
         let domains: Vec<String> = (0..pairs).map(local).collect();
@@ -90,7 +116,7 @@ pub struct Delivery {
     pub first_bounce: Option<String>,
 }
 
-fn delivery(tally: &Tally, before: (u64, u64, u64)) -> Delivery {
+pub fn delivery(tally: &Tally, before: (u64, u64, u64)) -> Delivery {
     let now = counters(tally);
     let (sent, received, bounced) = (now.0 - before.0, now.1 - before.1, now.2 - before.2);
     Delivery {
@@ -103,7 +129,7 @@ fn delivery(tally: &Tally, before: (u64, u64, u64)) -> Delivery {
 }
 
 /// Writes `count` messages held in `buf`, counted as sent unless the write fails.
-async fn write_counted(w: &mut OwnedWriteHalf, tally: &Tally, buf: &[u8], count: u64) -> bool {
+pub async fn write_counted(w: &mut OwnedWriteHalf, tally: &Tally, buf: &[u8], count: u64) -> bool {
     tally.sent.fetch_add(count, Ordering::AcqRel);
     let ok = w.write_all(buf).await.is_ok();
     if !ok {
@@ -126,7 +152,7 @@ async fn rejoin(
     }
 }
 
-fn counters(tally: &Tally) -> (u64, u64, u64) {
+pub fn counters(tally: &Tally) -> (u64, u64, u64) {
     (
         tally.sent.load(Ordering::Acquire),
         tally.received.load(Ordering::Acquire),

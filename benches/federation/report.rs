@@ -33,6 +33,9 @@ pub struct Report {
     open_files: u64,
     pub systems: Vec<SystemResult>,
     pub failures: Vec<String>,
+    /// Edge B as a cluster of three xfed nodes (built with the `cluster` feature).
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<crate::cluster::ClusterResult>,
 }
 
 /// Picks one quantile out of a latency measurement.
@@ -57,6 +60,8 @@ impl Report {
             open_files,
             systems: Vec::new(),
             failures: Vec::new(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 
@@ -255,6 +260,10 @@ impl Report {
                 );
             }
         }
+        #[cfg(feature = "cluster")]
+        if let Some(c) = &self.cluster {
+            out.push_str(&c.table(judged));
+        }
         out
     }
 
@@ -330,12 +339,22 @@ impl Report {
             "systems": systems,
             "failures": self.failures,
         });
+        #[cfg(feature = "cluster")]
+        let doc = {
+            let mut doc = doc;
+            doc["cluster"] = self.cluster.as_ref().map_or(Value::Null, |c| c.json());
+            doc
+        };
         serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n"
     }
 
     /// What makes the run fail: a system not measured, or xfed not delivering everything.
     pub fn problems(&self) -> Vec<String> {
         let mut out = self.failures.clone();
+        #[cfg(feature = "cluster")]
+        if let Some(c) = &self.cluster {
+            out.extend(c.problems());
+        }
         if let Some(x) = self.get(System::Xfed) {
             let mut check = |what: &str, d: &Delivery| {
                 if d.sent == 0 || d.received != d.sent {

@@ -16,7 +16,7 @@ use crate::world::{Proc, A_IP, B_IP, COMPONENT_PORT};
 /// The component secret of every load and sink domain.
 pub const SECRET: &str = "bench-component-secret";
 /// The admin API token of both xfed edges.
-const ADMIN_TOKEN: &str = "bench-admin-token";
+pub const ADMIN_TOKEN: &str = "bench-admin-token";
 
 pub fn local(i: usize) -> String {
     format!("l{i}.a.test")
@@ -68,7 +68,7 @@ pub fn component_addr(ip: &str) -> SocketAddr {
 }
 
 /// Writes a self-signed certificate for `zone` and `*.zone`: (cert, key) paths.
-fn certificate(dir: &Path, zone: &str) -> (PathBuf, PathBuf) {
+pub fn certificate(dir: &Path, zone: &str) -> (PathBuf, PathBuf) {
     let key = rcgen::KeyPair::generate().expect("ECDSA P-256 key");
     let params = rcgen::CertificateParams::new(vec![zone.to_string(), format!("*.{zone}")])
         .expect("valid names");
@@ -105,6 +105,12 @@ pub fn start_xfed_sm(bin: &Path, dir: &Path, layout: Layout, sm: bool) -> Edges 
         b,
         sink_domains: (0..layout.pairs).map(remote).collect(),
     }
+}
+
+/// Edge A alone (its load tenant for `pairs` pairs), for an edge B of another shape.
+pub fn xfed_a(bin: &Path, dir: &Path, pairs: usize) -> Proc {
+    let layout = Layout { pairs, fresh: 0 };
+    xfed_node(bin, dir, "a", layout, None, true)
 }
 
 /// Stops edge A, then starts it again with `crowd` configured beside the load tenant. In
@@ -194,7 +200,7 @@ fn xfed_node(
     p
 }
 
-fn tenant(name: &str, domains: impl Iterator<Item = String>) -> String {
+pub fn tenant(name: &str, domains: impl Iterator<Item = String>) -> String {
     let list: Vec<String> = domains.map(|d| format!("\"{d}\"")).collect();
     format!(
         "name = \"{name}\"\nsecret = \"{SECRET}\"\ndomains = [{}]\n[privacy]\nmode = \"off\"\n",

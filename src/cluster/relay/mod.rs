@@ -177,16 +177,47 @@ impl Relay {
 }
 
 impl Forward for Relay {
-    fn forward(&self, tenant: &str, mut stanza: Stanza) -> Result<(), Box<Stanza>> {
+    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), Box<Stanza>> {
         let table = self.table.load();
-        let sender = stanza.from.clone().unwrap_or_default();
-        for holder in table.ranked(tenant, &self.me, &sender) {
-            let Some(outbox) = self.peers.get(&holder.node).and_then(|p| p.outbox()) else {
+        let ranked = table.ranked(tenant, &self.me, stanza.from.as_deref().unwrap_or(""));
+        self.hand(ranked.iter().map(|h| h.node.as_str()), stanza)
+    }
+
+    fn forward_remote(&self, stanza: Stanza) -> Result<(), Box<Stanza>> {
+        let table = self.table.load();
+        let ranked = table.ranked_nodes(&self.me, stanza.from.as_deref().unwrap_or(""));
+        self.hand(ranked.into_iter(), stanza)
+    }
+
+    fn unconfirmed_bytes(&self) -> usize {
+        // An inter-node link's queue counts what it has not written and what the other
+        // node has not confirmed.
+        self.peers
+            .iter()
+            .filter_map(|p| p.open())
+            .map(|o| o.outbox.queued_bytes())
+            .sum()
+    }
+
+    fn attach(&self, router: Weak<Router>) {
+        *self.router.write().unwrap_or_else(|e| e.into_inner()) = router;
+    }
+}
+
+impl Relay {
+    /// Hands `stanza` to the first of `nodes` whose link is open.
+    fn hand<'a>(
+        &self,
+        nodes: impl Iterator<Item = &'a str>,
+        mut stanza: Stanza,
+    ) -> Result<(), Box<Stanza>> {
+        for node in nodes {
+            let Some(open) = self.peers.get(node).and_then(|p| p.open()) else {
                 continue;
             };
-            match outbox.send(stanza) {
+            match open.outbox.send(stanza) {
                 Ok(()) => {
-                    self.counter(&holder.node, "out").increment(1);
+                    open.forwarded.increment(1);
                     return Ok(());
                 }
                 Err(SendError::Closed(s)) => stanza = *s,
@@ -195,39 +226,6 @@ impl Forward for Relay {
             }
         }
         Err(Box::new(stanza))
-    }
-
-    fn forward_remote(&self, mut stanza: Stanza) -> Result<(), Box<Stanza>> {
-        let table = self.table.load();
-        let sender = stanza.from.clone().unwrap_or_default();
-        for node in table.ranked_nodes(&self.me, &sender) {
-            let Some(outbox) = self.peers.get(node).and_then(|p| p.outbox()) else {
-                continue;
-            };
-            match outbox.send(stanza) {
-                Ok(()) => {
-                    self.counter(node, "out").increment(1);
-                    return Ok(());
-                }
-                Err(SendError::Closed(s)) => stanza = *s,
-                Err(SendError::Full(s)) => return Err(s),
-            }
-        }
-        Err(Box::new(stanza))
-    }
-
-    fn unconfirmed_bytes(&self) -> usize {
-        // An inter-node link's queue counts what it has not written and what the other
-        // node has not confirmed.
-        self.peers
-            .iter()
-            .filter_map(|p| p.outbox())
-            .map(|o| o.queued_bytes())
-            .sum()
-    }
-
-    fn attach(&self, router: Weak<Router>) {
-        *self.router.write().unwrap_or_else(|e| e.into_inner()) = router;
     }
 }
 

@@ -36,12 +36,18 @@ const BACKOFF: [Duration; 5] = [
 /// A stanza handed back this many times (its links kept dying under it) is returned.
 const MAX_RESENDS: u8 = 3;
 
+/// An open link: its queue, and the count of stanzas handed over it.
+pub struct Open {
+    pub outbox: Outbox,
+    pub forwarded: metrics::Counter,
+}
+
 /// Another node, as this one links to it.
 pub struct Peer {
     pub node: String,
     addr: Mutex<SocketAddr>,
-    /// The open link's queue; `None` while it is not open.
-    outbox: ArcSwapOption<Outbox>,
+    /// The open link; `None` while it is not open.
+    open: ArcSwapOption<Open>,
     /// Set when the node is no longer listed: the link closes and is not opened again.
     retired: AtomicBool,
     retire: Notify,
@@ -58,15 +64,15 @@ impl Peer {
         Arc::new(Peer {
             node: node.to_owned(),
             addr: Mutex::new(addr),
-            outbox: ArcSwapOption::empty(),
+            open: ArcSwapOption::empty(),
             retired: AtomicBool::new(false),
             retire: Notify::new(),
         })
     }
 
-    /// The open link's queue, if the link is open.
-    pub fn outbox(&self) -> Option<Arc<Outbox>> {
-        self.outbox.load_full()
+    /// The open link, if it is open.
+    pub fn open(&self) -> Option<Arc<Open>> {
+        self.open.load_full()
     }
 
     /// Where the node takes links; a new address applies from the next opening.
@@ -81,7 +87,7 @@ impl Peer {
     /// Closes the link for good (the node left the table).
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-        self.outbox.store(None);
+        self.open.store(None);
         self.retire.notify_one();
     }
 
@@ -154,10 +160,14 @@ async fn carry(relay: &Arc<Relay>, peer: &Arc<Peer>, tls: Tls) {
         Some(&peer.node),
         &id,
     )));
-    let outbox = Arc::new(outbox);
+    let open = Arc::new(Open {
+        outbox,
+        forwarded: relay.counter(&peer.node, "out"),
+    });
+    let outbox = &open.outbox;
     tracing::info!(node = %peer.node, "inter-node link open");
     relay.link_changed(&peer.node, true);
-    peer.outbox.store(Some(outbox.clone()));
+    peer.open.store(Some(open.clone()));
     let mut frames = FramedRead::new(rd, StreamReader::new(super::limits()));
     let mut ask = tokio::time::interval(ASK_EVERY);
     let why = loop {
@@ -187,7 +197,7 @@ async fn carry(relay: &Arc<Relay>, peer: &Arc<Peer>, tls: Tls) {
             _ = peer.retire.notified() => break "the node left the cluster's link table".into(),
         }
     };
-    peer.outbox.store(None);
+    peer.open.store(None);
     relay.link_changed(&peer.node, false);
     outbox.close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
     let (written, unsent) = outbox.take_unconfirmed();
