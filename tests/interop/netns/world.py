@@ -120,16 +120,18 @@ class World:
 
     # --- DNS ---------------------------------------------------------------------------------
 
-    def dns(self, srv=(), hosts=(), forward=None):
+    def dns(self, srv=(), hosts=(), forward=None, zones=("test",)):
         """dnsmasq on 127.0.0.53 with SRV records (name, target, port[, priority]; an empty
         target publishes "no service") and A records (name, ip); names under a domain in
-        `forward` are asked of that server; every other name in test. gets NXDOMAIN."""
+        `forward` are asked of that server; every other name in `zones` (test. unless told)
+        gets NXDOMAIN."""
         argv = [
             "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
             f"--listen-address={DNS_IP}", "--port=53", "--log-queries",
             f"--log-facility={self.path('dnsmasq-queries.log')}",
-            f"--pid-file={self.path('dnsmasq.pid')}", "--local=/test/",
+            f"--pid-file={self.path('dnsmasq.pid')}",
         ]
+        argv += [f"--local=/{zone}/" for zone in zones]
         for record in srv:
             name, target, port = record[:3]
             prio = f",{record[3]}" if len(record) > 3 else ""
