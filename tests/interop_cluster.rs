@@ -52,7 +52,7 @@ fn prosody_checks_dialback_with_another_node_and_reaches_the_component_through_i
     );
     assert_eq!(
         stdout.lines().last().unwrap_or_default(),
-        "18 passed, 0 failed",
+        "19 passed, 0 failed",
         "{stdout}"
     );
 }

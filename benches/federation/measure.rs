@@ -35,6 +35,7 @@ impl Rig {
         })
     }
 
+    #[cfg(feature = "cluster")]
     /// Connects sink links for `domains` to each of `sinks` (addresses of edge B's nodes in
     /// a cluster), then one load link per pair to A.
     pub async fn connect_sinks(
@@ -56,6 +57,7 @@ impl Rig {
         })
     }
 
+    #[cfg(feature = "cluster")]
     /// One load link's writer (pair `i`), for measurements of their own.
     pub fn load_link(&mut self, i: usize) -> &mut OwnedWriteHalf {
         &mut self.load[i]

@@ -107,6 +107,7 @@ pub fn start_xfed_sm(bin: &Path, dir: &Path, layout: Layout, sm: bool) -> Edges 
     }
 }
 
+#[cfg(feature = "cluster")]
 /// Edge A alone (its load tenant for `pairs` pairs), for an edge B of another shape.
 pub fn xfed_a(bin: &Path, dir: &Path, pairs: usize) -> Proc {
     let layout = Layout { pairs, fresh: 0 };

@@ -3,6 +3,8 @@
 //! neither reaches a tenant.
 
 use super::Router;
+use crate::config::domain_key;
+use crate::xmpp::acks::ping_origin;
 use crate::xmpp::outbox::PING_ID_PREFIX;
 use crate::xmpp::{Kind, Stanza};
 
@@ -41,8 +43,45 @@ impl Router {
         if stanza.kind != Kind::Iq || !matches!(stanza.type_.as_deref(), Some("result" | "error")) {
             return false;
         }
+        // In a cluster the remote server's stream may land on another node than the one
+        // whose stream sent the ping: the answer goes to that node.
+        if let (Some(origin), Some(forward)) = (ping_origin(id), &*self.forward.load()) {
+            if origin != forward.name() {
+                if forward.to_node(&origin, stanza.clone()).is_err() {
+                    tracing::debug!(%origin, "checkpoint answer for a node not linked now: dropped");
+                }
+                return true;
+            }
+        }
         if let Some(remote_side) = &*self.remote.load() {
             remote_side.confirmed(local, remote, id);
+        }
+        true
+    }
+
+    /// A checkpoint answer another node handed over (its 'to' is the domain our ping was
+    /// from, its 'from' the remote domain): to federation. Answers whether it was one.
+    pub(super) fn forwarded_checkpoint_answer(&self, stanza: &Stanza) -> bool {
+        let domain = |a: Option<&str>| {
+            a.and_then(|a| jid::Jid::new(a).ok())
+                .map(|j| domain_key(j.domain().as_str()).into_owned())
+        };
+        let is_answer = stanza.kind == Kind::Iq
+            && matches!(stanza.type_.as_deref(), Some("result" | "error"))
+            && stanza
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with(PING_ID_PREFIX));
+        if !is_answer {
+            return false;
+        }
+        if let (Some(local), Some(remote), Some(id), Some(remote_side)) = (
+            domain(stanza.to.as_deref()),
+            domain(stanza.from.as_deref()),
+            stanza.id.as_deref(),
+            &*self.remote.load(),
+        ) {
+            remote_side.confirmed(&local, &remote, id);
         }
         true
     }

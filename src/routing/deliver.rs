@@ -34,6 +34,9 @@ impl Router {
     /// remote one (handed over by a draining node) out over this node's own stream; else
     /// back to its sender — never to a third node.
     pub fn deliver_forwarded(&self, stanza: Stanza) {
+        if self.forwarded_checkpoint_answer(&stanza) {
+            return;
+        }
         let domain_of = |addr: Option<&str>| {
             addr.and_then(|a| jid::Jid::new(a).ok())
                 .map(|j| domain_key(j.domain().as_str()).into_owned())

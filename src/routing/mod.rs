@@ -164,6 +164,13 @@ pub trait Forward: Send + Sync {
     /// Bytes of stanzas handed to other nodes that they have not yet confirmed.
     fn unconfirmed_bytes(&self) -> usize;
 
+    /// This node's name in the cluster.
+    fn name(&self) -> &str;
+
+    /// Hands `stanza` to node `node` itself (the answer to a checkpoint ping it sent, which
+    /// the remote server's stream brought here).
+    fn to_node(&self, node: &str, stanza: Stanza) -> Result<(), Box<Stanza>>;
+
     /// The router stanzas handed to this node enter, from now on (a node restart makes a
     /// new one).
     fn attach(&self, router: std::sync::Weak<Router>);

@@ -66,7 +66,7 @@ impl Federation {
                     let checkpoint = if sm {
                         Checkpoint::StreamManagement
                     } else {
-                        Checkpoint::ping(local, remote)
+                        Checkpoint::ping(local, remote, &self.shared.node)
                     };
                     let (stream, outbox, addr) = S2sStream::start(
                         self.shared.clone(),

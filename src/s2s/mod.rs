@@ -79,6 +79,9 @@ pub struct S2sShared {
     pub observer: Arc<Observer>,
     /// Connections to remote authoritative servers for dialback checks, shared.
     pub verify_links: verify::VerifyLinks,
+    /// This node's name: its checkpoint pings carry it, so that an answer landing on
+    /// another node of a cluster is handed back to this one.
+    pub node: String,
 }
 
 /// A live s2s stream as the node keeps track of it.
@@ -202,6 +205,7 @@ impl S2sShared {
             streams: DashMap::new(),
             observer,
             verify_links: verify::VerifyLinks::default(),
+            node: config.node_name.clone(),
         })
     }
 

@@ -166,12 +166,16 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
-    /// Pings from `from` to `to`, with ids no other stream's pings share.
-    pub fn ping(from: &str, to: &str) -> Self {
+    /// Pings from `from` to `to` by node `origin`, with ids no other stream's pings share.
+    /// The id names the node (hex, so any name fits an attribute): the answer comes back on
+    /// the remote server's own stream, which may reach another node of a cluster, and that
+    /// node hands it to this one ([`ping_origin`]).
+    pub fn ping(from: &str, to: &str, origin: &str) -> Self {
+        let hex: String = origin.bytes().map(|b| format!("{b:02x}")).collect();
         Checkpoint::Ping {
             from: from.to_owned(),
             to: to.to_owned(),
-            id_prefix: format!("{PING_ID_PREFIX}{:016x}-", rand::random::<u64>()),
+            id_prefix: format!("{PING_ID_PREFIX}{hex}.{:016x}-", rand::random::<u64>()),
         }
     }
 
@@ -195,6 +199,20 @@ impl Checkpoint {
             Checkpoint::StreamManagement => None,
         }
     }
+}
+
+/// The node that sent the checkpoint ping with this `id` (`None`: not such an id, or one
+/// without a node, as older versions wrote them).
+pub fn ping_origin(id: &str) -> Option<String> {
+    let (hex, _) = id.strip_prefix(PING_ID_PREFIX)?.split_once('.')?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// Every checkpoint ping's id starts with this; their answers are ours, not a tenant's.
@@ -236,6 +254,31 @@ mod tests {
             credit: None,
             receipt: None,
         })
+    }
+
+    /// A ping's id names the node that sent it, whatever the name holds, and still counts.
+    #[test]
+    fn a_ping_id_names_its_node() {
+        for node in ["edge-1", "a'b<c", "é"] {
+            let c = Checkpoint::ping("a.example", "b.example", node);
+            let Checkpoint::Ping { id_prefix, .. } = &c else {
+                panic!("a ping")
+            };
+            let id = format!("{id_prefix}7");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)),
+                "{id}"
+            );
+            assert_eq!(ping_origin(&id).as_deref(), Some(node));
+            assert_eq!(c.ping_count(&id), Some(7));
+        }
+        assert_eq!(
+            ping_origin("xfed-ck-0123456789abcdef-7"),
+            None,
+            "an older id"
+        );
+        assert_eq!(ping_origin("other-7"), None);
     }
 
     fn ids(s: &[Box<Stanza>]) -> Vec<String> {

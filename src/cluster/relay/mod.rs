@@ -199,6 +199,14 @@ impl Forward for Relay {
             .sum()
     }
 
+    fn name(&self) -> &str {
+        &self.me
+    }
+
+    fn to_node(&self, node: &str, stanza: Stanza) -> Result<(), Box<Stanza>> {
+        self.hand(std::iter::once(node), stanza)
+    }
+
     fn attach(&self, router: Weak<Router>) {
         *self.router.write().unwrap_or_else(|e| e.into_inner()) = router;
     }

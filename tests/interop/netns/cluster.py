@@ -17,8 +17,7 @@ acme.example's SRV records list all three nodes, edge-2 first (priority 10), the
   3. edge-2 is killed with kill -9: Prosody tries it again and goes on to edge-3 by SRV,
      which forwards to edge-1; every message sent then is delivered or returned.
 
-Prints each check, a "note:" on a known defect (see through_edge_2), and
-"N passed, M failed" last; exit 0 only when all passed. Must run as root (network
+Prints each check and "N passed, M failed" last; exit 0 only when all passed. Must run as root (network
 namespaces); slixmpp must be importable by the interpreter running it.
 """
 
@@ -340,15 +339,15 @@ def through_edge_2(w, a, xfed, nodes, check):
     in_1 = metric(w, 1, FORWARDED, 'node="edge-2"', 'direction="in"')
     check(out_2 >= a.count and in_1 == out_2,
           f"edge-2 forwarded {out_2} stanzas to edge-1, edge-1 took {in_1} (want >= {a.count})")
-    # Not counted, a known defect: without stream management edge-1 learns that Prosody read
-    # its stream from the answers to its checkpoint pings (XEP-0199), which Prosody sends on
-    # its own stream to acme.example — to edge-2, which takes them for its own and drops
-    # them. Delivered stanzas stay unconfirmed, and go back to their senders as errors when
-    # the stream ends. Once fixed, this becomes a check: [(0, count)].
+    # Without stream management edge-1 learns that Prosody read its stream from the answers
+    # to its checkpoint pings (XEP-0199). Prosody sends them on its own stream to
+    # acme.example — to edge-2, which hands them to edge-1 (the ping's id names it): every
+    # stanza edge-1 wrote is confirmed.
     held = lambda: [(c["unacked"], c["stanzas_out"]) for c in connections(w, xfed, nodes[1])
                     if c["direction"] == "outgoing"]
-    wait_until("edge-1's stream confirmed", 3, lambda: held() == [(0, a.count)])
-    print(f"note: edge-1's stream to Prosody, (unconfirmed, sent): {held()}")
+    ok = wait_until("edge-1's stream confirmed", 10, lambda: held() == [(0, a.count)])
+    check(ok, f"edge-1's stream to Prosody: everything it wrote confirmed through edge-2, "
+              f"(unconfirmed, sent) = {held()} (want [(0, {a.count})])")
 
 
 def after_edge_2(w, a, xfed, nodes, party, check):
