@@ -290,6 +290,26 @@ fn a_tenant_linked_to_one_node_is_reached_through_every_node() {
         "edge-2 took what the others handed it"
     );
     println!("forwarded: {sent} messages, edge-1 {forwarded_1}, edge-3 {forwarded_3}");
+    // Where things are: acme's one link is listed under edge-2, globex's under 1 and 3.
+    let conns = c.xfed(1, &["connections", "--cluster", "--json"]);
+    let conns: serde_json::Value = serde_json::from_slice(&conns.stdout).unwrap();
+    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in conns["nodes"].as_array().unwrap() {
+        for l in n["answer"]["links"].as_array().unwrap() {
+            held.entry(l["tenant"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(n["node"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        held.get("acme").map(Vec::as_slice),
+        Some(&["edge-2".to_owned()][..]),
+        "{conns}"
+    );
+    let mut globex = held.get("globex").cloned().unwrap_or_default();
+    globex.sort();
+    globex.dedup();
+    assert_eq!(globex, ["edge-1", "edge-3"], "{conns}");
     run.store(false, Ordering::Relaxed);
 }
 
@@ -614,5 +634,70 @@ fn a_drained_node_hands_its_traffic_to_the_others_and_takes_no_new_connection() 
         delivered_ids(&on3.text()).len(),
         outcome["took_ms"]
     );
+    run.store(false, Ordering::Relaxed);
+}
+
+/// Privacy is applied once, where a stanza enters, and forwarding does not get around it:
+/// with globex taken off acme's allow list, globex's message to acme (linked to edge-2 only)
+/// entering edge-1 comes back with `policy-violation` from edge-1, and nothing is handed to
+/// edge-2; a message from an address acme allows still goes through.
+#[test]
+fn privacy_is_applied_where_a_stanza_enters_and_forwarding_does_not_bypass_it() {
+    let (c, _cfg, _v) = start_three_custom(
+        |dir| {
+            let acme = dir.join("tenants/acme.toml");
+            let text = std::fs::read_to_string(&acme).unwrap();
+            let text = text.replace(
+                "allow = [\"globex.example\", \"partner.example\"]",
+                "allow = [\"partner.example\", \"rooms.globex.example\"]",
+            );
+            assert!(text.contains("rooms.globex.example"));
+            std::fs::write(acme, text).unwrap();
+        },
+        |c| {
+            for n in 1..=3 {
+                let file = c.node_file(n);
+                let mut text = std::fs::read_to_string(&file).unwrap();
+                text.push_str(&format!("listen = \"{}.{n}:7500\"\n", c.etcd.net));
+                std::fs::write(file, text).unwrap();
+            }
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let run = Arc::new(AtomicBool::new(true));
+    let acme = rt.block_on(receiver(c.component_addr(2), "acme.example", run.clone()));
+    let back = rt.block_on(async {
+        let mut g = common::component(c.component_addr(1), "globex.example", &secret("globex")).await;
+        // An allowed sender first, until the table lets edge-1 reach acme on edge-2.
+        let mut reached = false;
+        for i in 0..100 {
+            g.send(format!(
+                "<message from='room@rooms.globex.example' to='someone@acme.example' id='ok{i}'/>"
+            ))
+            .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if acme.text().contains(&format!("id='ok{i}'")) {
+                reached = true;
+                break;
+            }
+        }
+        assert!(reached, "an allowed message never reached acme: {}", acme.text());
+        g.clear();
+        g.send("<message from='u@globex.example' to='someone@acme.example' id='denied'><body>x</body></message>")
+            .await;
+        g.expect("policy-violation").await;
+        g.received.clone()
+    });
+    assert!(
+        back.contains("id='denied'") && back.contains("type='error'"),
+        "{back}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!acme.text().contains("denied"), "{}", acme.text());
+    let out = metric(&c, 1, &[FORWARDED, "\"out\"", "\"edge-2\""]);
+    let taken = metric(&c, 2, &[FORWARDED, "\"in\""]);
+    assert_eq!(out, taken, "edge-2 took only what edge-1 handed it");
+    let allowed = delivered_ids(&acme.text()).len() as u64;
+    assert_eq!(out, allowed, "edge-1 handed over the allowed messages only");
     run.store(false, Ordering::Relaxed);
 }

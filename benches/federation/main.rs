@@ -67,6 +67,9 @@ pub struct Args {
     /// Keep the work folder (configs, logs) after the run.
     #[arg(long)]
     keep: bool,
+    /// Only the cluster's measurements (built with the `cluster` feature).
+    #[arg(long)]
+    cluster_only: bool,
 }
 
 /// The sizes of one run, from the arguments and the kind of run.
@@ -155,7 +158,12 @@ fn main() -> ExitCode {
         .expect("a tokio runtime");
     let _dns = world::dns(&dir);
     let mut results = report::Report::new(&plan, world::open_files_limit());
-    for name in &args.systems {
+    let systems = if args.cluster_only {
+        &[][..]
+    } else {
+        &args.systems[..]
+    };
+    for name in systems {
         let system = match name.as_str() {
             "xfed" => System::Xfed,
             "prosody" => System::Prosody,
@@ -174,7 +182,7 @@ fn main() -> ExitCode {
         }
     }
     #[cfg(feature = "cluster")]
-    if args.systems.iter().any(|s| s == "xfed") {
+    if args.cluster_only || args.systems.iter().any(|s| s == "xfed") {
         eprintln!("== xfed cluster (edge B: three nodes on etcd)");
         match rt.block_on(cluster::run(xfed_bin(), &dir.join("cluster"), &plan)) {
             Ok(r) => results.cluster = Some(r),

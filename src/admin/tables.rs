@@ -163,6 +163,7 @@ pub(super) fn connections_of(sets: &[(Option<&str>, &Connections)]) -> String {
         table.row(row);
     }
     let mut s = table.render();
+    s.push_str(&component_links(sets, named));
     let failures: Vec<_> = sets
         .iter()
         .flat_map(|(n, v)| v.failures.iter().map(move |f| (n, f)))
@@ -183,6 +184,42 @@ pub(super) fn connections_of(sets: &[(Option<&str>, &Connections)]) -> String {
         }
     }
     s
+}
+
+/// The tenants' component links, after the streams (with the NODE column when named).
+fn component_links(sets: &[(Option<&str>, &Connections)], named: bool) -> String {
+    use Align::{Left, Right};
+    let links: Vec<_> = sets
+        .iter()
+        .flat_map(|(n, v)| v.links.iter().map(move |l| (n, l)))
+        .collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    let mut columns = vec![];
+    if named {
+        columns.push(("NODE", Left));
+    }
+    columns.extend([
+        ("LINK", Right),
+        ("TENANT", Left),
+        ("PEER", Left),
+        ("OUT", Right),
+        ("QUEUED", Right),
+    ]);
+    let mut table = Table::new(&columns);
+    for (node, l) in links {
+        let mut row: Vec<String> = node.iter().map(|n| n.to_string()).collect();
+        row.extend([
+            l.id.to_string(),
+            l.tenant.clone(),
+            l.peer.to_string(),
+            l.stanzas_out.to_string(),
+            format!("{}B", l.queued_bytes),
+        ]);
+        table.row(row);
+    }
+    format!("\ncomponent links:\n{}", table.render())
 }
 
 /// `xfed events` as lines: time, event, tenant, domains, then the other fields.

@@ -4,7 +4,8 @@
 
 use crate::model::ask::{ClusterConnections, ClusterEvents, FromNode, Question, Reply};
 use crate::model::{
-    Closed, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel, Refusal,
+    Closed, ComponentRow, Connections, ConnectionsQuery, Events, EventsQuery, FailureRow, LogLevel,
+    Refusal,
 };
 use crate::observe::{events, Event, Kind};
 use crate::routing::ConnectionControl;
@@ -70,9 +71,40 @@ impl AdminState {
                 at: f.at,
             })
             .collect();
+        let links = self
+            .tenants
+            .load()
+            .iter()
+            .map(|(_, slot)| slot)
+            .filter(|slot| {
+                tenant
+                    .as_ref()
+                    .is_none_or(|t| std::sync::Arc::ptr_eq(t, slot))
+            })
+            .flat_map(|slot| {
+                let view = slot.view();
+                let owns = domain.as_deref().is_none_or(|d| view.owned.contains(d));
+                let rows: Vec<ComponentRow> = if owns {
+                    view.links
+                        .iter()
+                        .map(|l| ComponentRow {
+                            tenant: slot.name.clone(),
+                            id: l.id,
+                            peer: l.peer,
+                            stanzas_out: l.outbox.stanzas_written(),
+                            queued_bytes: l.outbox.queued_bytes(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                rows
+            })
+            .collect();
         Ok(Connections {
             connections: self.streams(tenant.as_deref(), domain.as_deref()),
             failures,
+            links,
         })
     }
 

@@ -71,7 +71,7 @@ pub(crate) async fn accept(
                     peer,
                     origin: Origin {
                         tenant,
-                        link: LinkHandle { id, outbox },
+                        link: LinkHandle { id, outbox, peer },
                     },
                     router,
                     reading,

@@ -44,7 +44,9 @@ pub use status::{
     FederationState, LastRun, LinkRow, NodeFederation, Reach, RestartStatus, StaleInstance, Status,
     TenantStatus, VersionState,
 };
-pub use stream::{AuthedPair, Closed, Connections, Direction, FailureRow, Mechanism, StreamRow};
+pub use stream::{
+    AuthedPair, Closed, ComponentRow, Connections, Direction, FailureRow, Mechanism, StreamRow,
+};
 
 use serde::{Deserialize, Deserializer};
 

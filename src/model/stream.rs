@@ -127,6 +127,22 @@ pub struct FailureRow {
 pub struct Connections {
     pub connections: Vec<StreamRow>,
     pub failures: Vec<FailureRow>,
+    /// The tenants' component links up on this node (absent from older nodes: none).
+    #[serde(default)]
+    pub links: Vec<ComponentRow>,
+}
+
+/// A tenant's component link, listed beside the s2s streams (in a cluster, under the node
+/// that holds it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRow {
+    pub tenant: String,
+    pub id: u64,
+    pub peer: std::net::SocketAddr,
+    /// Stanzas written to it since it came up.
+    pub stanzas_out: u64,
+    /// Written to its queue, not yet to its socket.
+    pub queued_bytes: usize,
 }
 
 /// `POST /api/connections/{id}/close`: the stream told to close.
@@ -179,6 +195,13 @@ mod tests {
                     .unwrap()
                     .with_timezone(&Utc),
             }],
+            links: vec![ComponentRow {
+                tenant: "acme".into(),
+                id: 4,
+                peer: "10.0.0.7:40001".parse().unwrap(),
+                stanzas_out: 12,
+                queued_bytes: 0,
+            }],
         }
     }
 
@@ -194,6 +217,11 @@ mod tests {
         assert_eq!(r["tls_cipher"], serde_json::Value::Null);
         assert_eq!(r["connected_since"], "2026-12-01T10:00:00.500+00:00");
         assert_eq!(json["failures"][0]["at"], "2026-12-01T10:00:01+00:00");
+        assert_eq!(json["links"][0]["peer"], "10.0.0.7:40001");
+        let mut older = json.clone();
+        older.as_object_mut().unwrap().remove("links");
+        let read: Connections = serde_json::from_value(older).unwrap();
+        assert!(read.links.is_empty(), "an older node's answer has no links");
         assert_eq!(round_trip(&Closed { closed: 7 }), Closed { closed: 7 });
     }
 

@@ -41,13 +41,16 @@ impl Router {
             addr.and_then(|a| jid::Jid::new(a).ok())
                 .map(|j| domain_key(j.domain().as_str()).into_owned())
         };
-        let Some(to) = domain_of(stanza.to.as_deref()) else {
-            let text = "forwarded by a node of the cluster without a valid 'to'";
+        // The node it entered checked its addresses: the domain part is enough here, and
+        // the tenant table normalizes it.
+        let Some(to) = stanza.to.as_deref().map(domain_part) else {
+            let text = "forwarded by a node of the cluster without a 'to'";
             return self.bounce(&stanza, StanzaCondition::JidMalformed, text, None);
         };
-        if let Some(target) = self.tenant_of(&to) {
+        if let Some(target) = self.tenant_of(to) {
             return self.deliver_to(&target, stanza, None, false);
         }
+        let to = domain_key(to).into_owned();
         match (&*self.remote.load(), domain_of(stanza.from.as_deref())) {
             (Some(remote), Some(from)) if self.is_hosted(&from) => remote.send(&from, &to, stanza),
             _ => {
@@ -155,6 +158,29 @@ impl Router {
                 }
             }
             None => self.reroute(vec![reply]),
+        }
+    }
+}
+
+/// The domain part of an address already checked: before the resource (the first `/`),
+/// after the local part (an `@` there).
+fn domain_part(address: &str) -> &str {
+    let bare = address.split_once('/').map_or(address, |(b, _)| b);
+    bare.split_once('@').map_or(bare, |(_, d)| d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_domain_part_of_an_address() {
+        for (a, d) in [
+            ("acme.example", "acme.example"),
+            ("u@acme.example", "acme.example"),
+            ("u@acme.example/r", "acme.example"),
+            ("u@acme.example/r@x/y", "acme.example"),
+            ("acme.example/r@x", "acme.example"),
+        ] {
+            assert_eq!(super::domain_part(a), d, "{a}");
         }
     }
 }

@@ -31,6 +31,8 @@ use crate::xmpp::{Outbox, Stanza, StanzaCondition, StreamError};
 pub struct LinkHandle {
     pub id: u64,
     pub outbox: Outbox,
+    /// The peer's address (for operators' views).
+    pub peer: SocketAddr,
 }
 
 /// What a tenant looks like to routing at one instant.

@@ -87,6 +87,7 @@ mod tests {
         (0..n)
             .map(|i| LinkHandle {
                 id: 1_000_003 * (i + 1),
+                peer: ([127, 0, 0, 1], 7400).into(),
                 outbox: Outbox::spawn(
                     tokio::io::sink(),
                     1 << 20,

@@ -23,6 +23,10 @@ use crate::xmpp::{
 
 /// Bytes read from one link that may be on their way here before it stops reading.
 const IN_FLIGHT: usize = 4 * 1024 * 1024;
+/// A confirmation goes out once this many stanzas left since the last one...
+const ACK_BATCH: u32 = 64;
+/// ...or this long after the first of them left.
+const ACK_DELAY: Duration = Duration::from_millis(2);
 
 /// Accepts links until the task is dropped.
 pub async fn listen(relay: Arc<Relay>, listener: TcpListener) {
@@ -71,7 +75,11 @@ async fn serve(relay: Arc<Relay>, tls: Tls, node: String) {
     let counter = relay.counter(&node, "in");
     let answer = |h: u32| Bytes::from(format!("<a xmlns='{SM_NS}' h='{h}'/>"));
     let mut confirmed = 0u32;
+    // Confirmations are gathered: one `<a/>` per ACK_BATCH stanzas that left, or ACK_DELAY
+    // after the first that has not been confirmed yet, not one per stanza.
+    let mut due: Option<tokio::time::Instant> = None;
     let end: Result<(), StreamError> = loop {
+        let deadline = due;
         tokio::select! {
             frame = frames.next() => match frame {
                 Some(Ok(Frame::Open(_))) => {}
@@ -102,6 +110,17 @@ async fn serve(relay: Arc<Relay>, tls: Tls, node: String) {
                 }),
             },
             _ = receipts.advanced() => {
+                let h = receipts.handled();
+                if h.wrapping_sub(confirmed) >= ACK_BATCH {
+                    confirmed = h;
+                    due = None;
+                    outbox.send_raw(answer(h));
+                } else if h != confirmed && due.is_none() {
+                    due = Some(tokio::time::Instant::now() + ACK_DELAY);
+                }
+            }
+            _ = async { tokio::time::sleep_until(deadline.expect("armed")).await }, if deadline.is_some() => {
+                due = None;
                 let h = receipts.handled();
                 if h != confirmed {
                     confirmed = h;

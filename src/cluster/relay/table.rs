@@ -63,6 +63,10 @@ impl Table {
         let Some(holders) = self.tenants.get(tenant) else {
             return Vec::new();
         };
+        if holders.len() <= 2 && holders.iter().filter(|h| h.node != me).count() <= 1 {
+            // One node to choose from: no ranking to do.
+            return holders.iter().filter(|h| h.node != me).collect();
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         sender.hash(&mut h);
         let key = h.finish();
