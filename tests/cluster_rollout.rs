@@ -241,9 +241,19 @@ fn link_everywhere(
 /// over whichever of its links was up, were never refused.
 async fn count(run: &AtomicBool, acme: &[Arc<Link>], globex: &[Arc<Link>]) {
     run.store(false, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let sum =
         |links: &[Arc<Link>], f: &dyn Fn(&Link) -> usize| links.iter().map(|l| f(l)).sum::<usize>();
+    // Until everything sent has arrived or come back, at most 10 s (a busy machine).
+    for _ in 0..200 {
+        let settled = sum(acme, &|l| l.sent.load(Ordering::Relaxed))
+            <= sum(globex, &|l| l.delivered()) + sum(acme, &|l| l.returned())
+            && sum(globex, &|l| l.sent.load(Ordering::Relaxed))
+                <= sum(acme, &|l| l.delivered()) + sum(globex, &|l| l.returned());
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (acme_sent, globex_sent) = (
         sum(acme, &|l| l.sent.load(Ordering::Relaxed)),
         sum(globex, &|l| l.sent.load(Ordering::Relaxed)),

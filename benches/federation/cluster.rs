@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::link::{self, Tally};
 use crate::measure::{self, Delivery, Latency, Rig, Throughput};
 use crate::systems::{self, certificate, component_addr, local, remote, tenant, ADMIN_TOKEN};
-use crate::world::{Proc, B_IP, COMPONENT_PORT};
+use crate::world::{Proc, A_IP, B_IP, COMPONENT_PORT};
 use crate::Plan;
 
 /// The other two nodes of edge B, and etcd.
@@ -78,8 +78,9 @@ pub async fn run(bin: &Path, dir: &Path, plan: &Plan) -> Result<ClusterResult, S
 
     let mut measured = Vec::new();
     for (label, sinks) in [("no hop", [B_IP]), ("hop", [B2_IP])] {
-        let mut rig = Rig::connect_sinks(&sinks, &domains, pairs).await?;
-        // The link table: published by the sinks' node, read by b1 (a quarter second each).
+        let mut rig = Rig::connect_at(A_IP, &sinks, &domains, pairs).await?;
+        // The link table: published by the sinks' node (every half second), read by b1 (every
+        // quarter second).
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         eprintln!("   cluster throughput, {label}");
         let t = measure::throughput(&mut rig, plan.warm, plan.measure, Some(plan.window)).await;
@@ -118,7 +119,7 @@ async fn failover(
     domains: &[String],
     pairs: usize,
 ) -> Result<Failover, String> {
-    let mut rig = Rig::connect_sinks(&[B2_IP, B3_IP], domains, pairs).await?;
+    let mut rig = Rig::connect_at(A_IP, &[B2_IP, B3_IP], domains, pairs).await?;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let tally = rig.tally.clone();
     // Which node carries pair 0: b1's forwarding counters before and after a probe second.

@@ -16,6 +16,7 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+mod floor;
 mod link;
 mod measure;
 mod report;
@@ -181,6 +182,21 @@ fn main() -> ExitCode {
             }
         }
     }
+    if !args.cluster_only {
+        // The harness's floor, at the rates the systems were measured at.
+        let mut rates = plan.latency_rates.clone();
+        rates.extend(
+            results
+                .systems
+                .iter()
+                .filter_map(|r| r.latency_cap.as_ref().map(|c| c.0)),
+        );
+        eprintln!("== harness floor (load -> in-process relay -> sink)");
+        match rt.block_on(floor::measure(&rates, &plan)) {
+            Ok(f) => results.floor = f,
+            Err(e) => results.failures.push(format!("harness floor: {e}")),
+        }
+    }
     #[cfg(feature = "cluster")]
     if args.cluster_only || args.systems.iter().any(|s| s == "xfed") {
         eprintln!("== xfed cluster (edge B: three nodes on etcd)");
@@ -258,6 +274,14 @@ async fn run_system(
     eprintln!("   throughput: {} pairs", plan.pairs);
     let t = measure::throughput(&mut rig, plan.warm, plan.measure, Some(plan.window)).await;
     eprintln!("   {t:?}");
+    // Issue 14's tail target holds up to 30% of the capacity just measured.
+    let cap_rate = ((t.per_sec * 0.3 / 100.0).round() as u64 * 100).max(100);
+    eprintln!("   latency at {cap_rate}/s (30% of the closed loop's rate)");
+    let latency_cap = Some((
+        cap_rate,
+        measure::latency(&mut rig, cap_rate, plan.latency_warm, plan.latency_measure).await,
+    ));
+    eprintln!("   {latency_cap:?}");
     let mut latency = Vec::new();
     for &rate in &plan.latency_rates {
         eprintln!("   latency at {rate}/s");
@@ -275,6 +299,7 @@ async fn run_system(
         throughput: t,
         open_loop: open,
         latency,
+        latency_cap,
         streams: s,
         crowd: None,
         crowd_base: None,

@@ -35,10 +35,10 @@ impl Rig {
         })
     }
 
-    #[cfg(feature = "cluster")]
-    /// Connects sink links for `domains` to each of `sinks` (addresses of edge B's nodes in
-    /// a cluster), then one load link per pair to A.
-    pub async fn connect_sinks(
+    /// Connects sink links for `domains` to each of `sinks` (edge B's nodes in a cluster,
+    /// or the harness's floor relay), then one load link per pair to `load_ip`.
+    pub async fn connect_at(
+        load_ip: &str,
         sinks: &[&str],
         domains: &[String],
         pairs: usize,
@@ -49,7 +49,7 @@ impl Rig {
             sink.extend(open(ip, domains, &tally, Role::Sink).await?);
         }
         let load_domains: Vec<String> = (0..pairs).map(local).collect();
-        let load = open(A_IP, &load_domains, &tally, Role::Load).await?;
+        let load = open(load_ip, &load_domains, &tally, Role::Load).await?;
         Ok(Rig {
             tally,
             load,

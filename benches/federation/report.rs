@@ -17,6 +17,8 @@ pub struct SystemResult {
     pub open_loop: Throughput,
     /// One per offered load of the plan, in its order.
     pub latency: Vec<Latency>,
+    /// At 30% of the closed loop's rate (the rate, the figures): issue 14's tail target.
+    pub latency_cap: Option<(u64, Latency)>,
     pub streams: Streams,
     /// Throughput with the crowd of tenants and static routes on edge A (xfed only).
     pub crowd: Option<Throughput>,
@@ -33,6 +35,8 @@ pub struct Report {
     open_files: u64,
     pub systems: Vec<SystemResult>,
     pub failures: Vec<String>,
+    /// The harness's own latency (load -> trivial relay -> sink) at each rate measured.
+    pub floor: Vec<(u64, Latency)>,
     /// Edge B as a cluster of three xfed nodes (built with the `cluster` feature).
     #[cfg(feature = "cluster")]
     pub cluster: Option<crate::cluster::ClusterResult>,
@@ -60,6 +64,7 @@ impl Report {
             open_files,
             systems: Vec::new(),
             failures: Vec::new(),
+            floor: Vec::new(),
             #[cfg(feature = "cluster")]
             cluster: None,
         }
@@ -124,6 +129,48 @@ impl Report {
                     target,
                 });
             }
+        }
+        let cap = |f: &dyn Fn(&Latency) -> f64| per(&|r| r.latency_cap.as_ref().map(|(_, l)| f(l)));
+        let cap_rates: Vec<String> = [System::Xfed, System::Prosody]
+            .iter()
+            .filter_map(|s| self.get(*s).and_then(|r| r.latency_cap.as_ref()))
+            .map(|(rate, _)| rate.to_string())
+            .collect();
+        let at = format!("at 30% of its capacity ({}/s)", cap_rates.join(" / "));
+        let ms = |us: u32| us as f64 / 1000.0;
+        for (q, f, target) in [
+            (
+                "p50",
+                &(|l: &Latency| ms(l.p50_us)) as &dyn Fn(&Latency) -> f64,
+                None,
+            ),
+            ("p99", &|l: &Latency| ms(l.p99_us), None),
+            ("p99.9", &|l: &Latency| ms(l.p999_us), None),
+        ] {
+            let target: Target = target;
+            rows.push(Row {
+                name: format!("latency {q} {at}"),
+                unit: "ms",
+                values: cap(f),
+                higher_is_better: false,
+                target,
+            });
+        }
+        for (q, f, bound) in [
+            (
+                "p99",
+                &(|l: &Latency| l.p99_us as f64) as &dyn Fn(&Latency) -> f64,
+                3.0,
+            ),
+            ("p99.9", &|l: &Latency| l.p999_us as f64, 10.0),
+        ] {
+            rows.push(Row {
+                name: format!("latency {q} / p50 {at}"),
+                unit: "x",
+                values: cap(&|l| f(l) / (l.p50_us as f64).max(1.0)),
+                higher_is_better: false,
+                target: Some((bound, "<=")),
+            });
         }
         rows.extend([
             Row {
@@ -260,6 +307,7 @@ impl Report {
                 );
             }
         }
+        out.push_str(&crate::floor::table(&self.floor));
         #[cfg(feature = "cluster")]
         if let Some(c) = &self.cluster {
             out.push_str(&c.table(judged));
@@ -289,6 +337,10 @@ impl Report {
                                   "slowest_second": r.open_loop.range.0,
                                   "fastest_second": r.open_loop.range.1,
                                   "delivery": delivery(&r.open_loop.delivery)},
+                    "latency_at_30_percent": r.latency_cap.as_ref().map(|(rate, l)| json!({
+                                "rate": rate, "p50_us": l.p50_us, "p99_us": l.p99_us,
+                                "p999_us": l.p999_us, "samples": l.samples,
+                                "delivery": delivery(&l.delivery)})),
                     "latency": r.latency.iter().map(|l| json!({
                                 "offered_per_sec": l.offered_per_sec,
                                 "p50_us": l.p50_us, "p99_us": l.p99_us,
@@ -338,6 +390,7 @@ impl Report {
             "rows": rows,
             "systems": systems,
             "failures": self.failures,
+            "harness_floor": crate::floor::json(&self.floor),
         });
         #[cfg(feature = "cluster")]
         let doc = {
@@ -372,6 +425,9 @@ impl Report {
             check("open-loop maximum", &x.open_loop.delivery);
             for l in &x.latency {
                 check("latency", &l.delivery);
+            }
+            if let Some((_, l)) = &x.latency_cap {
+                check("latency at 30% of capacity", &l.delivery);
             }
             check("streams", &x.streams.delivery);
             if let Some(c) = &x.crowd_base {

@@ -32,7 +32,7 @@ mod mailbox;
 mod view;
 
 /// How often a node looks whether what it runs changed, to publish it.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// How long a node waits before trying etcd again after a failure.
 const RETRY: Duration = Duration::from_millis(500);
 
