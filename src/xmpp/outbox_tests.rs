@@ -200,3 +200,37 @@ fn a_stuck_destination_lets_its_readers_go_after_the_stuck_bound() {
         assert_eq!(credit.in_flight(), 0, "queued while stuck: holds nothing");
     });
 }
+
+/// A stanza handed over by another node is confirmed to it once it has left this node: its
+/// receipt fires only when the write that carries it is done, not when it was taken into
+/// the write, so a node that dies while a write waits on a peer that does not read confirms
+/// nothing of that write.
+#[test]
+fn a_receipt_fires_once_its_write_is_done() {
+    actix_rt::System::new().block_on(async {
+        let (ours, mut peer) = tokio::io::duplex(64);
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, waits(60), |_| {});
+        let receipts = crate::xmpp::receipt::Receipts::new();
+        let mut s = stanza(&"x".repeat(1_000));
+        s.receipt = Some(receipts.issue());
+        outbox.send(s).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            receipts.handled(),
+            0,
+            "the write waits on a peer that does not read"
+        );
+        let mut got = vec![0u8; 2_000];
+        let mut read = 0;
+        while read < 1_019 {
+            read += peer.read(&mut got[read..]).await.unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while receipts.handled() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("confirmed once written");
+    });
+}

@@ -77,6 +77,10 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut tail = 0;
         // With checkpoints: what this write sends, kept until confirmed.
         let mut keep = Vec::new();
+        // Without: stanzas whose receipt tells another node they left (`xmpp::receipt`),
+        // kept until the write is done, so that a node dying mid-write does not confirm
+        // what never reached the socket.
+        let mut in_write = Vec::new();
         // An `Out::Ask` came: a request goes out whatever the count.
         let mut asked = false;
         while let Some(out) = batch.pop_front() {
@@ -93,6 +97,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                     }
                     if counters.acks.is_some() {
                         keep.push(s);
+                    } else if s.receipt.is_some() {
+                        in_write.push(s);
                     }
                 }
                 Out::Raw(b) => buf.extend_from_slice(&b),
@@ -186,6 +192,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
         }
         buf.clear();
+        drop(in_write);
         if !matches!(written, Ok(Ok(()))) {
             tracing::debug!("write failed or stalled; closing the connection");
             break;
