@@ -85,8 +85,14 @@ fn expected(text: &str) -> Option<Result<Vec<Seen>, Vec<&'static str>>> {
     let root_attrs = start_tag_attributes(root_src);
     let prefix = qname(root_src).split_once(':').map(|(p, _)| p.to_owned());
     let value = |name: &str| root.attribute(name).map(normalize);
+    // Only an unprefixed `xmlns` declares the default namespace (Namespaces in XML 1.0 §3);
+    // roxmltree also takes `xml:xmlns='…'` for one, which is an ordinary attribute.
+    let declares_default = root_attrs
+        .iter()
+        .any(|(p, l, _)| p.is_empty() && l == "xmlns");
     let default_ns = prefix
         .as_ref()
+        .filter(|_| declares_default)
         .and_then(|_| root.lookup_namespace_uri(None).map(normalize));
     let mut prefixes: Vec<(String, String)> = root_attrs
         .iter()
