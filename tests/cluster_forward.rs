@@ -21,13 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use harness::*;
 
-fn secret(tenant: &str) -> String {
-    std::fs::read_to_string(repo().join(format!("tenants/{tenant}.secret")))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// Everything one component received, and when each message with a `k…` id first came.
 #[derive(Default)]
 struct Seen {

@@ -20,13 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use harness::*;
 
-fn secret(tenant: &str) -> String {
-    std::fs::read_to_string(repo().join(format!("tenants/{tenant}.secret")))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// A component that keeps its link up: what it received over all its connections, what
 /// it sent, and how often the node closed it.
 #[derive(Default)]

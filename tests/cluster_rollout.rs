@@ -21,13 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use harness::*;
 
-fn secret(tenant: &str) -> String {
-    std::fs::read_to_string(repo().join(format!("tenants/{tenant}.secret")))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 /// The shipped configuration with delayed restarts on, and `schedule`.
 fn delayed(schedule: &'static str) -> impl FnOnce(&Path) {
     move |dir: &Path| {

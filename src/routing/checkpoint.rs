@@ -2,8 +2,8 @@
 //! inbound traffic: answers to ours go to federation, another xfed's are answered here;
 //! neither reaches a tenant.
 
+use super::deliver::domain_of;
 use super::Router;
-use crate::config::domain_key;
 use crate::xmpp::acks::ping_origin;
 use crate::xmpp::outbox::PING_ID_PREFIX;
 use crate::xmpp::{Kind, Stanza};
@@ -33,16 +33,9 @@ impl Router {
     /// `stanza` was one (its id carries the prefix every checkpoint ping's id has); those
     /// are ours, never delivered to a tenant.
     pub fn checkpoint_answer(&self, local: &str, remote: &str, stanza: &Stanza) -> bool {
-        let Some(id) = stanza
-            .id
-            .as_deref()
-            .filter(|id| id.starts_with(PING_ID_PREFIX))
-        else {
+        let Some(id) = checkpoint_answer_id(stanza) else {
             return false;
         };
-        if stanza.kind != Kind::Iq || !matches!(stanza.type_.as_deref(), Some("result" | "error")) {
-            return false;
-        }
         // In a cluster the remote server's stream may land on another node than the one
         // whose stream sent the ping: the answer goes to that node.
         if let (Some(origin), Some(forward)) = (ping_origin(id), &*self.forward.load()) {
@@ -62,27 +55,27 @@ impl Router {
     /// A checkpoint answer another node handed over (its 'to' is the domain our ping was
     /// from, its 'from' the remote domain): to federation. Answers whether it was one.
     pub(super) fn forwarded_checkpoint_answer(&self, stanza: &Stanza) -> bool {
-        let domain = |a: Option<&str>| {
-            a.and_then(|a| jid::Jid::new(a).ok())
-                .map(|j| domain_key(j.domain().as_str()).into_owned())
-        };
-        let is_answer = stanza.kind == Kind::Iq
-            && matches!(stanza.type_.as_deref(), Some("result" | "error"))
-            && stanza
-                .id
-                .as_deref()
-                .is_some_and(|id| id.starts_with(PING_ID_PREFIX));
-        if !is_answer {
+        let Some(id) = checkpoint_answer_id(stanza) else {
             return false;
-        }
-        if let (Some(local), Some(remote), Some(id), Some(remote_side)) = (
-            domain(stanza.to.as_deref()),
-            domain(stanza.from.as_deref()),
-            stanza.id.as_deref(),
+        };
+        if let (Some(local), Some(remote), Some(remote_side)) = (
+            domain_of(stanza.to.as_deref()),
+            domain_of(stanza.from.as_deref()),
             &*self.remote.load(),
         ) {
             remote_side.confirmed(&local, &remote, id);
         }
         true
     }
+}
+
+/// The id of the answer to one of our checkpoint pings (an iq result or error whose id
+/// carries the checkpoint prefix), if `stanza` is one.
+fn checkpoint_answer_id(stanza: &Stanza) -> Option<&str> {
+    let id = stanza
+        .id
+        .as_deref()
+        .filter(|id| id.starts_with(PING_ID_PREFIX))?;
+    (stanza.kind == Kind::Iq && matches!(stanza.type_.as_deref(), Some("result" | "error")))
+        .then_some(id)
 }

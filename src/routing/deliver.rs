@@ -37,10 +37,6 @@ impl Router {
         if self.forwarded_checkpoint_answer(&stanza) {
             return;
         }
-        let domain_of = |addr: Option<&str>| {
-            addr.and_then(|a| jid::Jid::new(a).ok())
-                .map(|j| domain_key(j.domain().as_str()).into_owned())
-        };
         // The node it entered checked its addresses: the domain part is enough here, and
         // the tenant table normalizes it.
         let Some(to) = stanza.to.as_deref().map(domain_part) else {
@@ -65,10 +61,6 @@ impl Router {
     /// their senders.
     pub fn reroute(&self, stanzas: Vec<Stanza>) {
         for stanza in stanzas {
-            let domain_of = |addr: Option<&str>| {
-                addr.and_then(|a| jid::Jid::new(a).ok())
-                    .map(|j| domain_key(j.domain().as_str()).into_owned())
-            };
             let Some(to) = domain_of(stanza.to.as_deref()) else {
                 tracing::debug!("undeliverable stanza dropped: no valid 'to'");
                 continue;
@@ -160,6 +152,12 @@ impl Router {
             None => self.reroute(vec![reply]),
         }
     }
+}
+
+/// The normalized domain of a valid address.
+pub(super) fn domain_of(addr: Option<&str>) -> Option<String> {
+    addr.and_then(|a| jid::Jid::new(a).ok())
+        .map(|j| domain_key(j.domain().as_str()).into_owned())
 }
 
 /// The domain part of an address already checked: before the resource (the first `/`),

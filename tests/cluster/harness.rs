@@ -198,6 +198,14 @@ impl Drop for Cluster {
     }
 }
 
+/// The shipped component secret of `tenant`.
+pub fn secret(tenant: &str) -> String {
+    std::fs::read_to_string(repo().join(format!("tenants/{tenant}.secret")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
