@@ -63,12 +63,24 @@ impl Unacked {
         false
     }
 
-    /// Whether anything was sent since the last request (and if so, counts one as made
-    /// now): the writer asks when its queue runs dry.
-    pub fn due_when_idle(&mut self) -> bool {
-        let due = self.since_request > 0;
+    /// Whether anything was sent since the last request.
+    pub fn unrequested(&self) -> bool {
+        self.since_request > 0
+    }
+
+    /// Counts a request as made now.
+    pub fn requested(&mut self) {
         self.since_request = 0;
-        due
+    }
+
+    /// Whether a reader waits on what was sent since the last request: its reading is
+    /// paused (flow control) until a confirmation gives its credit back.
+    pub fn unrequested_hold_a_paused_reader(&self) -> bool {
+        self.stanzas
+            .iter()
+            .rev()
+            .take(self.since_request as usize)
+            .any(|s| s.credit.as_ref().is_some_and(|c| c.reader_paused()))
     }
 
     /// Takes in the peer's `<a h=…/>`; answers the stanzas it confirms (oldest first).

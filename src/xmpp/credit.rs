@@ -119,6 +119,13 @@ pub struct Held {
     bytes: usize,
 }
 
+impl Held {
+    /// Whether the reader this share belongs to is paused, waiting for credit.
+    pub fn reader_paused(&self) -> bool {
+        self.credit.is_paused()
+    }
+}
+
 impl Clone for Held {
     fn clone(&self) -> Held {
         self.credit.take(self.bytes)

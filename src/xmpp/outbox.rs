@@ -28,6 +28,13 @@ const MAX_BATCH: usize = 256 * 1024;
 /// stanza, and at most this many stanzas between two checkpoints under load.
 pub const ACK_EVERY: u32 = 64;
 
+/// With a checkpoint (stream management, or pings), when the queue runs dry the request
+/// for what was written since the last one waits this long for more to write, so that one
+/// request covers a trickle of stanzas. A request per stanza doubled the small writes and
+/// reads at both ends of a stream at moderate rates (issue 14). A reader paused until the
+/// confirmation gives its credit back is asked for at once.
+pub const ASK_IDLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// One entry of the queue.
 enum Out {
     /// A routed stanza: counted against the queue bound, handed back if never written.

@@ -234,3 +234,87 @@ fn a_receipt_fires_once_its_write_is_done() {
         .expect("confirmed once written");
     });
 }
+
+/// Reads from `peer` into `got` until `what` is in it (bounded), and answers when, in the
+/// runtime's clock (paused in the tests that use it).
+async fn read_until(
+    peer: &mut tokio::io::DuplexStream,
+    got: &mut String,
+    what: &str,
+) -> tokio::time::Instant {
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..100 {
+        if got.contains(what) {
+            return tokio::time::Instant::now();
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), peer.read(&mut buf))
+            .await
+            .expect("the writer writes within 5 s")
+            .unwrap();
+        got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    panic!("{what} never came: {got}");
+}
+
+/// A trickle of stanzas is confirmed by one request once the queue has been quiet for
+/// `ASK_IDLE_DELAY`, not by a request per stanza; once confirmed, no request follows.
+#[test]
+fn a_trickle_is_confirmed_by_one_request_after_a_quiet_moment() {
+    actix_rt::System::new().block_on(async {
+        tokio::time::pause();
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let (outbox, _task) =
+            Outbox::spawn_acked(ours, 1 << 20, waits(60), Checkpoint::StreamManagement);
+        let mut got = String::new();
+        outbox.send(stanza("1")).unwrap();
+        read_until(&mut peer, &mut got, "<message>1</message>").await;
+        tokio::time::sleep(ASK_IDLE_DELAY / 4).await;
+        outbox.send(stanza("2")).unwrap();
+        let second = read_until(&mut peer, &mut got, "<message>2</message>").await;
+        let asked = read_until(&mut peer, &mut got, crate::xmpp::acks::REQUEST).await;
+        assert_eq!(
+            got,
+            format!(
+                "<message>1</message><message>2</message>{}",
+                crate::xmpp::acks::REQUEST
+            ),
+            "one request, after both"
+        );
+        assert!(
+            asked - second >= ASK_IDLE_DELAY,
+            "asked after a quiet moment"
+        );
+        assert_eq!(outbox.acknowledge(2), Ok(2));
+        let mut buf = [0u8; 64];
+        let more = tokio::time::timeout(ASK_IDLE_DELAY * 10, peer.read(&mut buf)).await;
+        assert!(more.is_err(), "nothing more to ask for: {:?}", more);
+    });
+}
+
+/// A reader paused by flow control waits on the confirmation of what it sent: the request
+/// goes out with the stanza, without the quiet moment.
+#[test]
+fn a_paused_reader_gets_its_request_at_once() {
+    use futures_util::StreamExt;
+    actix_rt::System::new().block_on(async {
+        tokio::time::pause();
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let (outbox, _task) =
+            Outbox::spawn_acked(ours, 1 << 20, waits(60), Checkpoint::StreamManagement);
+        let credit = crate::xmpp::credit::Credit::new(8);
+        let mut s = stanza("held");
+        s.credit = Some(credit.take(s.bytes.len()));
+        // The reader finds its credit spent and pauses.
+        let mut reader =
+            crate::xmpp::credit::Gated::new(futures_util::stream::iter([()]), credit.clone());
+        let next = tokio::time::timeout(Duration::from_millis(1), reader.next()).await;
+        assert!(next.is_err() && credit.is_paused());
+        let sent = tokio::time::Instant::now();
+        outbox.send(s).unwrap();
+        let mut got = String::new();
+        let asked = read_until(&mut peer, &mut got, crate::xmpp::acks::REQUEST).await;
+        assert!(asked - sent < ASK_IDLE_DELAY, "asked at once: {got}");
+        assert_eq!(outbox.acknowledge(1), Ok(1));
+        assert_eq!(credit.in_flight(), 0, "confirmed: the credit is back");
+    });
+}

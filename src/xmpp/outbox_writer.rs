@@ -9,7 +9,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, MAX_BATCH, PING_WINDOW_BYTES};
+use super::{
+    lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, MAX_BATCH,
+    PING_WINDOW_BYTES,
+};
 use crate::xmpp::stanza::Stanza;
 
 /// The writer's hold on the shared state: however the writer ends (returns, or its task is
@@ -50,22 +53,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 // Let the drained deque's slots and the write buffer go while idle.
                 batch = VecDeque::new();
                 buf = BytesMut::new();
-                let confirmed = counters.acks.as_ref().map(|a| lock(&a.retained).acked());
-                let woken = tokio::time::timeout(waits.stuck, counters.wake.notified());
-                if woken.await.is_err() {
-                    if let Some(acks) = &counters.acks {
-                        // Written, unconfirmed, and no confirmation for the stuck bound: the
-                        // peer stopped reading; its stanzas let their readers go.
-                        let mut retained = lock(&acks.retained);
-                        if !retained.is_empty() && Some(retained.acked()) == confirmed {
-                            counters.stuck.store(true, Ordering::Release);
-                            let freed = retained.let_readers_go();
-                            tracing::debug!(
-                                freed,
-                                "peer stuck: unconfirmed stanzas let their readers go"
-                            );
-                        }
-                    }
+                if idle(counters, &waits).await {
+                    batch.push_back(Out::Ask);
                 }
                 continue;
             }
@@ -128,12 +117,14 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             for s in keep {
                 request |= retained.sent(s, ACK_EVERY);
             }
-            // Nothing more to send: ask now rather than at the next 64th stanza. What is
-            // unconfirmed holds its readers' credit (flow control) and, with stream
-            // management, room in the queue; a sender that paused would otherwise wait for
-            // the next timer.
+            // Nothing more to send and a reader paused until what this confirms gives its
+            // credit back: ask now. Otherwise the request waits a moment for more
+            // (`idle`), so that a trickle is not confirmed stanza by stanza.
             if !request && batch.is_empty() && counters.queue().is_empty() {
-                request = retained.due_when_idle();
+                request = retained.unrequested_hold_a_paused_reader();
+            }
+            if request {
+                retained.requested();
             }
             let sent = retained.sent_count();
             let released = if acks.holds_back() {
@@ -162,6 +153,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             };
             tokio::pin!(write);
             tokio::select! {
+                // The write first: a timer is armed only when it has to wait.
+                biased;
                 done = &mut write => done,
                 _ = tokio::time::sleep(waits.stuck) => {
                     // The peer stopped reading: what waits here no longer holds its readers
@@ -221,4 +214,53 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     if !undelivered.is_empty() {
         on_undelivered(undelivered);
     }
+}
+
+/// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
+/// request now: stanzas written since the last one and nothing more within
+/// [`ASK_IDLE_DELAY`]. Past the stuck bound with written stanzas still unconfirmed, the peer
+/// counts as stuck: they let their readers go. A timer is armed only when something is
+/// unconfirmed.
+async fn idle(counters: &Shared, waits: &Waits) -> bool {
+    let Some(acks) = &counters.acks else {
+        counters.wake.notified().await;
+        return false;
+    };
+    let (unrequested, unconfirmed, confirmed) = {
+        let mut retained = lock(&acks.retained);
+        if retained.is_empty() {
+            // Confirmed unasked: nothing for a request to cover.
+            retained.requested();
+        }
+        (
+            retained.unrequested(),
+            !retained.is_empty(),
+            retained.acked(),
+        )
+    };
+    if unrequested {
+        let wait = tokio::time::timeout(ASK_IDLE_DELAY, counters.wake.notified());
+        return wait.await.is_err();
+    }
+    if !unconfirmed {
+        counters.wake.notified().await;
+        return false;
+    }
+    if tokio::time::timeout(waits.stuck, counters.wake.notified())
+        .await
+        .is_err()
+    {
+        // Written, unconfirmed, and no confirmation for the stuck bound: the peer stopped
+        // reading; its stanzas let their readers go.
+        let mut retained = lock(&acks.retained);
+        if !retained.is_empty() && retained.acked() == confirmed {
+            counters.stuck.store(true, Ordering::Release);
+            let freed = retained.let_readers_go();
+            tracing::debug!(
+                freed,
+                "peer stuck: unconfirmed stanzas let their readers go"
+            );
+        }
+    }
+    false
 }
