@@ -143,9 +143,7 @@ fn attr(tag: &[u8], key: &[u8]) -> Option<String> {
 
 /// Latency through the relay at each of `rates`, on the plan's pairs.
 pub async fn measure(rates: &[u64], plan: &Plan) -> Result<Vec<(u64, Latency)>, String> {
-    start().await.map_err(|e| format!("the relay: {e}"))?;
-    let domains: Vec<String> = (0..plan.pairs).map(remote).collect();
-    let mut rig = Rig::connect_at(FLOOR_IP, &[FLOOR_IP], &domains, plan.pairs).await?;
+    let mut rig = rig(plan).await?;
     let mut out = Vec::new();
     for &rate in rates {
         eprintln!("   floor latency at {rate}/s");
@@ -154,6 +152,13 @@ pub async fn measure(rates: &[u64], plan: &Plan) -> Result<Vec<(u64, Latency)>, 
         out.push((rate, l));
     }
     Ok(out)
+}
+
+/// Starts the relay and connects the load and sink through it.
+pub async fn rig(plan: &Plan) -> Result<Rig, String> {
+    start().await.map_err(|e| format!("the relay: {e}"))?;
+    let domains: Vec<String> = (0..plan.pairs).map(remote).collect();
+    Rig::connect_at(FLOOR_IP, &[FLOOR_IP], &domains, plan.pairs).await
 }
 
 /// The floor's lines of the run's table.

@@ -119,6 +119,20 @@ impl Proc {
     }
 
     /// Resident memory of the process in bytes (VmRSS).
+    /// CPU time the process has used (user + system), in milliseconds.
+    pub fn cpu_ms(&self) -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // After the command's name in parentheses: state is field 3, utime and stime 14, 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let ticks: u64 = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum();
+        ticks * 1000 / clock_ticks()
+    }
+
     pub fn rss(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
@@ -227,4 +241,15 @@ pub fn open_files_limit() -> u64 {
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024)
+}
+
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+        .max(1)
 }
