@@ -6,61 +6,25 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::fed::*;
+use common::flow::{start_limited, Tally};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Stanzas sent, of about 400 bytes each: 2 MB, 32 times node B's queue for its link.
 const N: usize = 5000;
 
-/// Small queues, so that the path overflows them at once unless the sender is slowed.
-const LIMITS: &str = "max_stanza_bytes = 16384\nqueue_bytes_per_connection = 65536\n\
-                      in_flight_bytes_per_connection = 16384\n";
-
-async fn start_at(router: &Path) -> xfed::node::Node {
-    // write_node ends with `[limits]`: these lines belong to it.
-    let mut text = std::fs::read_to_string(router).unwrap();
-    text.push_str(LIMITS);
-    std::fs::write(router, text).unwrap();
-    let cfg = xfed::config::load(router).unwrap_or_else(|e| panic!("{e}"));
-    xfed::node::Node::start(cfg).await.expect("node starts")
-}
-
-/// Counts complete `</message>` end tags in what arrives, across reads.
-#[derive(Default)]
-struct Tally {
-    text: String,
-    messages: usize,
-    errors: usize,
-}
-
-impl Tally {
-    fn add(&mut self, bytes: &[u8]) {
-        self.text.push_str(&String::from_utf8_lossy(bytes));
-        while let Some(end) = self.text.find("</message>") {
-            let one = &self.text[..end];
-            if one.contains("type='error'") {
-                self.errors += 1;
-            } else {
-                self.messages += 1;
-            }
-            self.text.drain(..end + "</message>".len());
-        }
-    }
-}
-
 #[actix_rt::test]
 async fn a_fast_sender_to_a_slow_reader_is_slowed_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let plain = "security_mode = \"no-tls\"\nrequire_client_certs = false";
     let (ra, rb, _) = write_pair(dir.path(), (plain, ""), (plain, ""));
-    let a = start_at(&ra).await;
-    let b = start_at(&rb).await;
+    let a = start_limited(&ra, "").await;
+    let b = start_limited(&rb, "").await;
     let acme = component(a.component_addr(), "acme.example", "acme-secret").await;
     let globex = component(b.component_addr(), "globex.example", "globex-secret").await;
     wait_links(&b, "globex", 1).await;

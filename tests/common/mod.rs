@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod flow;
 pub mod peer;
 
 use std::net::SocketAddr;
