@@ -94,8 +94,16 @@ impl Router {
         let view = target.view();
         let sender = stanza.from.clone().unwrap_or_default();
         let len = stanza.bytes.len() as u64;
+        // An error stanza is never answered (RFC 6120 §8.3.1), so one that met a full queue
+        // would be lost: it goes in past the bound (`Outbox::send_return`).
+        let is_error = stanza.type_.as_deref() == Some("error");
         for link in select::ranked(&view.links, &sender) {
-            match link.outbox.send(stanza) {
+            let sent = if is_error {
+                link.outbox.send_return(stanza)
+            } else {
+                link.outbox.send(stanza)
+            };
+            match sent {
                 Ok(()) => {
                     target.counters.stanzas_in.increment(1);
                     target.counters.bytes_in.increment(len);
@@ -131,15 +139,19 @@ impl Router {
         origin: Option<&Origin>,
     ) {
         self.observer.metrics.bounced(condition.as_str());
-        let Some(reply) = stanza.error_reply(condition, text) else {
+        let Some(mut reply) = stanza.error_reply(condition, text) else {
             tracing::debug!(%condition, "undeliverable error stanza dropped");
             return;
         };
         tracing::debug!(%condition, to = ?reply.to, "stanza returned to its sender");
         match origin {
             Some(o) => {
+                // Back on the link it came from, the reply holds that link's reader back as
+                // the stanza did, until it is written: a component that does not read its
+                // returns is slowed, not answered without end.
+                reply.credit = stanza.credit.clone();
                 let len = reply.bytes.len() as u64;
-                match o.link.outbox.send(reply) {
+                match o.link.outbox.send_return(reply) {
                     Ok(()) => {
                         o.tenant.counters.stanzas_in.increment(1);
                         o.tenant.counters.bytes_in.increment(len);

@@ -254,6 +254,30 @@ impl Outbox {
             })
     }
 
+    /// Queues a stanza coming back to its sender with an error (or an error stanza on its
+    /// way), past the queue bound if need be: a return must not be lost because the
+    /// sender is slow to read its returns. What it adds is bounded elsewhere: a return holds
+    /// the credit of the reader that read the stanza it answers, so that reader pauses
+    /// while its returns wait; one without credit answers a stanza that was held, and
+    /// counted, in another queue until now.
+    pub fn send_return(&self, mut stanza: Stanza) -> Result<(), SendError> {
+        if self.shared.stuck.load(Ordering::Acquire) {
+            stanza.credit = None;
+        }
+        let len = stanza.bytes.len();
+        self.shared.queued.fetch_add(len, Ordering::AcqRel);
+        self.shared
+            .push(Out::Stanza(Box::new(stanza)))
+            .map_err(|out| {
+                self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+                match out {
+                    Out::Stanza(s) => SendError::Closed(s),
+                    // Invariant: we just pushed an `Out::Stanza`.
+                    _ => unreachable!("push returns what was pushed"),
+                }
+            })
+    }
+
     /// Queues bytes we generated. Returns false when the connection is closed.
     pub fn send_raw(&self, bytes: Bytes) -> bool {
         self.shared.push(Out::Raw(bytes)).is_ok()

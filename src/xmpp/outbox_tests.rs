@@ -318,3 +318,27 @@ fn a_paused_reader_gets_its_request_at_once() {
         assert_eq!(credit.in_flight(), 0, "confirmed: the credit is back");
     });
 }
+
+/// A full queue refuses a routed stanza, but not a stanza coming back to its sender with an
+/// error: that one has no way back of its own (errors are never answered).
+#[test]
+fn a_return_goes_in_past_the_bound() {
+    actix_rt::System::new().block_on(async {
+        let (ours, _peer) = tokio::io::duplex(64);
+        let limit = 3 * stanza("0").bytes.len();
+        let (outbox, _task) = Outbox::spawn(ours, limit, waits(60), |_| {});
+        let mut refused = 0;
+        for i in 0..20 {
+            refused += usize::from(matches!(
+                outbox.send(stanza(&i.to_string())),
+                Err(SendError::Full(_))
+            ));
+        }
+        assert!(refused > 0, "the queue filled");
+        let before = outbox.queued_bytes();
+        outbox
+            .send_return(stanza("back"))
+            .expect("queued past the bound");
+        assert!(outbox.queued_bytes() > before, "and counted");
+    });
+}
