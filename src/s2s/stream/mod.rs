@@ -194,7 +194,15 @@ impl Actor for S2sStream {
         if self.outbox.checkpoint().is_some() {
             ctx.run_interval(sm::ASK_EVERY, |act, _| act.ask_for_acks());
         }
-        ctx.run_interval(super::KEEPALIVE, |act, _| {
+        ctx.run_interval(super::KEEPALIVE, |act, ctx| {
+            if act.outbox.is_closed() && !act.closing {
+                // The writer gave up (a write stalled past its bound): the stream is over
+                // even if its read side has not noticed; what the peer did not confirm goes
+                // back now rather than when the socket errors or idles out.
+                act.ending("write stalled");
+                ctx.stop();
+                return;
+            }
             // Something unacknowledged on the wire lets TCP_USER_TIMEOUT notice a dead peer.
             let written = act.outbox.stanzas_written();
             if written == act.keepalive_seen {
