@@ -20,6 +20,7 @@ mod floor;
 mod link;
 mod measure;
 mod report;
+mod stuck;
 mod systems;
 mod world;
 
@@ -76,6 +77,9 @@ pub struct Args {
     /// the edges, `perf stat` say).
     #[arg(long)]
     latency_only: bool,
+    /// Only the stuck-destination scenario (xfed: edge C stops reading).
+    #[arg(long)]
+    stuck_only: bool,
 }
 
 /// The sizes of one run, from the arguments and the kind of run.
@@ -192,7 +196,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let systems = if args.cluster_only {
+    let systems = if args.cluster_only || args.stuck_only {
         &[][..]
     } else {
         &args.systems[..]
@@ -215,7 +219,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if !args.cluster_only {
+    if !args.cluster_only && !args.stuck_only {
         // The harness's floor, at the rates the systems were measured at.
         let mut rates = plan.latency_rates.clone();
         rates.extend(
@@ -231,11 +235,23 @@ fn main() -> ExitCode {
         }
     }
     #[cfg(feature = "cluster")]
-    if args.cluster_only || args.systems.iter().any(|s| s == "xfed") {
+    if args.cluster_only || (!args.stuck_only && args.systems.iter().any(|s| s == "xfed")) {
         eprintln!("== xfed cluster (edge B: three nodes on etcd)");
         match rt.block_on(cluster::run(xfed_bin(), &dir.join("cluster"), &plan)) {
             Ok(r) => results.cluster = Some(r),
             Err(e) => results.failures.push(format!("xfed cluster: {e}")),
+        }
+    }
+    if args.stuck_only || (!args.cluster_only && args.systems.iter().any(|s| s == "xfed")) {
+        eprintln!("== xfed stuck destination (edge C stops reading)");
+        match rt.block_on(stuck::run(xfed_bin(), &dir.join("stuck"), &plan)) {
+            Ok(r) => {
+                eprintln!("   {r:?}");
+                results.stuck = Some(r);
+            }
+            Err(e) => results
+                .failures
+                .push(format!("xfed stuck destination: {e}")),
         }
     }
     if smoke {
