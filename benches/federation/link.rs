@@ -5,10 +5,11 @@
 //! what arrives. It parses nothing but what it measures: where each `</message>` ends, whether
 //! the message is an error bounce, and the send time stamped into its body.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
@@ -43,6 +44,12 @@ pub struct Tally {
     /// While `recording`, also each delivery's (send stamp, arrival), in microseconds: when
     /// deliveries stopped and resumed (the cluster's failover).
     pub arrivals: Mutex<Vec<(u64, u64)>>,
+    /// When set, sinks record only messages whose head holds these bytes (`@l0.a.test/`:
+    /// one sender's traffic among others').
+    pub only_from: OnceLock<Vec<u8>>,
+    /// Bounces by the domain they came back from and their error condition: how many, and
+    /// when the first arrived (microseconds since `epoch`).
+    pub returns: Mutex<BTreeMap<(String, String), (u64, u64)>>,
 }
 
 impl Tally {
@@ -57,6 +64,8 @@ impl Tally {
             epoch: Instant::now(),
             first_bounce: Mutex::new(None),
             arrivals: Mutex::new(Vec::new()),
+            only_from: OnceLock::new(),
+            returns: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -236,6 +245,7 @@ pub async fn count(mut reader: OwnedReadHalf, mut pending: Vec<u8>, tally: Arc<T
         let mut bounced = 0u64;
         let mut from = 0;
         let recording = tally.recording.load(Ordering::Relaxed);
+        let only = tally.only_from.get();
         let mut stamps = Vec::new();
         while let Some(at) = finder.find(&pending[from..]) {
             let end = from + at + b"</message>".len();
@@ -245,7 +255,7 @@ pub async fn count(mut reader: OwnedReadHalf, mut pending: Vec<u8>, tally: Arc<T
                 note_bounce(&tally, stanza);
             } else {
                 delivered += 1;
-                if recording {
+                if recording && only.is_none_or(|o| memmem::find(head(stanza), o).is_some()) {
                     if let Some(stamp) = send_stamp(stanza) {
                         stamps.push(stamp);
                     }
@@ -274,9 +284,13 @@ pub async fn count(mut reader: OwnedReadHalf, mut pending: Vec<u8>, tally: Arc<T
     }
 }
 
+/// A stanza's start tag.
+fn head(stanza: &[u8]) -> &[u8] {
+    &stanza[..memchr::memchr(b'>', stanza).unwrap_or(stanza.len())]
+}
+
 fn is_error(stanza: &[u8]) -> bool {
-    let head_end = memchr::memchr(b'>', stanza).unwrap_or(stanza.len());
-    let head = &stanza[..head_end];
+    let head = head(stanza);
     memmem::find(head, b"type='error'").is_some() || memmem::find(head, b"type=\"error\"").is_some()
 }
 
@@ -286,6 +300,44 @@ fn note_bounce(tally: &Tally, stanza: &[u8]) {
         let text = String::from_utf8_lossy(&stanza[..stanza.len().min(600)]).into_owned();
         *first = Some(text);
     }
+    drop(first);
+    let key = (bounced_from(stanza), condition(stanza));
+    let now = tally.now_us();
+    let mut returns = tally.returns.lock().expect("no panics while held");
+    returns.entry(key).or_insert((0, now)).0 += 1;
+}
+
+/// The domain of a bounce's `from`: the destination that did not take the stanza.
+fn bounced_from(stanza: &[u8]) -> String {
+    let head = head(stanza);
+    let Some(at) = memmem::find(head, b" from=").map(|a| a + 6) else {
+        return "?".into();
+    };
+    let Some(&quote) = head.get(at) else {
+        return "?".into();
+    };
+    let value = &head[at + 1..];
+    let value = &value[..memchr::memchr(quote, value).unwrap_or(value.len())];
+    let bare = value.split(|&b| b == b'/').next().unwrap_or(value);
+    let domain = bare.rsplit(|&b| b == b'@').next().unwrap_or(bare);
+    String::from_utf8_lossy(domain).into_owned()
+}
+
+/// The defined condition of an error stanza (RFC 6120 §8.3.3): the first child of `<error>`.
+fn condition(stanza: &[u8]) -> String {
+    let Some(at) = memmem::find(stanza, b"<error") else {
+        return "?".into();
+    };
+    let rest = &stanza[at + 6..];
+    let Some(open) = memchr::memchr(b'<', rest) else {
+        return "?".into();
+    };
+    let name = &rest[open + 1..];
+    let end = name
+        .iter()
+        .position(|b| matches!(b, b' ' | b'/' | b'>'))
+        .unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..end]).into_owned()
 }
 
 fn send_stamp(stanza: &[u8]) -> Option<u64> {

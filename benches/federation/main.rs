@@ -17,9 +17,11 @@
 #[cfg(feature = "cluster")]
 mod cluster;
 mod floor;
+mod latency_only;
 mod link;
 mod measure;
 mod report;
+mod stuck;
 mod systems;
 mod world;
 
@@ -76,6 +78,9 @@ pub struct Args {
     /// the edges, `perf stat` say).
     #[arg(long)]
     latency_only: bool,
+    /// Only the stuck-destination scenario (xfed: edge C stops reading).
+    #[arg(long)]
+    stuck_only: bool,
 }
 
 /// The sizes of one run, from the arguments and the kind of run.
@@ -170,7 +175,7 @@ fn main() -> ExitCode {
                 eprintln!("== harness floor (latency only)");
                 let run = async {
                     let mut rig = floor::rig(&plan).await?;
-                    latency_series(&mut rig, &plan, None).await;
+                    latency_only::series(&mut rig, &plan, None).await;
                     Ok::<(), String>(())
                 };
                 if let Err(e) = rt.block_on(run) {
@@ -185,14 +190,14 @@ fn main() -> ExitCode {
                 System::Xfed
             };
             eprintln!("== {} (latency only)", system.name());
-            if let Err(e) = rt.block_on(latency_only(system, &dir, &plan)) {
+            if let Err(e) = rt.block_on(latency_only::run(system, &dir, &plan)) {
                 eprintln!("{}: {e}", system.name());
                 return ExitCode::FAILURE;
             }
         }
         return ExitCode::SUCCESS;
     }
-    let systems = if args.cluster_only {
+    let systems = if args.cluster_only || args.stuck_only {
         &[][..]
     } else {
         &args.systems[..]
@@ -215,7 +220,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if !args.cluster_only {
+    if !args.cluster_only && !args.stuck_only {
         // The harness's floor, at the rates the systems were measured at.
         let mut rates = plan.latency_rates.clone();
         rates.extend(
@@ -231,11 +236,23 @@ fn main() -> ExitCode {
         }
     }
     #[cfg(feature = "cluster")]
-    if args.cluster_only || args.systems.iter().any(|s| s == "xfed") {
+    if args.cluster_only || (!args.stuck_only && args.systems.iter().any(|s| s == "xfed")) {
         eprintln!("== xfed cluster (edge B: three nodes on etcd)");
         match rt.block_on(cluster::run(xfed_bin(), &dir.join("cluster"), &plan)) {
             Ok(r) => results.cluster = Some(r),
             Err(e) => results.failures.push(format!("xfed cluster: {e}")),
+        }
+    }
+    if args.stuck_only || (!args.cluster_only && args.systems.iter().any(|s| s == "xfed")) {
+        eprintln!("== xfed stuck destination (edge C stops reading)");
+        match rt.block_on(stuck::run(xfed_bin(), &dir.join("stuck"), &plan)) {
+            Ok(r) => {
+                eprintln!("   {r:?}");
+                results.stuck = Some(r);
+            }
+            Err(e) => results
+                .failures
+                .push(format!("xfed stuck destination: {e}")),
         }
     }
     if smoke {
@@ -390,71 +407,6 @@ async fn run_system(
         result.sm_paired = paired.pop().zip(off);
     }
     Ok(result)
-}
-
-/// `--latency-only`: the latency at each of the plan's rates on fresh edges, printed.
-async fn latency_only(system: System, dir: &Path, plan: &Plan) -> Result<(), String> {
-    let layout = Layout {
-        pairs: plan.pairs,
-        fresh: 0,
-    };
-    let edges = start(system, &dir.join(system.name()).join("latency"), layout).await?;
-    let mut rig = Rig::connect(&edges, plan.pairs).await?;
-    latency_series(&mut rig, plan, Some(&edges)).await;
-    drop(rig);
-    stop(edges).await;
-    Ok(())
-}
-
-/// Latency at each of the plan's rates through `rig`, printed with when the slowest
-/// messages were sent and, given the edges, their CPU time per message.
-async fn latency_series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
-    for &rate in &plan.latency_rates {
-        let cpu = edges.map(|e| (e.a.cpu_ms(), e.b.cpu_ms()));
-        rig.tally.arrivals.lock().expect("not poisoned").clear();
-        let l = measure::latency(rig, rate, plan.latency_warm, plan.latency_measure).await;
-        let mut arrivals = std::mem::take(&mut *rig.tally.arrivals.lock().expect("not poisoned"));
-        arrivals.sort_unstable();
-        if let Some(&(t0, _)) = arrivals.first() {
-            // When the slowest messages were sent: a tail that comes at a period points at a
-            // timer or a periodic task.
-            let mut worst: Vec<(u64, u64)> =
-                arrivals.iter().map(|&(s, at)| (at - s, s - t0)).collect();
-            worst.sort_unstable_by(|a, b| b.cmp(a));
-            // One entry per millisecond of sending: a stall delays many messages at once.
-            let mut seen = std::collections::HashSet::new();
-            let list: Vec<String> = worst
-                .iter()
-                .filter(|w| seen.insert(w.1 / 1000))
-                .take(30)
-                .map(|(lat, at)| format!("{}us@{}ms", lat, at / 1000))
-                .collect();
-            eprintln!("   slowest: {}", list.join(" "));
-            let unix_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64);
-            let base = unix_us - rig.tally.now_us();
-            let walls: Vec<String> = worst
-                .iter()
-                .take(5)
-                .map(|(_, at)| format!("{:.6}", (base + t0 + at) as f64 / 1e6))
-                .collect();
-            eprintln!("   slowest sent at (unix s): {}", walls.join(" "));
-        }
-        let sent = l.delivery.sent.max(1) as f64;
-        let cpu = match (edges, cpu) {
-            (Some(e), Some((a, b))) => format!(
-                "; CPU per message: A {:.1} us, B {:.1} us",
-                (e.a.cpu_ms() - a) as f64 * 1000.0 / sent,
-                (e.b.cpu_ms() - b) as f64 * 1000.0 / sent,
-            ),
-            _ => String::new(),
-        };
-        eprintln!(
-            "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}",
-            l.p50_us, l.p99_us, l.p999_us
-        );
-    }
 }
 
 fn xfed_bin() -> &'static Path {

@@ -63,6 +63,12 @@ impl Rig {
         &mut self.load[i]
     }
 
+    /// The load links' writers, in pair order, taken out for a scenario that paces each link
+    /// its own way (the stuck destination's).
+    pub fn take_load(&mut self) -> Vec<OwnedWriteHalf> {
+        std::mem::take(&mut self.load)
+    }
+
     /// Connects the load links again (after edge A restarted), keeping the sink.
     pub async fn reconnect_load(&mut self, pairs: usize) -> Result<(), String> {
         let domains: Vec<String> = (0..pairs).map(local).collect();

@@ -40,6 +40,8 @@ pub struct Report {
     /// Edge B as a cluster of three xfed nodes (built with the `cluster` feature).
     #[cfg(feature = "cluster")]
     pub cluster: Option<crate::cluster::ClusterResult>,
+    /// A remote that stops reading, beside a healthy one (xfed only).
+    pub stuck: Option<crate::stuck::StuckResult>,
 }
 
 /// Picks one quantile out of a latency measurement.
@@ -67,6 +69,7 @@ impl Report {
             floor: Vec::new(),
             #[cfg(feature = "cluster")]
             cluster: None,
+            stuck: None,
         }
     }
 
@@ -246,8 +249,14 @@ impl Report {
             "ratio",
             if judged { "target (xfed)" } else { "" }
         );
-        let _ = writeln!(out, "\n{}", header.trim_end());
-        for row in self.rows() {
+        // A scenario run alone (`--cluster-only`, `--stuck-only`) measured no system: no rows.
+        let rows = if self.systems.is_empty() {
+            Vec::new()
+        } else {
+            let _ = writeln!(out, "\n{}", header.trim_end());
+            self.rows()
+        };
+        for row in rows {
             let cell =
                 |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", row.unit));
             let ratio = match (row.values[0], row.values[1]) {
@@ -311,6 +320,9 @@ impl Report {
         #[cfg(feature = "cluster")]
         if let Some(c) = &self.cluster {
             out.push_str(&c.table(judged));
+        }
+        if let Some(s) = &self.stuck {
+            out.push_str(&s.table(judged));
         }
         out
     }
@@ -391,6 +403,7 @@ impl Report {
             "systems": systems,
             "failures": self.failures,
             "harness_floor": crate::floor::json(&self.floor),
+            "stuck_destination": self.stuck.as_ref().map(|s| s.json()),
         });
         #[cfg(feature = "cluster")]
         let doc = {
@@ -407,6 +420,9 @@ impl Report {
         #[cfg(feature = "cluster")]
         if let Some(c) = &self.cluster {
             out.extend(c.problems());
+        }
+        if let Some(s) = &self.stuck {
+            out.extend(s.problems());
         }
         if let Some(x) = self.get(System::Xfed) {
             let mut check = |what: &str, d: &Delivery| {

@@ -143,62 +143,94 @@ fn xfed_node(
     crowd: Option<Crowd>,
     sm: bool,
 ) -> Proc {
-    let ip = if side == "a" { A_IP } else { B_IP };
-    fs::create_dir_all(dir.join("tenants")).expect("work folder writable");
-    let (cert, key) = certificate(dir, &format!("{side}.test"));
-    fs::write(
-        dir.join("dialback.secret"),
-        format!("bench-dialback-{side}\n"),
-    )
-    .expect("writable");
-    let router = format!(
-        "tenants_dir = \"tenants\"\n\
-         [node]\nname = \"bench-{side}\"\n\
-         [listen]\ns2s = \"{ip}:5269\"\ncomponent = \"{ip}:{COMPONENT_PORT}\"\nadmin = \"{ip}:7480\"\n\
-         [tls]\ncert = \"{}\"\nkey = \"{}\"\n\
-         [federation]\nsecurity_mode = \"tls-required\"\nrequire_client_certs = false\n\
-         sasl_external = false\ndialback_secret_file = \"dialback.secret\"\n\
-         stream_management = {sm}\n\
-         [dns]\nnameservers = [\"127.0.0.53:53\"]\n\
-         [admin]\ntoken_file = \"admin.token\"\n\
-         [events]\nfile = \"\"\n\
-         [limits]\nunauthenticated_per_address = 65536\nunauthenticated_total = 65536\n",
-        cert.display(),
-        key.display()
-    );
-    fs::write(dir.join("admin.token"), format!("{ADMIN_TOKEN}\n")).expect("writable");
-    let config = dir.join("router.toml");
-    fs::write(&config, router).expect("writable");
-    let tenants = dir.join("tenants");
-    if side == "a" {
+    let (ip, tenant_file) = if side == "a" {
         let mut t = tenant("load", (0..layout.pairs).map(local));
         if let Some(crowd) = crowd {
             t.push_str("[static_routes]\nenabled = true\n[static_routes.routes]\n");
             for i in 0..layout.pairs {
                 let _ = writeln!(t, "\"{}\" = [\"{B_IP}:5269\"]", remote(i));
             }
-            write_crowd(&tenants, crowd, layout.pairs);
+            fs::create_dir_all(dir.join("tenants")).expect("work folder writable");
+            write_crowd(&dir.join("tenants"), crowd, layout.pairs);
         }
-        fs::write(tenants.join("load.toml"), t).expect("writable");
+        (A_IP, ("load", t))
     } else {
         let t = tenant("sink", (0..layout.pairs + layout.fresh).map(remote));
-        fs::write(tenants.join("sink.toml"), t).expect("writable");
+        (B_IP, ("sink", t))
+    };
+    let edge = XfedEdge {
+        side,
+        ip,
+        sm,
+        limits: "",
+    };
+    edge.start(bin, dir, &[tenant_file])
+}
+
+/// One xfed edge of the harness: what sets it apart from the others, which share the rest
+/// of their configuration (TLS required, dialback, DNS from dnsmasq, raised limits on
+/// unauthenticated connections).
+pub struct XfedEdge<'a> {
+    /// `a`, `b`, `c`: its node is `bench-<side>`, its certificate for `<side>.test`.
+    pub side: &'a str,
+    /// Where it listens: s2s on 5269, components on [`COMPONENT_PORT`], admin on 7480.
+    pub ip: &'a str,
+    /// Stream management (XEP-0198) on its s2s streams.
+    pub sm: bool,
+    /// Lines added to its `[limits]`, for a scenario that needs a bound of its own.
+    pub limits: &'a str,
+}
+
+impl XfedEdge<'_> {
+    /// Writes its configuration into `dir` with `tenants` (file name, TOML), starts it and
+    /// waits until its component port listens.
+    pub fn start(&self, bin: &Path, dir: &Path, tenants: &[(&str, String)]) -> Proc {
+        let (side, ip, sm) = (self.side, self.ip, self.sm);
+        fs::create_dir_all(dir.join("tenants")).expect("work folder writable");
+        let (cert, key) = certificate(dir, &format!("{side}.test"));
+        fs::write(
+            dir.join("dialback.secret"),
+            format!("bench-dialback-{side}\n"),
+        )
+        .expect("writable");
+        let router = format!(
+            "tenants_dir = \"tenants\"\n\
+             [node]\nname = \"bench-{side}\"\n\
+             [listen]\ns2s = \"{ip}:5269\"\ncomponent = \"{ip}:{COMPONENT_PORT}\"\nadmin = \"{ip}:7480\"\n\
+             [tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [federation]\nsecurity_mode = \"tls-required\"\nrequire_client_certs = false\n\
+             sasl_external = false\ndialback_secret_file = \"dialback.secret\"\n\
+             stream_management = {sm}\n\
+             [dns]\nnameservers = [\"127.0.0.53:53\"]\n\
+             [admin]\ntoken_file = \"admin.token\"\n\
+             [events]\nfile = \"\"\n\
+             [limits]\nunauthenticated_per_address = 65536\nunauthenticated_total = 65536\n{}",
+            cert.display(),
+            key.display(),
+            self.limits
+        );
+        fs::write(dir.join("admin.token"), format!("{ADMIN_TOKEN}\n")).expect("writable");
+        let config = dir.join("router.toml");
+        fs::write(&config, router).expect("writable");
+        for (name, text) in tenants {
+            fs::write(dir.join("tenants").join(format!("{name}.toml")), text).expect("writable");
+        }
+        // XFED_BENCH_WRAP="valgrind --tool=massif" (say) runs each xfed edge under a profiler.
+        let wrap = std::env::var("XFED_BENCH_WRAP").unwrap_or_default();
+        let argv: Vec<String> = wrap
+            .split_whitespace()
+            .map(str::to_string)
+            .chain([
+                bin.display().to_string(),
+                "run".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ])
+            .collect();
+        let mut p = Proc::spawn(&format!("xfed-{side}"), dir, &argv, &[("XFED_LOG", "warn")]);
+        p.wait_listening(component_addr(ip), Duration::from_secs(60));
+        p
     }
-    // XFED_BENCH_WRAP="valgrind --tool=massif" (say) runs each xfed edge under a profiler.
-    let wrap = std::env::var("XFED_BENCH_WRAP").unwrap_or_default();
-    let argv: Vec<String> = wrap
-        .split_whitespace()
-        .map(str::to_string)
-        .chain([
-            bin.display().to_string(),
-            "run".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ])
-        .collect();
-    let mut p = Proc::spawn(&format!("xfed-{side}"), dir, &argv, &[("XFED_LOG", "warn")]);
-    p.wait_listening(component_addr(ip), Duration::from_secs(60));
-    p
 }
 
 pub fn tenant(name: &str, domains: impl Iterator<Item = String>) -> String {

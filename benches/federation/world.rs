@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 pub const A_IP: &str = "127.0.0.2";
 /// Edge B: receives the s2s streams; the sink components connect here.
 pub const B_IP: &str = "127.0.0.3";
-/// dnsmasq: every name under `a.test` is A_IP, under `b.test` B_IP; no SRV records, so both
-/// systems fall back to the address on port 5269.
+/// Edge C: the remote that stops reading in the stuck-destination scenario (`c.test`).
+pub const C_IP: &str = "127.0.0.8";
+/// dnsmasq: every name under `a.test` is A_IP, under `b.test` B_IP, under `c.test` C_IP; no
+/// SRV records, so both systems fall back to the address on port 5269.
 pub const DNS_IP: &str = "127.0.0.53";
 /// The component port on both edges.
 pub const COMPONENT_PORT: u16 = 7400;
@@ -53,7 +55,7 @@ pub fn enter_namespace() -> Option<i32> {
     }
     let etc = PathBuf::from(format!("/etc/netns/{ns}"));
     let set_up = ok(&["ip", "-n", &ns, "link", "set", "lo", "up"])
-        && [A_IP, B_IP, DNS_IP].iter().all(|ip| {
+        && [A_IP, B_IP, C_IP, DNS_IP].iter().all(|ip| {
             ok(&[
                 "ip",
                 "-n",
@@ -198,7 +200,7 @@ impl Drop for Proc {
     }
 }
 
-/// dnsmasq answering for `a.test` and `b.test` inside the namespace.
+/// dnsmasq answering for `a.test`, `b.test` and `c.test` inside the namespace.
 pub fn dns(dir: &Path) -> Proc {
     let argv: Vec<String> = [
         "dnsmasq",
@@ -217,6 +219,7 @@ pub fn dns(dir: &Path) -> Proc {
     .chain([
         format!("--address=/a.test/{A_IP}"),
         format!("--address=/b.test/{B_IP}"),
+        format!("--address=/c.test/{C_IP}"),
         format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
     ])
     .collect();

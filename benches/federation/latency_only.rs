@@ -1,0 +1,74 @@
+//! `--latency-only`, a diagnostic run for the latency tail: latency at each of the plan's
+//! rates on fresh edges (or through the harness's floor), each edge's CPU time per message,
+//! and when the slowest messages were sent. Nothing else runs and nothing is reported.
+
+use std::path::Path;
+
+use crate::measure::{self, Rig};
+use crate::systems::{Edges, Layout, System};
+use crate::{start, stop, Plan};
+
+/// `--latency-only`: the latency at each of the plan's rates on fresh edges, printed.
+pub async fn run(system: System, dir: &Path, plan: &Plan) -> Result<(), String> {
+    let layout = Layout {
+        pairs: plan.pairs,
+        fresh: 0,
+    };
+    let edges = start(system, &dir.join(system.name()).join("latency"), layout).await?;
+    let mut rig = Rig::connect(&edges, plan.pairs).await?;
+    series(&mut rig, plan, Some(&edges)).await;
+    drop(rig);
+    stop(edges).await;
+    Ok(())
+}
+
+/// Latency at each of the plan's rates through `rig`, printed with when the slowest
+/// messages were sent and, given the edges, their CPU time per message.
+pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
+    for &rate in &plan.latency_rates {
+        let cpu = edges.map(|e| (e.a.cpu_ms(), e.b.cpu_ms()));
+        rig.tally.arrivals.lock().expect("not poisoned").clear();
+        let l = measure::latency(rig, rate, plan.latency_warm, plan.latency_measure).await;
+        let mut arrivals = std::mem::take(&mut *rig.tally.arrivals.lock().expect("not poisoned"));
+        arrivals.sort_unstable();
+        if let Some(&(t0, _)) = arrivals.first() {
+            // When the slowest messages were sent: a tail that comes at a period points at a
+            // timer or a periodic task.
+            let mut worst: Vec<(u64, u64)> =
+                arrivals.iter().map(|&(s, at)| (at - s, s - t0)).collect();
+            worst.sort_unstable_by(|a, b| b.cmp(a));
+            // One entry per millisecond of sending: a stall delays many messages at once.
+            let mut seen = std::collections::HashSet::new();
+            let list: Vec<String> = worst
+                .iter()
+                .filter(|w| seen.insert(w.1 / 1000))
+                .take(30)
+                .map(|(lat, at)| format!("{}us@{}ms", lat, at / 1000))
+                .collect();
+            eprintln!("   slowest: {}", list.join(" "));
+            let unix_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            let base = unix_us - rig.tally.now_us();
+            let walls: Vec<String> = worst
+                .iter()
+                .take(5)
+                .map(|(_, at)| format!("{:.6}", (base + t0 + at) as f64 / 1e6))
+                .collect();
+            eprintln!("   slowest sent at (unix s): {}", walls.join(" "));
+        }
+        let sent = l.delivery.sent.max(1) as f64;
+        let cpu = match (edges, cpu) {
+            (Some(e), Some((a, b))) => format!(
+                "; CPU per message: A {:.1} us, B {:.1} us",
+                (e.a.cpu_ms() - a) as f64 * 1000.0 / sent,
+                (e.b.cpu_ms() - b) as f64 * 1000.0 / sent,
+            ),
+            _ => String::new(),
+        };
+        eprintln!(
+            "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}",
+            l.p50_us, l.p99_us, l.p999_us
+        );
+    }
+}
