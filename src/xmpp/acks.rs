@@ -46,6 +46,10 @@ pub struct Unacked {
     acked: u32,
     /// Stanzas sent since the last `<r/>`.
     since_request: u32,
+    /// Since when the oldest stanza kept has waited without the peer confirming anything:
+    /// set when one is kept with none before it, and at every confirmation that leaves
+    /// some kept.
+    waiting_since: Option<tokio::time::Instant>,
     /// Bytes of `stanzas`.
     bytes: usize,
 }
@@ -54,6 +58,9 @@ impl Unacked {
     /// Records a stanza as sent. Answers whether an ack request is due (every `every`).
     pub fn sent(&mut self, stanza: Box<Stanza>, every: u32) -> bool {
         self.bytes += stanza.bytes.len();
+        if self.stanzas.is_empty() {
+            self.waiting_since = Some(tokio::time::Instant::now());
+        }
         self.stanzas.push_back(stanza);
         self.since_request += 1;
         if self.since_request >= every {
@@ -61,6 +68,17 @@ impl Unacked {
             return true;
         }
         false
+    }
+
+    /// Since when the peer has confirmed nothing while stanzas wait for it (None: none
+    /// wait). Requests sent meanwhile do not count: a peer that stopped reading is stuck
+    /// however often it is asked.
+    pub fn waiting_since(&self) -> Option<tokio::time::Instant> {
+        if self.stanzas.is_empty() {
+            None
+        } else {
+            self.waiting_since
+        }
     }
 
     /// Whether anything was sent since the last request.
@@ -93,6 +111,9 @@ impl Unacked {
             });
         }
         self.acked = h;
+        if newly > 0 {
+            self.waiting_since = Some(tokio::time::Instant::now());
+        }
         let confirmed: Vec<Box<Stanza>> = self.stanzas.drain(..newly).collect();
         self.bytes -= confirmed.iter().map(|s| s.bytes.len()).sum::<usize>();
         Ok(confirmed)

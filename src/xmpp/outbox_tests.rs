@@ -342,3 +342,43 @@ fn a_return_goes_in_past_the_bound() {
         assert!(outbox.queued_bytes() > before, "and counted");
     });
 }
+
+/// Over stream management, a peer that takes every byte but confirms nothing is stuck after
+/// the bound, however often it is asked in between (the stream asks every 500 ms): its
+/// stanzas let their readers go.
+#[test]
+fn a_peer_that_confirms_nothing_is_stuck_after_the_bound_despite_requests() {
+    actix_rt::System::new().block_on(async {
+        tokio::time::pause();
+        let (ours, mut peer) = tokio::io::duplex(1 << 20);
+        // Takes everything written, answers nothing.
+        actix_rt::spawn(async move {
+            let mut buf = vec![0u8; 1 << 16];
+            while peer.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        let stuck = Duration::from_secs(2);
+        let (outbox, _task) = Outbox::spawn_acked(
+            ours,
+            1 << 20,
+            Waits::new(stuck, Duration::from_secs(60)),
+            Checkpoint::StreamManagement,
+        );
+        let credit = crate::xmpp::credit::Credit::new(1 << 20);
+        for i in 0..10 {
+            let mut s = stanza(&i.to_string());
+            s.credit = Some(credit.take(s.bytes.len()));
+            outbox.send(s).unwrap();
+        }
+        let start = tokio::time::Instant::now();
+        while tokio::time::Instant::now() - start < stuck * 3 && credit.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            outbox.ask();
+        }
+        assert_eq!(credit.in_flight(), 0, "stuck: the readers were let go");
+        assert!(
+            tokio::time::Instant::now() - start >= stuck,
+            "not before the bound"
+        );
+        assert_eq!(outbox.unacked(), 10, "still kept for the peer");
+    });
+}

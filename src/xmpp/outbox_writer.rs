@@ -218,42 +218,38 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
 /// request now: stanzas written since the last one and nothing more within
-/// [`ASK_IDLE_DELAY`]. Past the stuck bound with written stanzas still unconfirmed, the peer
-/// counts as stuck: they let their readers go. A timer is armed only when something is
-/// unconfirmed.
+/// [`ASK_IDLE_DELAY`]. When written stanzas have waited the stuck bound without the peer
+/// confirming anything (the requests sent meanwhile wake this wait but do not move that
+/// deadline), the peer counts as stuck: they let their readers go. A timer is armed only
+/// when something is unconfirmed.
 async fn idle(counters: &Shared, waits: &Waits) -> bool {
     let Some(acks) = &counters.acks else {
         counters.wake.notified().await;
         return false;
     };
-    let (unrequested, unconfirmed, confirmed) = {
+    let (unrequested, since) = {
         let mut retained = lock(&acks.retained);
         if retained.is_empty() {
             // Confirmed unasked: nothing for a request to cover.
             retained.requested();
         }
-        (
-            retained.unrequested(),
-            !retained.is_empty(),
-            retained.acked(),
-        )
+        (retained.unrequested(), retained.waiting_since())
     };
     if unrequested {
         let wait = tokio::time::timeout(ASK_IDLE_DELAY, counters.wake.notified());
         return wait.await.is_err();
     }
-    if !unconfirmed {
+    let Some(since) = since.filter(|_| !counters.stuck.load(Ordering::Acquire)) else {
         counters.wake.notified().await;
         return false;
-    }
-    if tokio::time::timeout(waits.stuck, counters.wake.notified())
+    };
+    let deadline = since + waits.stuck;
+    if tokio::time::timeout_at(deadline, counters.wake.notified())
         .await
         .is_err()
     {
-        // Written, unconfirmed, and no confirmation for the stuck bound: the peer stopped
-        // reading; its stanzas let their readers go.
         let mut retained = lock(&acks.retained);
-        if !retained.is_empty() && retained.acked() == confirmed {
+        if retained.waiting_since() == Some(since) {
             counters.stuck.store(true, Ordering::Release);
             let freed = retained.let_readers_go();
             tracing::debug!(
