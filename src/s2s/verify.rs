@@ -67,10 +67,23 @@ impl Slot {
 
     fn live_link(&self) -> Option<Arc<Link>> {
         let mut state = self.state();
-        if state.link.as_ref().is_some_and(|l| l.outbox.is_closed()) {
+        if state
+            .link
+            .as_ref()
+            .is_some_and(|l| l.outbox.is_closed() || l.pending().closed)
+        {
             state.link = None;
         }
         state.link.clone()
+    }
+
+    /// Lets go of `link` if it is still the slot's connection, so that the next check opens
+    /// another instead of finding the closed one again before its reader has cleared it.
+    fn forget(&self, link: &Arc<Link>) {
+        let mut state = self.state();
+        if state.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+            state.link = None;
+        }
     }
 }
 
@@ -176,11 +189,15 @@ pub async fn verify(
             None => open(shared, &slot, local, remote, targets).await?,
         };
         let Some(answer) = link.ask(question(), key) else {
+            slot.forget(&link);
             continue;
         };
         match tokio::time::timeout(shared.negotiate_timeout, answer).await {
             Ok(Ok(valid)) => return Ok(valid),
-            Ok(Err(_closed)) => continue,
+            Ok(Err(_closed)) => {
+                slot.forget(&link);
+                continue;
+            }
             Err(_) => {
                 link.pending().waiting.remove(&question());
                 return Err(DialError::Timeout(format!("verify with {remote}")));
@@ -270,10 +287,51 @@ fn start(conn: super::io::XmlConn, slot: Arc<Slot>, stall: Duration) -> Arc<Link
             }
         }
         ours.close();
-        let mut state = slot.state();
-        if state.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, &ours)) {
-            state.link = None;
-        }
+        slot.forget(&ours);
     });
     link
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Arc<Link> {
+        let stall = Duration::from_secs(5);
+        let (outbox, _) = Outbox::spawn(tokio::io::sink(), 1024, Waits::new(stall, stall), |_| {});
+        Arc::new(Link {
+            outbox,
+            pending: Mutex::new(Pending::default()),
+        })
+    }
+
+    fn question() -> Question {
+        ("acme.example".into(), "globex.example".into(), "s1".into())
+    }
+
+    /// The window the reader leaves between the peer's close and clearing the slot: a check
+    /// arriving then must not be asked on the closed connection (nor count it as its retry).
+    #[actix_rt::test]
+    async fn a_connection_closed_under_its_reader_is_not_handed_out_again() {
+        let slot = Slot::default();
+        let old = link();
+        slot.state().link = Some(old.clone());
+        assert!(slot.live_link().is_some_and(|l| Arc::ptr_eq(&l, &old)));
+
+        let answer = old.ask(question(), "key").expect("asked on an open link");
+        old.close();
+        assert!(answer.await.is_err(), "an outstanding question is let go");
+        assert!(old.ask(question(), "key").is_none(), "closed to new ones");
+        assert!(slot.live_link().is_none(), "the slot no longer offers it");
+
+        let new = link();
+        slot.state().link = Some(new.clone());
+        slot.forget(&old);
+        assert!(
+            slot.live_link().is_some_and(|l| Arc::ptr_eq(&l, &new)),
+            "forgetting the old link leaves its successor"
+        );
+        slot.forget(&new);
+        assert!(slot.live_link().is_none());
+    }
 }
