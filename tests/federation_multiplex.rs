@@ -82,11 +82,13 @@ async fn a_tenants_domains_share_one_stream_and_tenants_do_not() {
     );
     let a = start_at(&ra).await;
     let b = start_at(&rb).await;
+    // globex's server is linked first: a stanza for a tenant with no link up is returned to
+    // its sender, and the stream A opens for the first message could otherwise win the race.
+    let mut globex = component(b.component_addr(), "globex.example", "secret").await;
+    wait_links(&b, "globex", 1).await;
     let mut acme = component(a.component_addr(), "acme.example", "secret").await;
     acme.send("<message from='a@acme.example' to='g@globex.example' id='0'><body>from acme first</body></message>").await;
     let mut initech = component(a.component_addr(), "initech.example", "secret").await;
-    let mut globex = component(b.component_addr(), "globex.example", "secret").await;
-    wait_links(&b, "globex", 1).await;
 
     globex.expect("<body>from acme first</body>").await;
     acme.send("<message from='room@conference.acme.example/nick' to='g@globex.example' id='1'><body>from the room</body></message>").await;
