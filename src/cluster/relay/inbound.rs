@@ -33,14 +33,15 @@ pub async fn listen(relay: Arc<Relay>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((tcp, addr)) => {
-                let _ = tcp.set_nodelay(true);
-                let relay = relay.clone();
-                actix_rt::spawn(async move {
-                    match relay.keys.accept(tcp, &relay.me).await {
-                        Ok((tls, node)) => serve(relay, tls, node).await,
-                        Err(e) => relay.refused(addr, &e.to_string()),
-                    }
-                });
+                let ours = relay.clone();
+                relay
+                    .workers
+                    .dispatch(tcp, addr, move |tcp, addr| async move {
+                        match ours.keys.accept(tcp, &ours.me).await {
+                            Ok((tls, node)) => serve(ours, tls, node).await,
+                            Err(e) => ours.refused(addr, &e.to_string()),
+                        }
+                    });
             }
             Err(e) => {
                 tracing::warn!("inter-node listener: accept failed: {e}");

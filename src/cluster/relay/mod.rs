@@ -25,6 +25,7 @@ use self::table::Table;
 use super::agent::Agent;
 use crate::observe::{Event, Kind as EventKind};
 use crate::routing::{Forward, Router};
+use crate::workers::Workers;
 use crate::xmpp::{Limits, SendError, Stanza};
 
 /// How often the table of links is read from etcd. A node that died leaves it when its
@@ -53,6 +54,11 @@ pub struct Relay {
     table: ArcSwap<Table>,
     peers: DashMap<String, Arc<Peer>>,
     router: RwLock<Weak<Router>>,
+    /// The threads the links run on, the relay's own: not the node's thread, where the
+    /// cluster agent renews the lease (a busy link there starved it, and the node dropped
+    /// out of the others' tables under load), nor the node's workers, which a restart
+    /// replaces while the links carry on.
+    workers: Workers,
 }
 
 impl std::fmt::Debug for Relay {
@@ -73,12 +79,16 @@ impl Relay {
             .await
             .map_err(|e| format!("cannot read the cluster key: {e}"))?;
         let me = agent.name().to_owned();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Arbiters run until the process ends (dropping one does not stop its thread).
+        let arbiters: Vec<actix::Arbiter> = (0..cores).map(|_| actix::Arbiter::new()).collect();
         let relay = Arc::new(Relay {
             keys: auth::Keys::new(&me, key)?,
             me,
             table: ArcSwap::from_pointee(Table::default()),
             peers: DashMap::new(),
             router: RwLock::new(Weak::new()),
+            workers: Workers::new(&arbiters),
         });
         if let Some(l) = listener {
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -161,7 +171,8 @@ impl Relay {
                 None => {
                     let p = Peer::new(node, *addr);
                     self.peers.insert(node.to_string(), p.clone());
-                    actix_rt::spawn(peer::run(self.clone(), p));
+                    let relay = self.clone();
+                    self.workers.spawn(move || peer::run(relay, p));
                 }
             }
         }
