@@ -264,3 +264,61 @@ async fn shutdown_delivers_what_was_accepted_then_closes_with_system_shutdown() 
     }
     assert_eq!(ids(&acme.received).len(), 200);
 }
+
+/// A stand-in for the cluster's other nodes that refuses every stanza as `full` says.
+struct Refusing {
+    full: bool,
+}
+
+impl xfed::routing::Forward for Refusing {
+    fn forward(&self, _: &str, s: xfed::xmpp::Stanza) -> Result<(), xfed::xmpp::SendError> {
+        Err(match self.full {
+            true => xfed::xmpp::SendError::Full(Box::new(s)),
+            false => xfed::xmpp::SendError::Closed(Box::new(s)),
+        })
+    }
+    fn forward_remote(&self, s: xfed::xmpp::Stanza) -> Result<(), Box<xfed::xmpp::Stanza>> {
+        Err(Box::new(s))
+    }
+    fn unconfirmed_bytes(&self) -> usize {
+        0
+    }
+    fn name(&self) -> &str {
+        "stand-in"
+    }
+    fn to_node(&self, _: &str, s: xfed::xmpp::Stanza) -> Result<(), Box<xfed::xmpp::Stanza>> {
+        Err(Box::new(s))
+    }
+    fn attach(&self, _: std::sync::Weak<xfed::routing::Router>) {}
+}
+
+/// A stanza for a tenant linked only on other nodes comes back saying which way it failed:
+/// no node could be reached (`service-unavailable`), or the link to the node that would take
+/// it is full (`resource-constraint`: that node is slower than its senders).
+#[actix_rt::test]
+async fn a_stanza_the_other_nodes_cannot_take_comes_back_with_the_reason() {
+    let dir = two_tenants("");
+    let node = start(dir.path()).await;
+    let mut acme = component(node.component_addr(), "acme.example", "acme-secret").await;
+    wait_links(&node, "acme", 1).await;
+    for (full, condition, text) in [
+        (
+            false,
+            "<service-unavailable ",
+            "no link of tenant globex is connected",
+        ),
+        (true, "<resource-constraint ", "links is not keeping up"),
+    ] {
+        node.router()
+            .set_forward(std::sync::Arc::new(Refusing { full }));
+        acme.clear();
+        acme.send(msg("a@acme.example", "g@globex.example", "m1"))
+            .await;
+        acme.expect("</message>").await;
+        let got = &acme.received;
+        assert!(got.contains("id='m1' type='error'"), "{got}");
+        assert!(got.contains(condition), "{got}");
+        assert!(got.contains(text), "{got}");
+    }
+    node.shutdown().await;
+}

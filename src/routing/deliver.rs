@@ -121,7 +121,14 @@ impl Router {
             if let Some(forward) = &*self.forward.load() {
                 match forward.forward(&target.name, stanza) {
                     Ok(()) => return,
-                    Err(s) => stanza = *s,
+                    Err(SendError::Closed(s)) => stanza = *s,
+                    Err(SendError::Full(s)) => {
+                        let text = format!(
+                            "the node holding tenant {}'s links is not keeping up",
+                            target.name
+                        );
+                        return self.bounce(&s, StanzaCondition::ResourceConstraint, &text, origin);
+                    }
                 }
             }
         }

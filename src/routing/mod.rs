@@ -24,7 +24,7 @@ use dashmap::DashMap;
 
 use crate::config::{domain_key, TenantConfig};
 use crate::observe::{Event, Kind, Observer, TenantCounters};
-use crate::xmpp::{Outbox, Stanza, StanzaCondition, StreamError};
+use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
 
 /// The delivery end of one connection: its id and its write queue.
 #[derive(Debug, Clone)]
@@ -154,10 +154,11 @@ pub trait Remote: Send + Sync {
 /// The way to a tenant's links on the cluster's other nodes, when it has none up here.
 pub trait Forward: Send + Sync {
     /// Hands `stanza` for `tenant` to another node that has a link of it. The stanza comes
-    /// back when no node can take it now. Policy was applied here, where the stanza
-    /// entered; the node that takes it delivers it to a local link only
+    /// back when no node can take it now: `Full` when the link to the node that would take
+    /// it holds its limit, `Closed` when no such link is open. Policy was applied here,
+    /// where the stanza entered; the node that takes it delivers it to a local link only
     /// ([`Router::deliver_forwarded`]), never forwarding it again.
-    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), Box<Stanza>>;
+    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), SendError>;
 
     /// Hands `stanza`, for a remote domain, to another node to send out over its own
     /// server-to-server stream (this node is draining). Policy was applied here.

@@ -188,10 +188,10 @@ impl Relay {
 }
 
 impl Forward for Relay {
-    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), Box<Stanza>> {
+    fn forward(&self, tenant: &str, stanza: Stanza) -> Result<(), SendError> {
         let table = self.table.load();
         let ranked = table.ranked(tenant, &self.me, stanza.from.as_deref().unwrap_or(""));
-        self.hand(ranked.iter().map(|h| h.node.as_str()), stanza)
+        self.offer(ranked.iter().map(|h| h.node.as_str()), stanza)
     }
 
     fn forward_remote(&self, stanza: Stanza) -> Result<(), Box<Stanza>> {
@@ -228,8 +228,19 @@ impl Relay {
     fn hand<'a>(
         &self,
         nodes: impl Iterator<Item = &'a str>,
-        mut stanza: Stanza,
+        stanza: Stanza,
     ) -> Result<(), Box<Stanza>> {
+        self.offer(nodes, stanza).map_err(|e| match e {
+            SendError::Full(s) | SendError::Closed(s) => s,
+        })
+    }
+
+    /// As [`Relay::hand`], telling a full link (`Full`) from no open link (`Closed`).
+    fn offer<'a>(
+        &self,
+        nodes: impl Iterator<Item = &'a str>,
+        mut stanza: Stanza,
+    ) -> Result<(), SendError> {
         for node in nodes {
             let Some(open) = self.peers.get(node).and_then(|p| p.open()) else {
                 continue;
@@ -241,10 +252,10 @@ impl Relay {
                 }
                 Err(SendError::Closed(s)) => stanza = *s,
                 // Another node would reorder this sender's stanzas.
-                Err(SendError::Full(s)) => return Err(s),
+                Err(full @ SendError::Full(_)) => return Err(full),
             }
         }
-        Err(Box::new(stanza))
+        Err(SendError::Closed(Box::new(stanza)))
     }
 }
 
