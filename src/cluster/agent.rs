@@ -281,11 +281,15 @@ impl Agent {
     }
 
     /// Renews the lease every third of its life; when it expired (etcd was away longer),
-    /// takes a new one and claims the name again.
+    /// takes a new one and claims the name again. A renewal that failed is tried again
+    /// after [`RETRY`], not a third of the lease later: one slow answer (a request waits
+    /// up to two seconds) must not use up what is left of a short lease.
     async fn keep_alive(self) {
         let every = (self.inner.settings.lease / 3).max(Duration::from_millis(500));
+        let mut wait = every;
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(wait).await;
+            wait = every;
             let lease = self.inner.lease.load(Ordering::Relaxed);
             match self.inner.etcd.keep_alive(lease).await {
                 Ok(_) => self.reachable(),
@@ -295,7 +299,10 @@ impl Agent {
                         self.unreachable(&e);
                     }
                 }
-                Err(e) => self.unreachable(&e),
+                Err(e) => {
+                    self.unreachable(&e);
+                    wait = RETRY.min(every);
+                }
             }
         }
     }
