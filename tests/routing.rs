@@ -322,3 +322,66 @@ async fn a_stanza_the_other_nodes_cannot_take_comes_back_with_the_reason() {
     }
     node.shutdown().await;
 }
+
+/// A new link's `<handshake/>` is the first thing it reads (XEP-0114): stanzas already
+/// flowing to its tenant do not overtake it once the link becomes routable.
+#[actix_rt::test]
+async fn a_new_link_reads_its_handshake_before_any_stanza() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = two_tenants("");
+    let node = start(dir.path()).await;
+    let addr = node.component_addr();
+    let globex = component(addr, "globex.example", "globex-secret").await;
+    wait_links(&node, "globex", 1).await;
+    // globex writes to acme without pause (reading what comes back, returns included)
+    // while acme's links come and go.
+    let run = std::sync::Arc::new(AtomicBool::new(true));
+    let (mut rd, mut wr) = globex.stream.into_split();
+    let drain = actix_rt::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let going = run.clone();
+    let writer = actix_rt::spawn(async move {
+        let mut n = 0u64;
+        while going.load(Ordering::Relaxed) && n < 5_000_000 {
+            let m = msg("g@globex.example", "a@acme.example", &n.to_string());
+            if wr.write_all(m.as_bytes()).await.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    });
+    for attempt in 0..20 {
+        let mut acme = Raw::connect(addr).await;
+        acme.send(component_header("acme.example")).await;
+        acme.read_until(|r| r.contains(" id='") && r.contains('>'))
+            .await;
+        let id = stream_id(&acme.received);
+        acme.send(format!(
+            "<handshake>{}</handshake>",
+            xfed::component::digest(&id, "acme-secret")
+        ))
+        .await;
+        acme.read_until(|r| r.contains("<handshake/>") && r.contains("<message"))
+            .await;
+        let before = acme
+            .received
+            .split("<handshake/>")
+            .next()
+            .unwrap_or_default();
+        assert!(
+            !before.contains("<message"),
+            "attempt {attempt}: a stanza before the handshake: {}",
+            acme.received
+        );
+        acme.send("</stream:stream>").await;
+    }
+    run.store(false, Ordering::Relaxed);
+    let sent = writer.await.unwrap();
+    assert!(sent > 0);
+    node.shutdown().await;
+    drain.abort();
+}

@@ -154,7 +154,7 @@ impl Negotiation {
                         "the handshake does not match the tenant's secret",
                     ));
                 }
-                // `<handshake/>` goes out once the link is routable (`ComponentLink::started`).
+                // `<handshake/>` goes out as the tenant takes the link (`LinkEvent::Up`).
                 Ok(Some(tenant))
             }
             Some(Frame::Stanza(s)) => Err(StreamError::new(
@@ -297,16 +297,14 @@ impl Actor for ComponentLink {
             link: self.origin.link.clone(),
             peer: self.peer,
             control: ctx.address().recipient(),
+            greeting: Bytes::from_static(b"<handshake/>"),
             routable,
         });
         let outbox = self.origin.link.outbox.clone();
         actix_rt::spawn(async move {
-            match ready.await {
-                Ok(()) => {
-                    outbox.send_raw(Bytes::from_static(b"<handshake/>"));
-                }
-                // The tenant stopped before taking the link: nothing would ever route to it.
-                Err(_) => outbox.close(Bytes::from_static(STREAM_CLOSE.as_bytes())),
+            // The tenant stopped before taking the link: nothing would ever route to it.
+            if ready.await.is_err() {
+                outbox.close(Bytes::from_static(STREAM_CLOSE.as_bytes()));
             }
         });
     }

@@ -109,9 +109,12 @@ pub enum LinkEvent {
         link: LinkHandle,
         peer: SocketAddr,
         control: Recipient<ConnectionControl>,
-        /// Answered once routing can reach the link, so that the link tells its peer it is
-        /// in service (XEP-0114 `<handshake/>`) only then: a reply to the peer's first
-        /// stanza must not find the tenant without it.
+        /// What tells the peer the link is in service (XEP-0114 `<handshake/>`): the tenant
+        /// queues it on the link as it takes the link, just before routing can reach it,
+        /// so that no routed stanza goes out ahead of it, and a reply to the peer's first
+        /// stanza finds the tenant with the link.
+        greeting: bytes::Bytes,
+        /// Answered once routing can reach the link (dropped if the tenant never took it).
         routable: tokio::sync::oneshot::Sender<()>,
     },
     Down {

@@ -82,9 +82,13 @@ impl Handler<LinkEvent> for TenantActor {
                 link,
                 peer,
                 control,
+                greeting,
                 routable: ready,
             } => {
                 routable = Some(ready);
+                // Ahead of anything routed to the link once `publish` below makes it
+                // reachable: the outbox writes in order.
+                link.outbox.send_raw(greeting);
                 self.observer.events.record(
                     Event::new(Kind::LinkUp)
                         .tenant(Some(&self.config.name))
