@@ -84,7 +84,9 @@ fn keep(
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             // The node closed the stream: as a component does, send nothing more, close ours.
             let mut closing = false;
-            let mut this = String::new();
+            // Counted from the first byte after the handshake.
+            let mut this = std::mem::take(&mut c.received);
+            l.text.lock().unwrap().push_str(&this);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {

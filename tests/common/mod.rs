@@ -193,7 +193,12 @@ pub async fn component(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
     ))
     .await;
     c.expect("<handshake/>").await;
-    c.clear();
+    // What came after the handshake in the same read is the link's first traffic: kept.
+    c.received = c
+        .received
+        .split_once("<handshake/>")
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_default();
     c
 }
 
