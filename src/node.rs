@@ -23,7 +23,7 @@ use crate::s2s::federation::Federation;
 use crate::s2s::tls::{dev_certificate, NodeCertificate, TlsContext};
 use crate::s2s::{inbound, S2sShared, Side};
 use crate::tenant::{ControlLinks, ListLinks, TenantActor, TenantList};
-use crate::workers::{accept_loop, Workers};
+use crate::workers::{accept_loop, one_per_core, Workers};
 use crate::xmpp::ns;
 use crate::xmpp::{StreamCondition, StreamError};
 
@@ -114,8 +114,7 @@ impl Node {
             tenants.push((addr, slot));
         }
         let tenants = Arc::new(TenantList::from_pointee(tenants));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+        let arbiters = one_per_core();
         let workers = Arc::new(Workers::new(&arbiters));
 
         let (listener, component_addr) = bind("component links", config.listen.component).await?;

@@ -30,6 +30,13 @@ pub struct Workers {
     next: AtomicUsize,
 }
 
+/// One arbiter per core, for [`Workers::new`]. They run until stopped (dropping one does
+/// not stop its thread).
+pub fn one_per_core() -> Vec<Arbiter> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..cores).map(|_| Arbiter::new()).collect()
+}
+
 impl Workers {
     pub fn new(arbiters: &[Arbiter]) -> Self {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -355,16 +355,7 @@ async fn a_new_link_reads_its_handshake_before_any_stanza() {
         n
     });
     for attempt in 0..20 {
-        let mut acme = Raw::connect(addr).await;
-        acme.send(component_header("acme.example")).await;
-        acme.read_until(|r| r.contains(" id='") && r.contains('>'))
-            .await;
-        let id = stream_id(&acme.received);
-        acme.send(format!(
-            "<handshake>{}</handshake>",
-            xfed::component::digest(&id, "acme-secret")
-        ))
-        .await;
+        let mut acme = handshake(addr, "acme.example", "acme-secret").await;
         acme.read_until(|r| r.contains("<handshake/>") && r.contains("<message"))
             .await;
         let before = acme

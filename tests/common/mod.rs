@@ -182,6 +182,19 @@ pub fn stream_id(received: &str) -> String {
 
 /// Connects a component for `domain` and completes the handshake.
 pub async fn component(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
+    let mut c = handshake(addr, domain, secret).await;
+    // What came after the handshake in the same read is the link's first traffic: kept.
+    c.received = c
+        .received
+        .split_once("<handshake/>")
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_default();
+    c
+}
+
+/// Connects a component for `domain` and reads until the node's `<handshake/>`, keeping
+/// everything it read (the stream header, and whatever came with the handshake).
+pub async fn handshake(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
     let mut c = Raw::connect(addr).await;
     c.send(component_header(domain)).await;
     c.read_until(|r| r.contains(" id='") && r.contains('>'))
@@ -193,12 +206,6 @@ pub async fn component(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
     ))
     .await;
     c.expect("<handshake/>").await;
-    // What came after the handshake in the same read is the link's first traffic: kept.
-    c.received = c
-        .received
-        .split_once("<handshake/>")
-        .map(|(_, rest)| rest.to_owned())
-        .unwrap_or_default();
     c
 }
 

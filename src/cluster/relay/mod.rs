@@ -79,9 +79,8 @@ impl Relay {
             .await
             .map_err(|e| format!("cannot read the cluster key: {e}"))?;
         let me = agent.name().to_owned();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Arbiters run until the process ends (dropping one does not stop its thread).
-        let arbiters: Vec<actix::Arbiter> = (0..cores).map(|_| actix::Arbiter::new()).collect();
+        // Never stopped: the links last as long as the process.
+        let arbiters = crate::workers::one_per_core();
         let relay = Arc::new(Relay {
             keys: auth::Keys::new(&me, key)?,
             me,
