@@ -27,6 +27,8 @@ pub async fn run(system: System, dir: &Path, plan: &Plan) -> Result<(), String> 
 pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
     for &rate in &plan.latency_rates {
         let cpu = edges.map(|e| (e.a.cpu_ms(), e.b.cpu_ms()));
+        let switches = edges.map(|e| (e.a.switches(), e.b.switches()));
+        let host = crate::world::host_ticks();
         rig.tally.arrivals.lock().expect("not poisoned").clear();
         let l = measure::latency(rig, rate, plan.latency_warm, plan.latency_measure).await;
         let mut arrivals = std::mem::take(&mut *rig.tally.arrivals.lock().expect("not poisoned"));
@@ -66,8 +68,20 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
             ),
             _ => String::new(),
         };
+        let switches = match (edges, switches) {
+            (Some(e), Some((a, b))) => format!(
+                "; switches per message: A {:.2}, B {:.2}",
+                (e.a.switches() - a) as f64 / sent,
+                (e.b.switches() - b) as f64 / sent,
+            ),
+            _ => String::new(),
+        };
+        // Time the hypervisor gave to others: a tail measured while it is high is the
+        // host's, whatever the figures say.
+        let (stolen, all) = crate::world::host_ticks();
+        let steal = (stolen - host.0) as f64 * 100.0 / (all - host.1).max(1) as f64;
         eprintln!(
-            "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}",
+            "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}{switches}; host CPU stolen {steal:.0}%",
             l.p50_us, l.p99_us, l.p999_us
         );
     }

@@ -135,6 +135,25 @@ impl Proc {
         ticks * 1000 / clock_ticks()
     }
 
+    /// Context switches of all the process's threads so far (voluntary and not): a count
+    /// that a busy host's stolen time does not distort, unlike CPU time.
+    pub fn switches(&self) -> u64 {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     pub fn rss(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
@@ -247,6 +266,22 @@ pub fn open_files_limit() -> u64 {
 }
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
+/// The host's CPU time so far, in clock ticks: (stolen by the hypervisor, all).
+pub fn host_ticks() -> (u64, u64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let all = fields.iter().take(8).sum();
+    (fields.get(7).copied().unwrap_or(0), all)
+}
+
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
