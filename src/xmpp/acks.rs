@@ -46,6 +46,8 @@ pub struct Unacked {
     acked: u32,
     /// Stanzas sent since the last `<r/>`.
     since_request: u32,
+    /// When the last `<r/>` went out (None: none yet).
+    last_request: Option<tokio::time::Instant>,
     /// Since when the oldest stanza kept has waited without the peer confirming anything:
     /// set when one is kept with none before it, and at every confirmation that leaves
     /// some kept.
@@ -89,6 +91,18 @@ impl Unacked {
     /// Counts a request as made now.
     pub fn requested(&mut self) {
         self.since_request = 0;
+        self.last_request = Some(tokio::time::Instant::now());
+    }
+
+    /// Nothing is left for a request to cover (the peer confirmed everything unasked).
+    pub fn covered(&mut self) {
+        self.since_request = 0;
+    }
+
+    /// When a request for what was sent since the last one may go out, `spacing` after
+    /// the last (None: now, none went out yet).
+    pub fn next_request_at(&self, spacing: std::time::Duration) -> Option<tokio::time::Instant> {
+        self.last_request.map(|at| at + spacing)
     }
 
     /// Whether a reader waits on what was sent since the last request: its reading is

@@ -28,11 +28,18 @@ const MAX_BATCH: usize = 256 * 1024;
 /// stanza, and at most this many stanzas between two checkpoints under load.
 pub const ACK_EVERY: u32 = 64;
 
-/// With a checkpoint (stream management, or pings), when the queue runs dry the request
-/// for what was written since the last one waits this long for more to write, so that one
-/// request covers a trickle of stanzas. A request per stanza doubled the small writes and
-/// reads at both ends of a stream at moderate rates (issue 14). A reader paused until the
-/// confirmation gives its credit back is asked for at once.
+/// With a checkpoint (stream management, or pings), requests for what was written are
+/// spaced at least this far apart. When the queue runs dry and the last request is older,
+/// the request goes out in the same write as the stanzas it covers: a stream carrying a
+/// message now and then costs no write of its own for the request, nor a read at the peer.
+/// When it is more recent, the request waits for the spacing and for [`ASK_IDLE_DELAY`] of
+/// quiet: a busy stream is confirmed a few times a second, not stanza by stanza. A request
+/// per stanza doubled the small writes and reads at both ends of a stream at moderate
+/// rates; one written alone after a quiet moment did the same at low ones (issue 14). A
+/// reader paused until the confirmation gives its credit back is asked for at once.
+pub const ASK_SPACING: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The quiet a request for a trickle waits for, so that it covers what follows closely.
 pub const ASK_IDLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One entry of the queue.

@@ -256,37 +256,46 @@ async fn read_until(
     panic!("{what} never came: {got}");
 }
 
-/// A trickle of stanzas is confirmed by one request once the queue has been quiet for
-/// `ASK_IDLE_DELAY`, not by a request per stanza; once confirmed, no request follows.
+/// A stanza on a quiet stream carries its request in the same write (no write of its own
+/// for it); a trickle right after is confirmed by one request, once `ASK_SPACING` has
+/// passed since the last and the queue has been quiet for `ASK_IDLE_DELAY`, not by a
+/// request per stanza; once confirmed, no request follows.
 #[test]
-fn a_trickle_is_confirmed_by_one_request_after_a_quiet_moment() {
+fn a_trickle_is_confirmed_by_one_request_spaced_from_the_last() {
     actix_rt::System::new().block_on(async {
         tokio::time::pause();
         let (ours, mut peer) = tokio::io::duplex(1 << 16);
         let (outbox, _task) =
             Outbox::spawn_acked(ours, 1 << 20, waits(60), Checkpoint::StreamManagement);
+        let request = crate::xmpp::acks::REQUEST;
         let mut got = String::new();
+        let start = tokio::time::Instant::now();
         outbox.send(stanza("1")).unwrap();
-        read_until(&mut peer, &mut got, "<message>1</message>").await;
-        tokio::time::sleep(ASK_IDLE_DELAY / 4).await;
-        outbox.send(stanza("2")).unwrap();
-        let second = read_until(&mut peer, &mut got, "<message>2</message>").await;
-        let asked = read_until(&mut peer, &mut got, crate::xmpp::acks::REQUEST).await;
+        let first = read_until(&mut peer, &mut got, request).await;
         assert_eq!(
             got,
-            format!(
-                "<message>1</message><message>2</message>{}",
-                crate::xmpp::acks::REQUEST
-            ),
-            "one request, after both"
+            format!("<message>1</message>{request}"),
+            "asked with it"
         );
-        assert!(
-            asked - second >= ASK_IDLE_DELAY,
-            "asked after a quiet moment"
+        assert!(first - start < ASK_IDLE_DELAY, "without waiting");
+        assert_eq!(outbox.acknowledge(1), Ok(1));
+        got.clear();
+        for i in 2..=4 {
+            tokio::time::sleep(ASK_IDLE_DELAY / 4).await;
+            outbox.send(stanza(&i.to_string())).unwrap();
+        }
+        let last = read_until(&mut peer, &mut got, "<message>4</message>").await;
+        let asked = read_until(&mut peer, &mut got, request).await;
+        assert_eq!(
+            got,
+            format!("<message>2</message><message>3</message><message>4</message>{request}"),
+            "one request, after the three"
         );
-        assert_eq!(outbox.acknowledge(2), Ok(2));
+        assert!(asked - first >= ASK_SPACING, "spaced from the first");
+        assert!(asked - last >= ASK_IDLE_DELAY, "after a quiet moment");
+        assert_eq!(outbox.acknowledge(4), Ok(3));
         let mut buf = [0u8; 64];
-        let more = tokio::time::timeout(ASK_IDLE_DELAY * 10, peer.read(&mut buf)).await;
+        let more = tokio::time::timeout(ASK_SPACING * 10, peer.read(&mut buf)).await;
         assert!(more.is_err(), "nothing more to ask for: {:?}", more);
     });
 }

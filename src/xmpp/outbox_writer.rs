@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{
-    lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, MAX_BATCH,
+    lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, ASK_SPACING, MAX_BATCH,
     PING_WINDOW_BYTES,
 };
 use crate::xmpp::stanza::Stanza;
@@ -117,11 +117,16 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             for s in keep {
                 request |= retained.sent(s, ACK_EVERY);
             }
-            // Nothing more to send and a reader paused until what this confirms gives its
-            // credit back: ask now. Otherwise the request waits a moment for more
-            // (`idle`), so that a trickle is not confirmed stanza by stanza.
+            // Nothing more to send: the request goes with this write when the last one is
+            // older than the spacing, or when a reader is paused until what this confirms
+            // gives its credit back. Otherwise it waits (`idle`), so that a busy stream is
+            // not confirmed stanza by stanza.
             if !request && batch.is_empty() && counters.queue().is_empty() {
-                request = retained.unrequested_hold_a_paused_reader();
+                let due = retained
+                    .next_request_at(ASK_SPACING)
+                    .is_none_or(|at| at <= tokio::time::Instant::now());
+                request =
+                    retained.unrequested() && (due || retained.unrequested_hold_a_paused_reader());
             }
             if request {
                 retained.requested();
@@ -217,8 +222,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 /// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
-/// request now: stanzas written since the last one and nothing more within
-/// [`ASK_IDLE_DELAY`]. When written stanzas have waited the stuck bound without the peer
+/// request now: stanzas written since the last one, nothing more within [`ASK_IDLE_DELAY`],
+/// and [`ASK_SPACING`] since the last request. When written stanzas have waited the stuck bound without the peer
 /// confirming anything (the requests sent meanwhile wake this wait but do not move that
 /// deadline), the peer counts as stuck: they let their readers go. A timer is armed only
 /// when something is unconfirmed.
@@ -227,16 +232,22 @@ async fn idle(counters: &Shared, waits: &Waits) -> bool {
         counters.wake.notified().await;
         return false;
     };
-    let (unrequested, since) = {
+    let (unrequested, since, spaced) = {
         let mut retained = lock(&acks.retained);
         if retained.is_empty() {
             // Confirmed unasked: nothing for a request to cover.
-            retained.requested();
+            retained.covered();
         }
-        (retained.unrequested(), retained.waiting_since())
+        (
+            retained.unrequested(),
+            retained.waiting_since(),
+            retained.next_request_at(ASK_SPACING),
+        )
     };
     if unrequested {
-        let wait = tokio::time::timeout(ASK_IDLE_DELAY, counters.wake.notified());
+        let quiet = tokio::time::Instant::now() + ASK_IDLE_DELAY;
+        let at = spaced.map_or(quiet, |spaced| spaced.max(quiet));
+        let wait = tokio::time::timeout_at(at, counters.wake.notified());
         return wait.await.is_err();
     }
     let Some(since) = since.filter(|_| !counters.stuck.load(Ordering::Acquire)) else {
