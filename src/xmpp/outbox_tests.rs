@@ -141,12 +141,79 @@ fn a_stalled_peer_fills_the_bound_and_queued_stanzas_come_back() {
         assert!(outbox.is_closed());
         let written = outbox.stanzas_written() as usize;
         let back = back.borrow();
-        // Those the writer had taken for its stalled write are lost with the socket;
-        // everything still queued behind them comes back.
+        // Those the socket took (even in part) are written, and lost with it; everything
+        // else, including the rest of the stalled write, comes back.
         assert!(!back.is_empty(), "queued stanzas were handed back");
-        assert!(written + back.len() <= accepted);
+        assert_eq!(written + back.len(), accepted, "none lost between the two");
         assert_eq!(outbox.queued_bytes(), 0, "nothing left counted as queued");
     });
+}
+
+/// A socket that takes `accept` bytes, then fails every write.
+struct Breaks {
+    accept: usize,
+}
+
+impl tokio::io::AsyncWrite for Breaks {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.accept);
+        self.accept -= n;
+        std::task::Poll::Ready(match n {
+            0 => Err(std::io::ErrorKind::ConnectionReset.into()),
+            n => Ok(n),
+        })
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A write that fails: the stanzas the socket took (a part of one counts) are written and
+/// gone with it; those it never began come back in order, ahead of what was still queued.
+#[test]
+fn a_failed_write_hands_back_the_stanzas_the_socket_never_took() {
+    let one = stanza("0").bytes.len();
+    // Nothing taken, a stanza and a half, everything but the last byte.
+    for (accept, begun) in [(0, 0), (one + one / 2, 2), (4 * one - 1, 4)] {
+        actix_rt::System::new().block_on(async {
+            let back = Rc::new(RefCell::new(Vec::new()));
+            let sink = back.clone();
+            let (outbox, task) = Outbox::spawn(Breaks { accept }, 1 << 20, waits(5), move |s| {
+                sink.borrow_mut().extend(s)
+            });
+            // Queued before the writer first runs: one write carries all four.
+            for i in 0..4 {
+                outbox.send(stanza(&i.to_string())).unwrap();
+            }
+            task.await.unwrap();
+            let back: Vec<String> = back
+                .borrow()
+                .iter()
+                .map(|s| String::from_utf8(s.bytes.to_vec()).unwrap())
+                .collect();
+            let expected: Vec<String> = (begun..4)
+                .map(|i| format!("<message>{i}</message>"))
+                .collect();
+            assert_eq!(back, expected, "accept {accept}");
+            assert_eq!(outbox.stanzas_written(), begun as u64, "accept {accept}");
+            assert_eq!(outbox.queued_bytes(), 0);
+        });
+    }
 }
 
 /// Flow control: a stanza gives its reader's credit back once written; a destination that

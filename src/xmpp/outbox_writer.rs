@@ -66,9 +66,10 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut tail = 0;
         // With checkpoints: what this write sends, kept until confirmed.
         let mut keep = Vec::new();
-        // Without: stanzas whose receipt tells another node they left (`xmpp::receipt`),
-        // kept until the write is done, so that a node dying mid-write does not confirm
-        // what never reached the socket.
+        // Without: the stanzas of this write with where each starts in `buf`, kept until
+        // the write is done: a receipt that tells another node a stanza left
+        // (`xmpp::receipt`) must not fire for one that never reached the socket, and those
+        // a failed write never began are handed back with the rest.
         let mut in_write = Vec::new();
         // An `Out::Ask` came: a request goes out whatever the count.
         let mut asked = false;
@@ -86,8 +87,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                     }
                     if counters.acks.is_some() {
                         keep.push(s);
-                    } else if s.receipt.is_some() {
-                        in_write.push(s);
+                    } else {
+                        in_write.push((buf.len() - s.bytes.len(), s));
                     }
                 }
                 Out::Raw(b) => buf.extend_from_slice(&b),
@@ -151,9 +152,16 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 buf.unsplit(rest);
             }
         }
+        // Bytes of `buf` the socket took, so far.
+        let mut done = 0;
         let written = tokio::time::timeout(waits.stall, async {
             let write = async {
-                writer.write_all(&buf).await?;
+                while done < buf.len() {
+                    match writer.write(&buf[done..]).await? {
+                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                        n => done += n,
+                    }
+                }
                 writer.flush().await
             };
             tokio::pin!(write);
@@ -179,6 +187,20 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             }
         })
         .await;
+        let failed = !matches!(written, Ok(Ok(())));
+        if failed {
+            // What the socket never took goes back with the rest, ahead of it.
+            let unbegun: Vec<Box<Stanza>> = in_write
+                .drain(..)
+                .filter(|(start, _)| *start >= done)
+                .map(|(_, s)| s)
+                .collect();
+            for s in unbegun.into_iter().rev() {
+                stanzas -= 1;
+                counted -= s.bytes.len();
+                batch.push_front(Out::Stanza(s));
+            }
+        }
         if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
             counters.queued.fetch_sub(counted, Ordering::AcqRel);
         }
@@ -190,11 +212,11 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             counters.last_write_ms.store(unix_ms(), Ordering::Relaxed);
         }
         buf.clear();
-        drop(in_write);
-        if !matches!(written, Ok(Ok(()))) {
+        if failed {
             tracing::debug!("write failed or stalled; closing the connection");
             break;
         }
+        drop(in_write);
         if closing {
             let _ = tokio::time::timeout(waits.stall, writer.shutdown()).await;
             break;
