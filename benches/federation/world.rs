@@ -144,12 +144,12 @@ impl Proc {
         tasks
             .flatten()
             .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
-            .flat_map(|status| {
+            .map(|status| {
                 status
                     .lines()
                     .filter(|l| l.contains("ctxt_switches:"))
                     .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                    .collect::<Vec<_>>()
+                    .sum::<u64>()
             })
             .sum()
     }
@@ -265,7 +265,6 @@ pub fn open_files_limit() -> u64 {
         .unwrap_or(1024)
 }
 
-/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
 /// The host's CPU time so far, in clock ticks: (stolen by the hypervisor, all).
 pub fn host_ticks() -> (u64, u64) {
     let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -282,6 +281,7 @@ pub fn host_ticks() -> (u64, u64) {
     (fields.get(7).copied().unwrap_or(0), all)
 }
 
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")

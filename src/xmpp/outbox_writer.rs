@@ -245,10 +245,10 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
 
 /// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
 /// request now: stanzas written since the last one, nothing more within [`ASK_IDLE_DELAY`],
-/// and [`ASK_SPACING`] since the last request. When written stanzas have waited the stuck bound without the peer
-/// confirming anything (the requests sent meanwhile wake this wait but do not move that
-/// deadline), the peer counts as stuck: they let their readers go. A timer is armed only
-/// when something is unconfirmed.
+/// and [`ASK_SPACING`] since the last request. When written stanzas have waited the stuck
+/// bound without the peer confirming anything (the requests sent meanwhile wake this wait
+/// but do not move that deadline), the peer counts as stuck: they let their readers go. A
+/// timer is armed only when something is unconfirmed.
 async fn idle(counters: &Shared, waits: &Waits) -> bool {
     let Some(acks) = &counters.acks else {
         counters.wake.notified().await;
