@@ -247,3 +247,90 @@ async fn a_node_cut_off_from_etcd_serves_on_and_catches_up() {
     });
     c.kill_9(2);
 }
+
+/// etcd on `https://` taking only clients with a certificate of its CA: two nodes that name
+/// the CA and their client certificate push, join and run the pushed version; a node
+/// without a client certificate, one that trusts another CA and one on `http://` are
+/// refused by `xfed config push` with etcd's reason, and push nothing.
+#[test]
+fn nodes_reach_an_etcd_that_takes_only_tls_clients_with_certificates() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let net = net();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = common::fed::Pki::new(pki_dir.path());
+    // etcd's own gateway dials etcd with the server certificate: it is a client's too.
+    let (cert, key, _) = pki.leaf_for("etcd", &[&format!("{net}.100")], &[ServerAuth, ClientAuth]);
+    let tls = EtcdTls {
+        cert,
+        key,
+        client_ca: pki.ca_path(),
+    };
+    let etcd = Etcd::start_tls(&net, tls);
+    // Relative to each node's own file: the CA and certificates sit beside it.
+    let mut c = Cluster::on(
+        etcd,
+        2,
+        "etcd_ca = \"etcd-ca.pem\"\netcd_cert = \"node.pem\"\netcd_key = \"node.key\"\n",
+    );
+    std::fs::copy(pki.ca_path(), c.dir.path().join("etcd-ca.pem")).unwrap();
+    let (node_cert, node_key, _) = pki.leaf_for("node", &["edge"], &[ClientAuth]);
+    std::fs::copy(node_cert, c.dir.path().join("node.pem")).unwrap();
+    std::fs::copy(node_key, c.dir.path().join("node.key")).unwrap();
+
+    // Refused: each variant of node 2's file, pushing the shipped configuration.
+    let cfg = shipped();
+    let own = std::fs::read_to_string(c.node_file(2)).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = common::fed::Pki::new(other_dir.path());
+    std::fs::copy(other.ca_path(), c.dir.path().join("other-ca.pem")).unwrap();
+    let tls_keys = "etcd_ca = \"etcd-ca.pem\"\netcd_cert = \"node.pem\"\netcd_key = \"node.key\"\n";
+    let client_keys = "etcd_cert = \"node.pem\"\netcd_key = \"node.key\"\n";
+    // (node 2's file, what stderr says)
+    let variants = [
+        (own.replace(client_keys, ""), "etcd unreachable"),
+        (
+            own.replace("etcd-ca.pem", "other-ca.pem"),
+            "invalid peer certificate",
+        ),
+        (
+            own.replace("https://", "http://").replace(tls_keys, ""),
+            "etcd unreachable",
+        ),
+        // Refused before dialling: whom to trust is not said.
+        (
+            own.replace(tls_keys, ""),
+            "node2.toml: cluster.etcd_ca: the endpoints are https://",
+        ),
+        (
+            own.replace("node.key", "missing.key"),
+            "node2.toml: cluster.etcd_key: cannot read",
+        ),
+    ];
+    for (text, says) in &variants {
+        std::fs::write(c.node_file(2), text).unwrap();
+        let out = c.xfed(
+            2,
+            &["config", "push", "--dir", cfg.path().to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}: pushed ({err})");
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    std::fs::write(c.node_file(2), &own).unwrap();
+
+    // Taken: the first push is version 1, and both nodes run it.
+    let (code, out, err) = c.push(cfg.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(based on version 0)"),
+        "a refused push wrote nothing: {out}"
+    );
+    let v1 = version_of(&out);
+    c.start(1);
+    c.start(2);
+    wait("two nodes up over TLS", Duration::from_secs(20), || {
+        all_on(&c, 2, v1)
+    });
+    let view = c.status(2).expect("node 2's status");
+    assert_eq!(view["cluster"]["etcd"]["reachable"], true, "{view}");
+}

@@ -141,7 +141,7 @@ impl Agent {
         let keys = Keys::new(&settings.prefix).map_err(JoinError::Settings)?;
         let endpoints = settings.etcd.join(", ");
         let unreachable = |e| JoinError::Etcd(e, endpoints.clone());
-        let etcd = Etcd::connect(&settings.etcd, settings.user.clone())
+        let etcd = Etcd::connect(&settings.etcd, settings.user.clone(), settings.tls.as_ref())
             .await
             .map_err(unreachable)?;
         let lease = etcd

@@ -27,7 +27,7 @@ impl Client {
         let settings = Settings::read(local)?;
         let keys = Keys::new(&settings.prefix)
             .map_err(|e| format!("{}: cluster.prefix: {e}", local.display()))?;
-        let etcd = Etcd::connect(&settings.etcd, settings.user.clone())
+        let etcd = Etcd::connect(&settings.etcd, settings.user.clone(), settings.tls.as_ref())
             .await
             .map_err(|e| format!("{e} (etcd at {})", settings.etcd.join(", ")))?;
         Ok(Client {

@@ -8,9 +8,11 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    WatchOptions, WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, WatchOptions, WatchStream,
 };
+
+use crate::config::EtcdTls;
 
 /// How long one request to etcd may take before the node counts etcd as unreachable.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,15 +39,35 @@ impl From<etcd_client::Error> for EtcdError {
         match e {
             E::GRpcStatus(s) => match i32::from(s.code()) {
                 grpc::CANCELLED | grpc::UNKNOWN | grpc::DEADLINE_EXCEEDED | grpc::UNAVAILABLE => {
-                    EtcdError::Unreachable(s.message().to_owned())
+                    let causes = std::error::Error::source(&s).map(with_causes);
+                    EtcdError::Unreachable(match causes {
+                        Some(c) if !c.contains(s.message()) => format!("{}: {c}", s.message()),
+                        Some(c) => c,
+                        None => s.message().to_owned(),
+                    })
                 }
                 _ => EtcdError::Refused(s.message().to_owned()),
             },
-            E::TransportError(t) => EtcdError::Unreachable(t.to_string()),
+            E::TransportError(t) => EtcdError::Unreachable(with_causes(&t)),
             E::IoError(io) => EtcdError::Unreachable(io.to_string()),
             other => EtcdError::Refused(other.to_string()),
         }
     }
+}
+
+/// `e` and what caused it, outermost first: a transport error says only "transport error",
+/// its causes say which (refused, a certificate not trusted, a handshake etcd cut off).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The gRPC status codes that mean "no answer" rather than "no" (gRPC's `code.proto`).
@@ -101,10 +123,12 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// Connects lazily to `endpoints` (`http://host:port`); `user` authenticates when set.
+    /// Connects lazily to `endpoints` (`http://host:port`, or `https://host:port` with
+    /// `tls`); `user` authenticates when set.
     pub async fn connect(
         endpoints: &[String],
         user: Option<(String, String)>,
+        tls: Option<&EtcdTls>,
     ) -> Result<Etcd, EtcdError> {
         let mut options = ConnectOptions::new()
             .with_timeout(REQUEST_TIMEOUT)
@@ -112,6 +136,15 @@ impl Etcd {
             .with_keep_alive(Duration::from_secs(2), REQUEST_TIMEOUT);
         if let Some((name, password)) = user {
             options = options.with_user(name, password);
+        }
+        if let Some(tls) = tls {
+            // Only the configured CA: etcd's certificate is not one the public roots sign.
+            let mut config =
+                TlsOptions::new().ca_certificate(Certificate::from_pem(tls.ca.bytes()));
+            if let Some((cert, key)) = &tls.client {
+                config = config.identity(Identity::from_pem(cert.bytes(), key.bytes()));
+            }
+            options = options.with_tls(config);
         }
         let client = Client::connect(endpoints, Some(options)).await?;
         Ok(Etcd { client })

@@ -20,6 +20,9 @@ const MACHINE_PATHS: &[(&str, &str)] = &[
     ("tls", "key"),
     ("events", "file"),
     ("cluster", "password_file"),
+    ("cluster", "etcd_ca"),
+    ("cluster", "etcd_cert"),
+    ("cluster", "etcd_key"),
 ];
 
 /// Why a node's own file cannot be merged with the cluster's document.

@@ -11,6 +11,7 @@ use toml::Table;
 use super::keys::valid_node_name;
 use super::machine::parse_local;
 use crate::config::file::{ClusterSection, ListenSection, NodeSection};
+use crate::config::{etcd_access, EtcdTls, Material};
 
 /// What a node needs to join its cluster.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct Settings {
     pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, String)>,
+    /// For `https://` endpoints: whom to trust, and the node's client certificate.
+    pub tls: Option<EtcdTls>,
     /// `[cluster] listen` and the address other nodes dial for it (`advertise`).
     pub relay: Option<(SocketAddr, SocketAddr)>,
 }
@@ -66,6 +69,16 @@ impl Settings {
         let name = node.name.trim().to_owned();
         valid_node_name(&name).map_err(|e| at(format!("node.name: {e}")))?;
         let folder = local.parent().unwrap_or(Path::new(""));
+        let mut problems = Vec::new();
+        let tls = etcd_access(
+            &cluster,
+            &|p| folder.join(p),
+            &mut |p| std::fs::read(p).map(|bytes| Material::new(p, bytes)),
+            &mut |key, reason| problems.push(format!("{key}: {reason}")),
+        );
+        if !problems.is_empty() {
+            return Err(at(problems.join("; ")));
+        }
         let user = match (cluster.user, cluster.password_file) {
             (Some(user), Some(file)) => {
                 let path = folder.join(file);
@@ -89,6 +102,7 @@ impl Settings {
             lease: Duration::from_secs(cluster.lease_secs.max(1)),
             rollout_step: Duration::from_secs(cluster.rollout_step_secs.max(1)),
             user,
+            tls,
             relay,
         }))
     }

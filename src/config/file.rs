@@ -269,8 +269,14 @@ fn default_events_memory() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
-    /// etcd endpoints, `http://host:port`.
+    /// etcd endpoints, `http://host:port` or `https://host:port`.
     pub etcd: Vec<String>,
+    /// PEM CA certificates that sign etcd's server certificate (`https://` endpoints),
+    /// relative to this file.
+    pub etcd_ca: Option<PathBuf>,
+    /// This node's client certificate for etcd (`--client-cert-auth`), with `etcd_key`.
+    pub etcd_cert: Option<PathBuf>,
+    pub etcd_key: Option<PathBuf>,
     /// Where this cluster's keys live in etcd, `/xfed/<cluster name>`.
     pub prefix: String,
     /// Seconds the node's lease lives without renewal: how soon a dead node leaves the views.

@@ -17,6 +17,7 @@
 
 mod check;
 mod domain;
+mod etcd;
 mod feed;
 pub mod file;
 mod locate;
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 pub use check::{admin_endpoint, check, endpoint, load};
 pub use domain::{domain_key, normalize_domain};
+pub use etcd::{etcd_access, EtcdTls};
 pub use feed::{Checked, Feed};
 pub use file::{PrivacyMode, SecurityMode};
 pub use locate::{default_router_path, CONFIG_HELP};
@@ -131,7 +133,7 @@ pub struct EventsConfig {
 /// How a node reaches its cluster's etcd (`[cluster]`, the machine's own settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// Endpoints, `http://host:port`.
+    /// Endpoints, `http://host:port` or `https://host:port`.
     pub etcd: Vec<String>,
     /// `/xfed/<cluster name>`: absolute, no trailing `/`.
     pub prefix: String,
@@ -141,6 +143,8 @@ pub struct Cluster {
     pub rollout_step: Duration,
     /// etcd's user and password, when its authentication is on.
     pub user: Option<(String, Secret)>,
+    /// For `https://` endpoints: whom to trust, and the node's client certificate.
+    pub tls: Option<EtcdTls>,
     /// Where inter-node links are taken, and the address other nodes dial for them.
     pub relay: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }

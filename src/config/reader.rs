@@ -104,33 +104,37 @@ pub(super) fn check_cert_pair(
     section: &str,
     err: &mut dyn FnMut(&str, String),
 ) {
-    let cert_key = format!("{section}.cert");
-    match reader.material(&paths.cert) {
-        Ok(m) => match CertificateDer::pem_slice_iter(m.bytes()).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if certs.is_empty() => err(
-                &cert_key,
-                format!("{}: no PEM certificate in it", paths.cert.display()),
-            ),
-            Ok(_) => {}
-            Err(e) => err(&cert_key, format!("{}: {e}", paths.cert.display())),
-        },
-        Err(e) => err(
-            &cert_key,
-            format!(
-                "cannot read {}: {}",
-                paths.cert.display(),
-                pem::Error::Io(e)
-            ),
-        ),
+    let cannot = |path: &Path, e: io::Error| {
+        format!("cannot read {}: {}", path.display(), pem::Error::Io(e))
+    };
+    let cert = reader
+        .material(&paths.cert)
+        .map_err(|e| cannot(&paths.cert, e));
+    if let Err(e) = cert.and_then(|m| pem_certs(&m)) {
+        err(&format!("{section}.cert"), e);
     }
     let key = reader
         .material(&paths.key)
-        .map_err(pem::Error::Io)
-        .and_then(|m| PrivateKeyDer::from_pem_slice(m.bytes()).map(drop));
-    if let Err(e) = key {
-        err(
-            &format!("{section}.key"),
-            format!("{}: no usable PEM private key ({e})", paths.key.display()),
-        );
+        .map_err(|e| cannot(&paths.key, e));
+    if let Err(e) = key.and_then(|m| pem_key(&m)) {
+        err(&format!("{section}.key"), e);
     }
+}
+
+/// The PEM certificates in `m`, at least one; else why not, naming its file.
+pub(super) fn pem_certs(m: &Material) -> Result<Vec<CertificateDer<'static>>, String> {
+    match CertificateDer::pem_slice_iter(m.bytes()).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if certs.is_empty() => {
+            Err(format!("{}: no PEM certificate in it", m.path().display()))
+        }
+        Ok(certs) => Ok(certs),
+        Err(e) => Err(format!("{}: {e}", m.path().display())),
+    }
+}
+
+/// `m` holds a PEM private key; else why not, naming its file.
+pub(super) fn pem_key(m: &Material) -> Result<(), String> {
+    PrivateKeyDer::from_pem_slice(m.bytes())
+        .map(drop)
+        .map_err(|e| format!("{}: no usable PEM private key ({e})", m.path().display()))
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::etcd::etcd_access;
 use super::file::{ClusterSection, RouterFile};
 use super::parse::one_line;
 use super::reader::{check_cert_pair, check_readable, Reader};
@@ -255,18 +256,7 @@ fn cluster(
             "this xfed was built without cluster support (cargo build --features cluster)".into(),
         );
     }
-    if c.etcd.is_empty() {
-        err("cluster.etcd", "needs at least one endpoint".into());
-    }
-    for (i, url) in c.etcd.iter().enumerate() {
-        let rest = url.strip_prefix("http://").unwrap_or("");
-        if rest.is_empty() || rest.contains('/') {
-            err(
-                &format!("cluster.etcd[{i}]"),
-                format!("{url:?}: an endpoint is http://host:port (see docs/CLUSTER.md for etcd over TLS)"),
-            );
-        }
-    }
+    let tls = etcd_access(&c, at, &mut |p| reader.material(p), err);
     let segments = c.prefix.strip_prefix('/').map(|p| p.split('/'));
     if segments.is_none_or(|mut s| s.any(str::is_empty)) {
         err(
@@ -321,6 +311,7 @@ fn cluster(
         lease: Duration::from_secs(c.lease_secs),
         rollout_step: Duration::from_secs(c.rollout_step_secs),
         user,
+        tls,
         relay,
     }
 }

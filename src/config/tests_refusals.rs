@@ -211,7 +211,7 @@ fn a_cluster_section_is_checked_and_refused_by_a_build_without_clusters() {
     let router = dir.path().join("router.toml");
     std::fs::write(
         &router,
-        "tenants_dir = \"tenants\"\n[cluster]\netcd = [\"https://e:2379\"]\nprefix = \"xfed\"\nlease_secs = 1\n",
+        "tenants_dir = \"tenants\"\n[cluster]\netcd = [\"https://e:2379/v3\"]\nprefix = \"xfed\"\nlease_secs = 1\n",
     )
     .unwrap();
     let shown = crate::config::load(&router).unwrap_err().to_string();

@@ -28,16 +28,37 @@ pub struct Etcd {
     pub url: String,
     pub net: String,
     data: tempfile::TempDir,
+    tls: Option<EtcdTls>,
+}
+
+/// etcd's client TLS: its certificate and key, and the CA its clients' certificates must
+/// chain to (etcd's `--client-cert-auth`).
+#[derive(Clone)]
+pub struct EtcdTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
 }
 
 impl Etcd {
     pub fn start(net: &str) -> Etcd {
+        Self::start_with(net, None)
+    }
+
+    /// On `https://` only, taking only clients with a certificate of `tls.client_ca`.
+    pub fn start_tls(net: &str, tls: EtcdTls) -> Etcd {
+        Self::start_with(net, Some(tls))
+    }
+
+    fn start_with(net: &str, tls: Option<EtcdTls>) -> Etcd {
         let data = tempfile::tempdir().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut etcd = Etcd {
             child: None,
-            url: format!("http://{net}.100:2379"),
+            url: format!("{scheme}://{net}.100:2379"),
             net: net.to_owned(),
             data,
+            tls,
         };
         etcd.run();
         etcd
@@ -48,7 +69,18 @@ impl Etcd {
         let net = &self.net;
         let peer = format!("http://{net}.100:2380");
         let log = std::fs::File::create(self.data.path().join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.client_ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "t", "--data-dir"])
             .arg(self.data.path().join("data"))
             .args(["--listen-client-urls", &self.url])
@@ -90,8 +122,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(count: usize) -> Cluster {
-        let net = net();
-        let etcd = Etcd::start(&net);
+        Self::on(Etcd::start(&net()), count, "")
+    }
+
+    /// `count` node files for `etcd`, their `[cluster]` sections ending with `keys`.
+    pub fn on(etcd: Etcd, count: usize, keys: &str) -> Cluster {
+        let net = &etcd.net;
         let dir = tempfile::tempdir().unwrap();
         for n in 1..=count {
             std::fs::write(
@@ -100,7 +136,7 @@ impl Cluster {
                     "[node]\nname = \"edge-{n}\"\n[listen]\ns2s = \"{net}.{n}:5269\"\n\
                      component = \"{net}.{n}:7400\"\nadmin = \"{net}.{n}:7480\"\n\
                      [events]\nfile = \"\"\n[cluster]\netcd = [\"{}\"]\n\
-                     prefix = \"{PREFIX}\"\nlease_secs = {LEASE_SECS}\n",
+                     prefix = \"{PREFIX}\"\nlease_secs = {LEASE_SECS}\n{keys}",
                     etcd.url
                 ),
             )

@@ -60,13 +60,24 @@ impl Pki {
 
     /// A leaf for `names`, signed by the CA; returns (cert, key) paths and its serial.
     pub fn leaf(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf, u64) {
+        self.leaf_for(file, names, &[rcgen::ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
+    /// A leaf for `names` and the extended key usages `uses`, signed by the CA; returns
+    /// (cert, key) paths and its serial.
+    pub fn leaf_for(
+        &self,
+        file: &str,
+        names: &[&str],
+        uses: &[rcgen::ExtendedKeyUsagePurpose],
+    ) -> (PathBuf, PathBuf, u64) {
         let mut params =
             rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap();
         let serial = self.next_serial.get();
         self.next_serial.set(serial + 1);
         params.serial_number = Some(rcgen::SerialNumber::from(serial));
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = uses.to_vec();
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
         let (c, k) = self.write(file, &cert.pem(), &key.serialize_pem());
