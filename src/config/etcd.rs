@@ -12,7 +12,8 @@ use rustls::RootCertStore;
 
 use super::file::ClusterSection;
 use super::material::Material;
-use super::reader::{pem_certs, pem_key};
+use super::reader::{pem_certs, read_cert_pair, read_file};
+use super::CertPaths;
 
 /// TLS to etcd: the bytes of the files as checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +82,13 @@ pub fn etcd_access(
     let client = match (&c.etcd_cert, &c.etcd_key) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => {
-            let cert = read_with(&at(cert), read)
-                .and_then(|m| pem_certs(&m).map(|_| m))
-                .map_err(|r| err("cluster.etcd_cert", r));
-            let key = read_with(&at(key), read)
-                .and_then(|m| pem_key(&m).map(|()| m))
-                .map_err(|r| err("cluster.etcd_key", r));
+            let paths = CertPaths {
+                cert: at(cert),
+                key: at(key),
+            };
+            let (cert, key) = read_cert_pair(read, &paths);
+            let cert = cert.map_err(|r| err("cluster.etcd_cert", r));
+            let key = key.map_err(|r| err("cluster.etcd_key", r));
             cert.and_then(|c| key.map(|k| Some((c, k))))
         }
         (Some(_), None) => {
@@ -110,19 +112,12 @@ pub fn etcd_access(
     })
 }
 
-fn read_with(
-    path: &Path,
-    read: &mut dyn FnMut(&Path) -> io::Result<Material>,
-) -> Result<Material, String> {
-    read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
 /// `path` holds CA certificates a TLS client can trust, every one of them.
 fn check_ca(
     path: &Path,
     read: &mut dyn FnMut(&Path) -> io::Result<Material>,
 ) -> Result<Material, String> {
-    let m = read_with(path, read)?;
+    let m = read_file(read, path)?;
     let certs = pem_certs(&m)?;
     let (_, ignored) = RootCertStore::empty().add_parsable_certificates(certs);
     if ignored > 0 {

@@ -104,21 +104,32 @@ pub(super) fn check_cert_pair(
     section: &str,
     err: &mut dyn FnMut(&str, String),
 ) {
-    let cannot = |path: &Path, e: io::Error| {
-        format!("cannot read {}: {}", path.display(), pem::Error::Io(e))
-    };
-    let cert = reader
-        .material(&paths.cert)
-        .map_err(|e| cannot(&paths.cert, e));
-    if let Err(e) = cert.and_then(|m| pem_certs(&m)) {
+    let (cert, key) = read_cert_pair(&mut |p| reader.material(p), paths);
+    if let Err(e) = cert {
         err(&format!("{section}.cert"), e);
     }
-    let key = reader
-        .material(&paths.key)
-        .map_err(|e| cannot(&paths.key, e));
-    if let Err(e) = key.and_then(|m| pem_key(&m)) {
+    if let Err(e) = key {
         err(&format!("{section}.key"), e);
     }
+}
+
+/// The certificate chain and private key at `paths`, read by `read`, each checked as PEM;
+/// else why not, naming the file.
+pub(super) fn read_cert_pair(
+    read: &mut dyn FnMut(&Path) -> io::Result<Material>,
+    paths: &CertPaths,
+) -> (Result<Material, String>, Result<Material, String>) {
+    let cert = read_file(read, &paths.cert).and_then(|m| pem_certs(&m).map(|_| m));
+    let key = read_file(read, &paths.key).and_then(|m| pem_key(&m).map(|()| m));
+    (cert, key)
+}
+
+/// File `path`, read by `read`; else why not, naming it.
+pub(super) fn read_file(
+    read: &mut dyn FnMut(&Path) -> io::Result<Material>,
+    path: &Path,
+) -> Result<Material, String> {
+    read(path).map_err(|e| format!("cannot read {}: {}", path.display(), pem::Error::Io(e)))
 }
 
 /// The PEM certificates in `m`, at least one; else why not, naming its file.
