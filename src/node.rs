@@ -83,6 +83,9 @@ pub struct Node {
     pub certificate: NodeCertificate,
 }
 
+/// How long shutdown waits for the event log's file to take its last lines.
+const FLUSH_EVENTS: Duration = Duration::from_secs(1);
+
 impl Node {
     /// Binds the listeners and starts the tenants.
     pub async fn start(config: Config) -> Result<Node, StartError> {
@@ -344,6 +347,9 @@ impl Node {
         for a in &self.arbiters {
             a.stop();
         }
+        // The event log's last lines into its file, unless its disk is stalled.
+        let observer = self.observer.clone();
+        let _ = tokio::task::spawn_blocking(move || observer.events.flush(FLUSH_EVENTS)).await;
         tracing::info!("shut down");
     }
 }

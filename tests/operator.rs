@@ -153,8 +153,15 @@ async fn events_and_metrics_follow_federated_traffic() {
         "{out}"
     );
 
-    // The same events are in the file, one JSON object per line.
-    let file = std::fs::read_to_string(dir.path().join("a/events.jsonl")).unwrap();
+    // The same events are in the file, one JSON object per line (written by the event log's
+    // own thread: looked for until they are there, within WAIT).
+    let path = dir.path().join("a/events.jsonl");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut file = std::fs::read_to_string(&path).unwrap();
+    while !file.contains("policy_denied") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        file = std::fs::read_to_string(&path).unwrap();
+    }
     let lines: Vec<Value> = file
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

@@ -49,6 +49,10 @@ pub(super) async fn metrics(req: HttpRequest, st: web::Data<AdminState>) -> Http
         .as_ref()
         .map_or(1, |c| c.schedule().versions.latest);
     m.gauge("xfed_config_version", &[]).set(version as f64);
+    m.counter("xfed_event_log_unwritten_total", &[])
+        .absolute(st.observer.events.unwritten());
+    m.counter("xfed_log_lines_dropped_total", &[])
+        .absolute(crate::telemetry::lines_dropped());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render())

@@ -166,7 +166,7 @@ pub fn check_config(out: &mut Out, local: &Path) -> io::Result<ExitCode> {
 /// `xfed run` of a node in a cluster: joins, runs what the cluster pushed, until SIGTERM or
 /// SIGINT (then leaves at once); SIGHUP reads its own file again.
 pub fn run(local: &Path) -> io::Result<ExitCode> {
-    xfed::telemetry::init();
+    let _log = xfed::telemetry::init();
     let system = actix::System::new();
     let result = system.block_on(async move {
         let clock = Arc::new(xfed::restart::schedule::SystemClock);

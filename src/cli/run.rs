@@ -17,7 +17,7 @@ pub fn run(path: &Path) -> io::Result<ExitCode> {
         Ok(cfg) => cfg,
         Err(code) => return Ok(code),
     };
-    xfed::telemetry::init();
+    let _log = xfed::telemetry::init();
     Ok(run_node(cfg))
 }
 

@@ -1,9 +1,11 @@
 //! The event log: what an operator needs to know happened — streams authenticated, failed
 //! and closed, policy denials, configuration and restarts — as structured JSON lines, each
 //! tagged `module = "XMPPFederation"` with its tenant and domains. The newest events are kept
-//! in a bounded ring for the admin API; all are appended to a file that rotates by size.
+//! in a bounded ring for the admin API; all are appended to a file that rotates by size, by
+//! a thread of its own (`writer`), so a stalled disk never holds up a thread that routes.
 
 mod rotating;
+mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -16,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::config::EventsConfig;
 use crate::model::EventRecord;
 use rotating::Rotating;
+use writer::{FileWriter, Queued};
 
 /// The `module` every event carries.
 pub const MODULE: &str = "XMPPFederation";
@@ -135,7 +138,11 @@ struct Inner {
     next_seq: u64,
     ring: VecDeque<Recorded>,
     capacity: usize,
-    file: Option<Rotating>,
+    file: Option<FileWriter>,
+    /// Events left out of the file because its writer was behind, since the start.
+    unwritten: u64,
+    /// The last event offered to the file was left out of it.
+    behind: bool,
     /// Per repeat key: when it was last recorded and how many were folded since.
     repeats: HashMap<String, (Instant, u64)>,
 }
@@ -155,7 +162,9 @@ impl EventLog {
     /// events are kept in memory only.
     pub fn new(config: &EventsConfig) -> Self {
         let file = config.file.as_ref().and_then(|path| {
-            match Rotating::open(path, config.max_file_bytes, config.keep_files) {
+            let opened = Rotating::open(path, config.max_file_bytes, config.keep_files)
+                .and_then(|f| FileWriter::start(f, writer::QUEUE_LINES));
+            match opened {
                 Ok(f) => Some(f),
                 Err(e) => {
                     tracing::error!(file = %path.display(), error = %e, "cannot open the event log file; events are kept in memory only");
@@ -169,9 +178,28 @@ impl EventLog {
                 ring: VecDeque::new(),
                 capacity: config.memory.max(1),
                 file,
+                unwritten: 0,
+                behind: false,
                 repeats: HashMap::new(),
             }),
         }
+    }
+
+    /// Events left out of the file since the start because its disk did not keep up (they
+    /// were kept in memory like any other).
+    pub fn unwritten(&self) -> u64 {
+        self.lock().unwritten
+    }
+
+    /// Waits up to `wait` until every event recorded so far is in the file (or there is no
+    /// file); false if they were not all written by then.
+    pub fn flush(&self, wait: Duration) -> bool {
+        let writer = self.lock().file.clone();
+        writer.is_none_or(|w| w.flush(wait))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A log in memory only (tests and tools).
@@ -186,7 +214,7 @@ impl EventLog {
 
     /// Records an event.
     pub fn record(&self, event: Event) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.lock();
         inner.push(event, None);
     }
 
@@ -194,7 +222,7 @@ impl EventLog {
     /// seconds; then it is only counted, and the next one recorded says how many were
     /// folded into it (`"repeated"`).
     pub fn record_folded(&self, key: &str, event: Event) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.lock();
         let now = Instant::now();
         let folded = match inner.repeats.get_mut(key) {
             Some((last, count)) if now.duration_since(*last) < REPEAT_WINDOW => {
@@ -229,7 +257,7 @@ impl EventLog {
     }
 
     fn matching<T: DeserializeOwned>(&self, query: &Query) -> Vec<T> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.lock();
         let matching: Vec<&Recorded> = inner
             .ring
             .iter()
@@ -280,12 +308,7 @@ impl Inner {
             v.insert("repeated".into(), n.into());
         }
         let line = Value::Object(v).to_string();
-        if let Some(file) = &mut self.file {
-            if let Err(e) = file.append(&line) {
-                tracing::error!(error = %e, "cannot write the event log file; events are kept in memory only");
-                self.file = None;
-            }
-        }
+        self.write_out(&line);
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
@@ -294,6 +317,31 @@ impl Inner {
             tenant: event.tenant.map(String::into_boxed_str),
             line: line.into_boxed_str(),
         });
+    }
+}
+
+impl Inner {
+    /// Queues `line` for the file; a full queue leaves it out and says so once per spell.
+    fn write_out(&mut self, line: &str) {
+        let Some(file) = &self.file else { return };
+        match file.queue(line.into()) {
+            Queued::Yes if self.behind => {
+                self.behind = false;
+                tracing::warn!(
+                    unwritten = self.unwritten,
+                    "the event log file is keeping up again; the events left out of it are in memory (admin API) while the ring holds them"
+                );
+            }
+            Queued::Yes => {}
+            Queued::Full => {
+                self.unwritten += 1;
+                if !self.behind {
+                    self.behind = true;
+                    tracing::warn!("the event log file is not keeping up (a slow or stalled disk); events are left out of it until it does, and kept in memory");
+                }
+            }
+            Queued::Closed => self.file = None,
+        }
     }
 }
 
@@ -393,6 +441,7 @@ mod tests {
         for i in 0..40 {
             log.record(Event::new(Kind::LinkUp).field("n", i));
         }
+        assert!(log.flush(Duration::from_secs(10)), "written");
         let main = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         assert!(main.len() <= 600, "rotated at its size bound");
         let first: Value = serde_json::from_str(main.lines().next().unwrap()).unwrap();
