@@ -14,7 +14,7 @@ use tokio_util::codec::FramedRead;
 
 use super::{handshake, ComponentService};
 use crate::admission::Permit;
-use crate::config::domain_key;
+use crate::config::address_domain;
 use crate::routing::{ConnectionControl, LinkEvent, LinkHandle, Origin, Router, TenantSlot};
 use crate::xmpp::credit::{Credit, Gated};
 use crate::xmpp::stanza::{stream_error, stream_header, STREAM_CLOSE};
@@ -231,19 +231,21 @@ impl ComponentLink {
         let from = s.from.as_deref().ok_or_else(|| {
             StreamError::new(C::ImproperAddressing, "stanza without a 'from' address")
         })?;
-        let from_jid = jid::Jid::new(from).map_err(|e| {
-            StreamError::new(
-                C::ImproperAddressing,
-                format!("'from' {from:?} is not an XMPP address: {e}"),
-            )
-        })?;
-        let from_domain = domain_key(from_jid.domain().as_str());
+        // Owned: the stanza it is read from moves on below.
+        let from_domain = address_domain(from)
+            .map_err(|e| {
+                StreamError::new(
+                    C::ImproperAddressing,
+                    format!("'from' {from:?} is not an XMPP address: {e}"),
+                )
+            })?
+            .into_owned();
         if !self
             .origin
             .tenant
             .view()
             .owned
-            .contains(from_domain.as_ref())
+            .contains(from_domain.as_str())
         {
             return Err(StreamError::new(
                 C::InvalidFrom,

@@ -146,3 +146,80 @@ fn empty_and_bracketed_addresses_are_not_domains() {
         assert!(reason.contains("IP address"), "{ip}: {reason}");
     }
 }
+
+/// `address_domain` against `jid::Jid::new` followed by `domain_key`, side by side: the
+/// same answer — the same domain, or refused both — on addresses made of the characters
+/// where the stringprep profiles, IDNA and the splitting on `@` and `/` differ, and on
+/// everyday ones.
+#[test]
+fn the_plain_address_path_agrees_with_the_jid_crate() {
+    use rand::{Rng, SeedableRng};
+    let reference = |a: &str| {
+        jid::Jid::new(a)
+            .map(|j| domain_key(j.domain().as_str()).into_owned())
+            .ok()
+    };
+    let fixed = [
+        "user@example.com/res",
+        "User@Example.COM/Res ource",
+        "example.com",
+        "example.com.",
+        "example.com..",
+        ".example.com",
+        "a@b@c",
+        "a/b@c",
+        "a@b/c@d/e",
+        "@example.com",
+        "example.com/",
+        "1.2.3.4",
+        "u@192.0.2.1/r",
+        "[::1]",
+        "xn--bcher-kva.example",
+        "ab--cd.example",
+        "-a.example",
+        "a-.example",
+        "a.123",
+        "a.1b",
+        "b\u{fc}cher.example",
+        "u\u{e9}@example.com",
+        "u@example.com/r\u{e9}",
+        "u@example.com/\u{7f}",
+        "u\"x@example.com",
+        "u x@example.com",
+        "u:x@example.com",
+        "u@exa_mple.com",
+        &format!("{}.example", "a".repeat(63)),
+        &format!("{}.example", "a".repeat(64)),
+        &format!("{}.com", vec!["a".repeat(60); 4].join(".")),
+        &format!("u@example.com/{}", "r".repeat(1023)),
+        &format!("u@example.com/{}", "r".repeat(1024)),
+        &format!("{}@example.com", "u".repeat(1024)),
+    ];
+    for a in fixed {
+        assert_eq!(
+            address_domain(a).ok().map(|d| d.into_owned()),
+            reference(a),
+            "{a:?}"
+        );
+    }
+    let alphabet: Vec<char> = "aAzZ09.-_+@/ \"&':<>\t\u{7f}xn\u{e9}\u{fc}\u{ad}\u{fe0f}!~"
+        .chars()
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x000a_11ce);
+    let (mut agreed_ok, mut fast) = (0, 0);
+    for _ in 0..100_000 {
+        let len = rng.random_range(0..24);
+        let a: String = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let got = address_domain(&a).ok().map(|d| d.into_owned());
+        assert_eq!(got, reference(&a), "{a:?}");
+        agreed_ok += usize::from(got.is_some());
+        fast += usize::from(super::domain::plain_address_domain_for_tests(&a));
+    }
+    // The draw reaches both paths and both answers.
+    assert!(
+        agreed_ok > 1_000 && fast > 1_000,
+        "{agreed_ok} valid, {fast} plain"
+    );
+}

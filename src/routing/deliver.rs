@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{select, Origin, Remote, Router, TenantSlot};
-use crate::config::domain_key;
+use crate::config::{address_domain, domain_key};
 use crate::xmpp::{SendError, Stanza, StanzaCondition};
 
 impl Router {
@@ -175,8 +175,7 @@ impl Router {
 
 /// The normalized domain of a valid address.
 pub(super) fn domain_of(addr: Option<&str>) -> Option<String> {
-    addr.and_then(|a| jid::Jid::new(a).ok())
-        .map(|j| domain_key(j.domain().as_str()).into_owned())
+    Some(address_domain(addr?).ok()?.into_owned())
 }
 
 /// The domain part of an address already checked: before the resource (the first `/`),

@@ -22,7 +22,7 @@ use actix::{Message, Recipient};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
-use crate::config::{domain_key, TenantConfig};
+use crate::config::{address_domain, domain_key, TenantConfig};
 use crate::observe::{Event, Kind, Observer, TenantCounters};
 use crate::xmpp::{Outbox, SendError, Stanza, StanzaCondition, StreamError};
 
@@ -300,8 +300,8 @@ impl Router {
                 Some(origin),
             );
         };
-        let to_domain = match jid::Jid::new(to) {
-            Ok(jid) => domain_key(jid.domain().as_str()).into_owned(),
+        let to_domain = match address_domain(to) {
+            Ok(d) => d.into_owned(),
             Err(e) => {
                 let text = format!("'to' is not a valid address: {e}");
                 return self.bounce(&stanza, StanzaCondition::JidMalformed, &text, Some(origin));

@@ -12,8 +12,11 @@ const MAX_RESENDS: u8 = 1;
 
 /// The domain of an address, in our canonical form.
 fn domain_of(addr: &Option<String>) -> Option<String> {
-    let jid = jid::Jid::new(addr.as_deref()?).ok()?;
-    Some(crate::config::domain_key(jid.domain().as_str()).into_owned())
+    Some(
+        crate::config::address_domain(addr.as_deref()?)
+            .ok()?
+            .into_owned(),
+    )
 }
 
 impl Federation {

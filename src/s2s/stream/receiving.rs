@@ -9,7 +9,7 @@ use quick_xml::escape::escape;
 use tokio::time::Instant;
 
 use super::{Role, S2sStream};
-use crate::config::domain_key;
+use crate::config::{address_domain, domain_key};
 use crate::s2s::auth::Mechanism;
 use crate::s2s::outbound::is_dialback;
 use crate::s2s::AuthedPair;
@@ -297,6 +297,5 @@ fn domain(raw: Option<&str>) -> Option<String> {
 
 /// The domain of an address from a peer.
 fn addr_domain(raw: Option<&str>) -> Option<String> {
-    let jid = jid::Jid::new(raw?).ok()?;
-    Some(domain_key(jid.domain().as_str()).into_owned())
+    Some(address_domain(raw?).ok()?.into_owned())
 }
