@@ -1,5 +1,6 @@
-//! The stanza target: routing attributes of first-level elements, the namespace fix-up
-//! (`drop_default_ns`), error replies and our own stream header.
+//! The stanza target: routing attributes of first-level elements and the domain routing
+//! takes from them, the namespace fix-up (`drop_default_ns`), error replies and our own
+//! stream header.
 
 use xfed::xmpp::stanza::stream_header;
 use xfed::xmpp::{Frame, Kind, Limits, Stanza, StanzaCondition};
@@ -22,7 +23,7 @@ const CONDITIONS: [StanzaCondition; 9] = [
 /// read after the stream header; what follows 0xFF is an error text.
 ///
 /// Checks, for every stanza the reader yields: `attr()` agrees with the routing
-/// attributes; after `drop_default_ns` the stanza reads back as one stanza with the same
+/// attributes; `address_domain` of its 'to' and 'from' agrees with the `jid` crate; after `drop_default_ns` the stanza reads back as one stanza with the same
 /// name, routing attributes and other attributes, and no default namespace of its own;
 /// `error_reply` of a message, presence or iq that is not an error reads back as one stanza
 /// with 'to' and 'from' swapped, the same id, type 'error', the condition and the text, and
@@ -140,6 +141,14 @@ fn attributes_run_together(element: &[u8]) -> bool {
 }
 
 fn check_one(header: &str, s: &Stanza, condition: StanzaCondition, text: &str) {
+    // Routing's domain of an address: its plain path agrees with the jid crate's checks.
+    for addr in [s.to.as_deref(), s.from.as_deref()].into_iter().flatten() {
+        let reference = jid::Jid::new(addr)
+            .ok()
+            .map(|j| xfed::config::domain_key(j.domain().as_str()).into_owned());
+        let ours = xfed::config::address_domain(addr).ok().map(|d| d.into_owned());
+        assert_eq!(ours, reference, "address_domain({addr:?})");
+    }
     if super::known("attr-space") && attributes_run_together(&s.bytes) {
         return;
     }
