@@ -169,6 +169,23 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
+/// The domain routing takes from an address, as it does twice per stanza: the plain path
+/// against the full checks it replaces for everyday addresses.
+fn addresses(c: &mut Criterion) {
+    let addr = "romeo.montague@verona.example/balcony-1234";
+    let mut g = c.benchmark_group("address domain");
+    g.bench_function("address_domain (plain ASCII path)", |b| {
+        b.iter(|| black_box(xfed::config::address_domain(black_box(addr)).is_ok()))
+    });
+    g.bench_function("jid::Jid::new + domain_key (full checks)", |b| {
+        b.iter(|| {
+            let jid = jid::Jid::new(black_box(addr)).unwrap();
+            black_box(xfed::config::domain_key(jid.domain().as_str()).len())
+        })
+    });
+    g.finish();
+}
+
 fn dialback(c: &mut Criterion) {
     let key = DialbackKey::new(&Secret::new("s3cr3tf0rd14lb4ck"));
     c.bench_function("dialback key (XEP-0185)", |b| {
@@ -182,5 +199,5 @@ fn dialback(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, reader, fixup, routing, dialback);
+criterion_group!(benches, reader, fixup, routing, addresses, dialback);
 criterion_main!(benches);

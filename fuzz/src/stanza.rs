@@ -146,7 +146,9 @@ fn check_one(header: &str, s: &Stanza, condition: StanzaCondition, text: &str) {
         let reference = jid::Jid::new(addr)
             .ok()
             .map(|j| xfed::config::domain_key(j.domain().as_str()).into_owned());
-        let ours = xfed::config::address_domain(addr).ok().map(|d| d.into_owned());
+        let ours = xfed::config::address_domain(addr)
+            .ok()
+            .map(|d| d.into_owned());
         assert_eq!(ours, reference, "address_domain({addr:?})");
     }
     if super::known("attr-space") && attributes_run_together(&s.bytes) {

@@ -83,22 +83,23 @@ pub(super) fn plain_address_domain_for_tests(addr: &str) -> bool {
 fn plain_address_domain(addr: &str) -> Option<Cow<'_, str>> {
     // Split where `jid::Jid::new` does: the local part ends at an `@` before any `/`; the
     // resource is everything after the first `/` that follows.
-    let (local, rest) = match addr.find(['@', '/']) {
-        Some(at) if addr.as_bytes()[at] == b'@' => (Some(&addr[..at]), &addr[at + 1..]),
-        _ => (None, addr),
+    let b = addr.as_bytes();
+    let (local, rest) = match memchr::memchr2(b'@', b'/', b) {
+        Some(at) if b[at] == b'@' => (Some(&b[..at]), at + 1),
+        _ => (None, 0),
     };
-    let (domain, resource) = match rest.find(['@', '/']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], Some(&rest[i + 1..])),
+    let (domain, resource) = match memchr::memchr2(b'@', b'/', &b[rest..]) {
+        Some(i) if b[rest + i] == b'/' => (&addr[rest..rest + i], Some(&b[rest + i + 1..])),
         Some(_) => return None,
-        None => (rest, None),
+        None => (&addr[rest..], None),
     };
-    let plain_local = |s: &str| {
+    let plain_local = |s: &[u8]| {
         (1..=1023).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
+            && s.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'+'))
     };
     let plain_resource =
-        |s: &str| (1..=1023).contains(&s.len()) && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+        |s: &[u8]| (1..=1023).contains(&s.len()) && s.iter().all(|c| (0x20..0x7f).contains(c));
     if !local.is_none_or(plain_local) || !resource.is_none_or(plain_resource) {
         return None;
     }
@@ -110,22 +111,33 @@ fn plain_address_domain(addr: &str) -> Option<Cow<'_, str>> {
 /// 253 bytes, with a last label that starts with a letter (so never an IP address).
 fn plain_domain(domain: &str) -> Option<Cow<'_, str>> {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
-    if domain.is_empty() || domain.len() > 253 {
+    let b = domain.as_bytes();
+    if b.is_empty() || b.len() > 253 {
         return None;
     }
-    let mut labels = domain.split('.').peekable();
-    while let Some(label) = labels.next() {
-        let b = label.as_bytes();
-        let plain = (1..=63).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-            && !(b.len() >= 4 && b[2] == b'-' && b[3] == b'-');
-        if !plain || (labels.peek().is_none() && !b[0].is_ascii_alphabetic()) {
+    let (mut start, mut last, mut upper) = (0, 0, false);
+    for end in memchr::memchr_iter(b'.', b).chain([b.len()]) {
+        let label = &b[start..end];
+        let plain = (1..=63).contains(&label.len())
+            && label[0] != b'-'
+            && label[label.len() - 1] != b'-'
+            && !(label.len() >= 4 && label[2] == b'-' && label[3] == b'-');
+        if !plain {
             return None;
         }
+        for &c in label {
+            if !(c.is_ascii_alphanumeric() || c == b'-') {
+                return None;
+            }
+            upper |= c.is_ascii_uppercase();
+        }
+        (last, start) = (start, end + 1);
     }
-    Some(if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+    // The last label starts with a letter, so the whole is never an IP address.
+    if !b[last].is_ascii_alphabetic() {
+        return None;
+    }
+    Some(if upper {
         Cow::Owned(domain.to_ascii_lowercase())
     } else {
         Cow::Borrowed(domain)
