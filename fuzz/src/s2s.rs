@@ -164,7 +164,12 @@ impl Kept {
             let base = std::path::PathBuf::from(base);
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                write_sequence(&base);
+                if let Some(dir) = write_sequence(&base) {
+                    let _ = std::fs::write(dir.join("why.txt"), info.to_string());
+                    if std::env::var_os("XFED_FUZZ_SNAPSHOT").is_some() {
+                        snapshot(&dir);
+                    }
+                }
                 previous(info);
             }));
         });
@@ -176,23 +181,49 @@ impl Kept {
     }
 }
 
-/// Writes the kept inputs, oldest first, to a new folder below `base`.
-fn write_sequence(base: &std::path::Path) {
+/// Where every thread of this process (the nodes' among them) is at the moment of a
+/// failure, into `dir`: each thread's name, state and kernel stack from /proc, then, with
+/// gdb, every thread's own stack (`threads.txt`). For stalls: a thread blocked in a system
+/// call, or waiting on a lock, shows where.
+fn snapshot(dir: &std::path::Path) {
+    let mut out = String::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let path = task.path();
+            let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
+            out.push_str(&format!(
+                "== {} {} wchan={}\n{}\n",
+                task.file_name().to_string_lossy(),
+                read("comm").trim(),
+                read("wchan"),
+                read("stack")
+            ));
+        }
+    }
+    let _ = std::fs::write(dir.join("tasks.txt"), out);
+    let pid = std::process::id().to_string();
+    if let Ok(bt) = std::process::Command::new("timeout")
+        .args(["20", "gdb", "-p", &pid, "-batch", "-ex", "thread apply all bt"])
+        .output()
+    {
+        let _ = std::fs::write(dir.join("threads.txt"), bt.stdout);
+    }
+}
+
+/// Writes the kept inputs, oldest first, to a new folder below `base`; returns the folder.
+fn write_sequence(base: &std::path::Path) -> Option<std::path::PathBuf> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let dir = base.join(format!("sequence-{stamp}-{}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_err() {
-        return;
-    }
+    std::fs::create_dir_all(&dir).ok()?;
     // A panic while the lock is held (in `push`) cannot happen: nothing there panics.
-    let Ok(recent) = RECENT.try_lock() else {
-        return;
-    };
+    let recent = RECENT.try_lock().ok()?;
     for (i, input) in recent.iter().enumerate() {
         let _ = std::fs::write(dir.join(format!("{i:03}")), input);
     }
     eprintln!("the last {} inputs are in {}", recent.len(), dir.display());
+    Some(dir)
 }
 
 /// The checks of [`check`] for `payload` sent in `state`.
@@ -288,19 +319,26 @@ impl Conn {
         );
     }
 
-    /// Reads once; false at the end of the stream, on an error or at the deadline.
+    /// Reads once; false at the end of the stream, on an error or at the deadline. A read
+    /// interrupted by a signal is tried again: libFuzzer's `-timeout` sets an interval timer
+    /// whose SIGALRM interrupts whichever thread it lands on (its handler is installed
+    /// without SA_RESTART), and taking that for the end once made this target report stalls
+    /// the node never had.
     fn read_some(&mut self, deadline: Instant) -> bool {
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        let _ = self.stream.set_read_timeout(Some(deadline - now));
         let mut buf = [0u8; 16 * 1024];
-        match self.stream.read(&mut buf) {
-            Ok(0) | Err(_) => false,
-            Ok(k) => {
-                self.received.extend_from_slice(&buf[..k]);
-                true
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let _ = self.stream.set_read_timeout(Some(deadline - now));
+            match self.stream.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => return false,
+                Ok(k) => {
+                    self.received.extend_from_slice(&buf[..k]);
+                    return true;
+                }
             }
         }
     }
@@ -323,6 +361,8 @@ fn authoritative(listener: TcpListener) {
             let mut opened = false;
             loop {
                 let k = match s.read(&mut buf) {
+                    // libFuzzer's SIGALRM (see `read_some`).
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Ok(0) | Err(_) => return,
                     Ok(k) => k,
                 };
