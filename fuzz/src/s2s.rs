@@ -203,7 +203,15 @@ fn snapshot(dir: &std::path::Path) {
     let _ = std::fs::write(dir.join("tasks.txt"), out);
     let pid = std::process::id().to_string();
     if let Ok(bt) = std::process::Command::new("timeout")
-        .args(["20", "gdb", "-p", &pid, "-batch", "-ex", "thread apply all bt"])
+        .args([
+            "20",
+            "gdb",
+            "-p",
+            &pid,
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
         .output()
     {
         let _ = std::fs::write(dir.join("threads.txt"), bt.stdout);
