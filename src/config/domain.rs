@@ -71,16 +71,10 @@ pub fn address_domain(addr: &str) -> Result<Cow<'_, str>, jid::Error> {
     Ok(Cow::Owned(domain_key(jid.domain().as_str()).into_owned()))
 }
 
-/// Whether `addr` takes the plain path (tests: the differential test must reach it).
-#[cfg(test)]
-pub(super) fn plain_address_domain_for_tests(addr: &str) -> bool {
-    plain_address_domain(addr).is_some()
-}
-
 /// The domain of `addr` when the address is plainly valid — ASCII, with a local part and
 /// resource that the stringprep profiles leave as they are or only lower-case, and a domain
 /// of LDH labels — else `None` (which says nothing about its validity).
-fn plain_address_domain(addr: &str) -> Option<Cow<'_, str>> {
+pub(super) fn plain_address_domain(addr: &str) -> Option<Cow<'_, str>> {
     // Split where `jid::Jid::new` does: the local part ends at an `@` before any `/`; the
     // resource is everything after the first `/` that follows.
     let b = addr.as_bytes();

@@ -318,9 +318,7 @@ impl Inner {
             line: line.into_boxed_str(),
         });
     }
-}
 
-impl Inner {
     /// Queues `line` for the file; a full queue leaves it out and says so once per spell.
     fn write_out(&mut self, line: &str) {
         let Some(file) = &self.file else { return };
