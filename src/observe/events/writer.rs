@@ -168,7 +168,20 @@ mod tests {
         assert!(log.flush(Duration::from_secs(30)), "caught up");
         log.record(Event::new(Kind::LinkUp).field("n", "after"));
         assert!(log.flush(Duration::from_secs(30)));
-        let text = String::from_utf8(read.lock().unwrap().clone()).unwrap();
+        // Written is not yet read: the reader thread drains the pipe on its own time.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let text = loop {
+            let text = String::from_utf8(read.lock().unwrap().clone()).unwrap();
+            let done = text.ends_with('\n')
+                && text
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.contains("\"n\":\"after\""));
+            if done || Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
