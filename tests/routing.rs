@@ -97,6 +97,29 @@ async fn a_link_is_routable_once_its_handshake_is_answered() {
     node.shutdown().await;
 }
 
+/// The same for other tenants: once a component reads `<handshake/>`, a stanza another
+/// tenant sends it is delivered, never returned service-unavailable for want of the link
+/// (the node makes the link routable before the handshake can go out). Fifty fresh links
+/// in a row, each told at once.
+#[actix_rt::test]
+async fn a_link_is_in_service_for_other_tenants_once_its_handshake_is_answered() {
+    let dir = two_tenants("");
+    let node = start(dir.path()).await;
+    let addr = node.component_addr();
+    let mut acme = component(addr, "acme.example", "acme-secret").await;
+    for i in 0..50 {
+        let mut globex = component(addr, "globex.example", "globex-secret").await;
+        let id = format!("g{i}");
+        acme.send(msg("a@acme.example", "g@globex.example", &id))
+            .await;
+        globex.expect(&format!("<body>{id}</body>")).await;
+        assert!(!acme.received.contains("type='error'"), "{}", acme.received);
+        drop(globex);
+        wait_links(&node, "globex", 0).await;
+    }
+    node.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn chat_node_alias_routes_like_a_domain() {
     let dir = two_tenants("");

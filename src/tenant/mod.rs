@@ -76,19 +76,14 @@ impl Handler<LinkEvent> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, event: LinkEvent, _: &mut Context<Self>) {
-        let mut routable = None;
         match event {
             LinkEvent::Up {
                 link,
                 peer,
                 control,
                 greeting,
-                routable: ready,
+                routable,
             } => {
-                routable = Some(ready);
-                // Ahead of anything routed to the link once `publish` below makes it
-                // reachable: the outbox writes in order.
-                link.outbox.send_raw(greeting);
                 self.observer.events.record(
                     Event::new(Kind::LinkUp)
                         .tenant(Some(&self.config.name))
@@ -96,6 +91,7 @@ impl Handler<LinkEvent> for TenantActor {
                         .field("link", link.id)
                         .field("peer", peer.to_string()),
                 );
+                let outbox = link.outbox.clone();
                 self.links.insert(
                     link.id,
                     LinkEntry {
@@ -105,6 +101,13 @@ impl Handler<LinkEvent> for TenantActor {
                         since: chrono::Utc::now(),
                     },
                 );
+                // The greeting goes out ahead of anything routed to the link, and only once
+                // routing reaches it: a peer that hears it and at once has another tenant
+                // send it a stanza must find the link in service (before, such a stanza
+                // could come back service-unavailable).
+                outbox.send_raw_then(greeting, || self.publish());
+                // The link may have gone meanwhile; then nobody waits for the answer.
+                let _ = routable.send(());
             }
             LinkEvent::Down { id } => {
                 if let Some(link) = self.links.remove(&id) {
@@ -116,12 +119,8 @@ impl Handler<LinkEvent> for TenantActor {
                             .field("peer", link.peer.to_string()),
                     );
                 }
+                self.publish();
             }
-        }
-        self.publish();
-        if let Some(ready) = routable {
-            // The link may have gone meanwhile; then nobody waits for the answer.
-            let _ = ready.send(());
         }
     }
 }

@@ -117,13 +117,21 @@ impl Shared {
 
     /// Queues `out` unless the writer has stopped, in which case it comes back.
     fn push(&self, out: Out) -> Result<(), Out> {
+        self.push_then(out, || ())
+    }
+
+    /// [`Shared::push`], running `then` while the queue is still locked (whether or not
+    /// `out` was taken): the writer cannot take `out` before `then` has run.
+    fn push_then(&self, out: Out, then: impl FnOnce()) -> Result<(), Out> {
         let mut queue = self.queue();
         // Checked under the lock: the writer sets it under the lock before its last drain.
         if self.closed.load(Ordering::Acquire) {
+            then();
             return Err(out);
         }
         let was_empty = queue.is_empty();
         queue.push_back(out);
+        then();
         drop(queue);
         if was_empty {
             self.wake.notify_one();
@@ -288,6 +296,15 @@ impl Outbox {
     /// Queues bytes we generated. Returns false when the connection is closed.
     pub fn send_raw(&self, bytes: Bytes) -> bool {
         self.shared.push(Out::Raw(bytes)).is_ok()
+    }
+
+    /// Queues bytes we generated, and runs `publish` before the writer can take them: what
+    /// `publish` makes visible (a link becoming routable) is so before the peer reads the
+    /// bytes (the handshake that tells it so), and anything queued once it is visible goes
+    /// out after them. `publish` runs with this queue locked: it must not send on this
+    /// outbox. Returns false when the connection is closed (`publish` ran all the same).
+    pub fn send_raw_then(&self, bytes: Bytes, publish: impl FnOnce()) -> bool {
+        self.shared.push_then(Out::Raw(bytes), publish).is_ok()
     }
 
     /// Writes what is queued, then `tail`, then shuts the connection down.

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
 
@@ -58,6 +59,58 @@ fn stanzas_raw_bytes_and_the_tail_are_written_in_order_then_the_socket_shuts() {
         assert_eq!(outbox.queued_bytes(), 0);
         let refused = outbox.send(stanza("3"));
         assert!(matches!(refused, Err(SendError::Closed(s)) if s.bytes.ends_with(b"3</message>")));
+    });
+}
+
+/// What `send_raw_then` runs happens before the writer can take the bytes: a link made
+/// routable there is so before its peer reads the handshake (issue 14's suite once saw
+/// a stanza sent right after `<handshake/>` come back service-unavailable).
+#[test]
+fn bytes_queued_with_a_publish_reach_the_peer_only_after_it_ran() {
+    actix_rt::System::new().block_on(async {
+        let (ours, mut peer) = tokio::io::duplex(1 << 16);
+        let (outbox, _task) = Outbox::spawn(ours, 1 << 20, waits(5), |_| {});
+        // The peer reads on this runtime, beside the writer; the sender queues from a
+        // thread of its own, as the tenant actor does.
+        let got = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let into = got.clone();
+        actix_rt::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok(k @ 1..) = peer.read(&mut buf).await {
+                into.lock().unwrap().extend_from_slice(&buf[..k]);
+            }
+        });
+        let (o, seen) = (outbox.clone(), got.clone());
+        let sender = std::thread::spawn(move || {
+            let mut read_meanwhile = None;
+            let taken = o.send_raw_then(Bytes::from_static(b"<handshake/>"), || {
+                std::thread::sleep(Duration::from_millis(200));
+                read_meanwhile = Some(seen.lock().unwrap().len());
+            });
+            (taken, read_meanwhile)
+        });
+        for _ in 0..500 {
+            if sender.is_finished() && got.lock().unwrap().len() == 12 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (taken, read_meanwhile) = sender.join().unwrap();
+        assert!(taken);
+        assert_eq!(read_meanwhile, Some(0), "the peer read the bytes before publish ran");
+        assert_eq!(&got.lock().unwrap()[..], b"<handshake/>");
+
+        // On a closed connection the bytes are refused and the publish runs all the same.
+        outbox.close(Bytes::new());
+        for _ in 0..500 {
+            if outbox.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut ran = false;
+        assert!(!outbox.send_raw_then(Bytes::from_static(b"<x/>"), || ran = true));
+        assert!(ran);
     });
 }
 
