@@ -97,7 +97,11 @@ fn bytes_queued_with_a_publish_reach_the_peer_only_after_it_ran() {
         }
         let (taken, read_meanwhile) = sender.join().unwrap();
         assert!(taken);
-        assert_eq!(read_meanwhile, Some(0), "the peer read the bytes before publish ran");
+        assert_eq!(
+            read_meanwhile,
+            Some(0),
+            "the peer read the bytes before publish ran"
+        );
         assert_eq!(&got.lock().unwrap()[..], b"<handshake/>");
 
         // On a closed connection the bytes are refused and the publish runs all the same.
