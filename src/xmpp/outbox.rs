@@ -425,3 +425,7 @@ use writer::{write_loop, Closer};
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "outbox_ack_tests.rs"]
+mod ack_tests;
