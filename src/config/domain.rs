@@ -71,6 +71,12 @@ pub fn address_domain(addr: &str) -> Result<Cow<'_, str>, jid::Error> {
     Ok(Cow::Owned(domain_key(jid.domain().as_str()).into_owned()))
 }
 
+/// [`address_domain`] of an address that may be missing: `None` when it is missing or
+/// not a valid address.
+pub fn domain_of(addr: Option<&str>) -> Option<String> {
+    Some(address_domain(addr?).ok()?.into_owned())
+}
+
 /// The domain of `addr` when the address is plainly valid — ASCII, with a local part and
 /// resource that the stringprep profiles leave as they are or only lower-case, and a domain
 /// of LDH labels — else `None` (which says nothing about its validity).

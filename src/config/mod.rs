@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use check::{admin_endpoint, check, endpoint, load};
-pub use domain::{address_domain, domain_key, normalize_domain};
+pub use domain::{address_domain, domain_key, domain_of, normalize_domain};
 pub use etcd::{etcd_access, EtcdTls};
 pub use feed::{Checked, Feed};
 pub use file::{PrivacyMode, SecurityMode};

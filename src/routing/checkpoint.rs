@@ -2,8 +2,8 @@
 //! inbound traffic: answers to ours go to federation, another xfed's are answered here;
 //! neither reaches a tenant.
 
-use super::deliver::domain_of;
 use super::Router;
+use crate::config::domain_of;
 use crate::xmpp::acks::ping_origin;
 use crate::xmpp::outbox::PING_ID_PREFIX;
 use crate::xmpp::{Kind, Stanza};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{select, Origin, Remote, Router, TenantSlot};
-use crate::config::{address_domain, domain_key};
+use crate::config::{domain_key, domain_of};
 use crate::xmpp::{SendError, Stanza, StanzaCondition};
 
 impl Router {
@@ -171,11 +171,6 @@ impl Router {
             None => self.reroute(vec![reply]),
         }
     }
-}
-
-/// The normalized domain of a valid address.
-pub(super) fn domain_of(addr: Option<&str>) -> Option<String> {
-    Some(address_domain(addr?).ok()?.into_owned())
 }
 
 /// The domain part of an address already checked: before the resource (the first `/`),

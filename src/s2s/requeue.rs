@@ -4,20 +4,12 @@
 use tokio::time::Instant;
 
 use super::{Federation, Pair};
+use crate::config::domain_of;
 use crate::xmpp::{SendError, Stanza, StanzaCondition};
 
 /// How many times a stanza goes out again after the stream that carried it ended before
 /// acknowledging it; after that it is returned with `remote-server-timeout`.
 const MAX_RESENDS: u8 = 1;
-
-/// The domain of an address, in our canonical form.
-fn domain_of(addr: &Option<String>) -> Option<String> {
-    Some(
-        crate::config::address_domain(addr.as_deref()?)
-            .ok()?
-            .into_owned(),
-    )
-}
 
 impl Federation {
     /// Stanzas a stream could not deliver for sure (never written, or, with stream
@@ -28,7 +20,9 @@ impl Federation {
         let mut groups: Vec<((String, String), Vec<Stanza>)> = Vec::new();
         let mut given_up = Vec::new();
         for mut s in stanzas {
-            let (Some(local), Some(remote)) = (domain_of(&s.from), domain_of(&s.to)) else {
+            let (Some(local), Some(remote)) =
+                (domain_of(s.from.as_deref()), domain_of(s.to.as_deref()))
+            else {
                 continue;
             };
             if s.resends >= MAX_RESENDS {

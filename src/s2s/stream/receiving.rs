@@ -9,7 +9,7 @@ use quick_xml::escape::escape;
 use tokio::time::Instant;
 
 use super::{Role, S2sStream};
-use crate::config::{address_domain, domain_key};
+use crate::config::{domain_key, domain_of};
 use crate::s2s::auth::Mechanism;
 use crate::s2s::outbound::is_dialback;
 use crate::s2s::AuthedPair;
@@ -40,7 +40,7 @@ impl S2sStream {
                 format!("stanza namespace {x}"),
             ));
         }
-        let (Some(from), Some(to)) = (addr_domain(s.from.as_deref()), addr_domain(s.to.as_deref()))
+        let (Some(from), Some(to)) = (domain_of(s.from.as_deref()), domain_of(s.to.as_deref()))
         else {
             return Err(StreamError::new(
                 C::ImproperAddressing,
@@ -293,9 +293,4 @@ fn db_result_error(local: &str, remote: &str, condition: &str, text: &str) -> St
 fn domain(raw: Option<&str>) -> Option<String> {
     let part = jid::DomainPart::new(raw?).ok()?;
     Some(domain_key(part.as_str()).into_owned())
-}
-
-/// The domain of an address from a peer.
-fn addr_domain(raw: Option<&str>) -> Option<String> {
-    Some(address_domain(raw?).ok()?.into_owned())
 }
