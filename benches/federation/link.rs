@@ -216,6 +216,11 @@ impl Template {
         Template { bytes, stamp_at }
     }
 
+    /// The length of one message, in bytes.
+    pub fn message_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Appends the message to `out`, stamped `stamp_us`.
     pub fn write(&self, out: &mut Vec<u8>, mut stamp_us: u64) {
         let at = out.len() + self.stamp_at;

@@ -20,6 +20,7 @@ mod floor;
 mod latency_only;
 mod link;
 mod measure;
+mod pacer;
 mod report;
 mod stuck;
 mod systems;

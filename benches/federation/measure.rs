@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::link::{self, Role, Tally};
+use crate::pacer::Pacer;
 use crate::systems::{component_addr, local, remote, Edges, SECRET};
 use crate::world::{A_IP, B_IP};
 
@@ -259,34 +260,21 @@ pub struct Latency {
     pub delivery: Delivery,
 }
 
-/// Open loop: `rate` messages per second spread evenly over the pairs, each stamped with its
-/// send time; the sinks record the end-to-end latency of those that arrive during `measure`.
+/// Open loop: `rate` messages per second spread evenly over the pairs by the [`Pacer`], each
+/// stamped with its send time; the sinks record the end-to-end latency of those that arrive
+/// during `measure`.
 pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration) -> Latency {
     let tally = rig.tally.clone();
     let before = counters(&tally);
-    let stop = Arc::new(AtomicBool::new(false));
-    let pairs = rig.load.len() as u64;
-    let period = Duration::from_secs_f64(pairs as f64 / rate as f64);
-    let start = tokio::time::Instant::now() + Duration::from_millis(20);
-    let mut tasks = Vec::new();
-    for (i, mut w) in rig.load.drain(..).enumerate() {
-        let (tally, stop) = (tally.clone(), stop.clone());
-        let offset = period.mul_f64(i as f64 / pairs as f64);
-        tasks.push(tokio::spawn(async move {
-            let template = link::Template::new(&local(i), &remote(i));
-            let mut tick = tokio::time::interval_at(start + offset, period);
-            let mut buf = Vec::with_capacity(link::MESSAGE_BYTES);
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                buf.clear();
-                template.write(&mut buf, tally.now_us());
-                if !write_counted(&mut w, &tally, &buf, 1).await {
-                    break;
-                }
-            }
-            w
-        }));
-    }
+    let templates = (0..rig.load.len())
+        .map(|i| link::Template::new(&local(i), &remote(i)))
+        .collect();
+    let pacer = Pacer::start(
+        std::mem::take(&mut rig.load),
+        templates,
+        rate,
+        tally.clone(),
+    );
     tokio::time::sleep(warm).await;
     tally.latencies.lock().expect("not poisoned").clear();
     let sent0 = tally.sent.load(Ordering::Acquire);
@@ -295,7 +283,7 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
     tokio::time::sleep(measure).await;
     tally.recording.store(false, Ordering::Release);
     let offered = (tally.sent.load(Ordering::Acquire) - sent0) as f64 / t0.elapsed().as_secs_f64();
-    rejoin(rig, &stop, tasks).await;
+    rig.load = pacer.stop().await;
     tally.drain(Duration::from_secs(60)).await;
     let mut lat = std::mem::take(&mut *tally.latencies.lock().expect("not poisoned"));
     lat.sort_unstable();
