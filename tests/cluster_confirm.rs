@@ -159,9 +159,10 @@ fn stanzas_that_waited_on_a_slow_tenant_are_confirmed_once_they_leave() {
     // through a backlog.
     std::thread::sleep(Duration::from_secs(3));
     go.store(false, Ordering::Relaxed);
-    let sent = s.sent.load(Ordering::Relaxed);
-    // Still paused: what edge-2 read last waits there, with nothing more coming from edge-1.
+    // Still paused for a while; the count is final by then (a send under way when the sender
+    // was stopped has been counted).
     std::thread::sleep(Duration::from_secs(1));
+    let sent = s.sent.load(Ordering::Relaxed);
     on2.paused.store(false, Ordering::Relaxed);
     let delivered = || {
         let ids: BTreeSet<String> = delivered_ids(&on2.text()).into_iter().collect();
@@ -172,7 +173,8 @@ fn stanzas_that_waited_on_a_slow_tenant_are_confirmed_once_they_leave() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(delivered(), sent, "every message reached acme");
-    // Longer than the confirmations' slowest pace (50 ms), then the node goes.
+    // Longer than the slowest way a confirmation comes (edge-1 asks every 200 ms), then the
+    // node goes.
     std::thread::sleep(Duration::from_millis(500));
     c.kill_9(2);
     std::thread::sleep(Duration::from_secs(2));
