@@ -8,6 +8,8 @@ mod common;
 
 #[path = "cluster/harness.rs"]
 mod harness;
+#[path = "cluster/traffic.rs"]
+mod traffic;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -152,19 +154,11 @@ async fn try_component(
     Some(s)
 }
 
+/// This test's message ids (`m-…`) in `text`: error replies (`errors`) or deliveries.
 fn ids(text: &str, errors: bool) -> Vec<String> {
-    text.split("<message")
-        .skip(1)
-        .filter(|m| m[..m.find('>').unwrap_or(m.len())].contains("type='error'") == errors)
-        .filter_map(|m| {
-            m.split("id='")
-                .nth(1)?
-                .split('\'')
-                .next()
-                .map(str::to_owned)
-        })
-        .filter(|i| i.starts_with("m-"))
-        .collect()
+    let mut ids = traffic::ids(text, errors);
+    ids.retain(|i| i.starts_with("m-"));
+    ids
 }
 
 /// `xfed status --json` of node `n`, with the admin token in `token`.

@@ -6,14 +6,19 @@ use tokio::io::AsyncReadExt;
 use super::tests::{stanza, waits};
 use super::*;
 
+/// An outbox with stream management writing into a 1 MiB in-memory pipe, and the peer's end.
+fn with_sm(waits: Waits) -> (Outbox, tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
+    let (ours, peer) = tokio::io::duplex(1 << 20);
+    let (outbox, task) = Outbox::spawn_acked(ours, 1 << 20, waits, Checkpoint::StreamManagement);
+    (outbox, task, peer)
+}
+
 /// With stream management: written stanzas stay until acknowledged, an ack request
 /// follows every ACK_EVERY stanzas, and what is unconfirmed comes out oldest first.
 #[test]
 fn acked_outbox_keeps_what_it_wrote_until_acknowledged() {
     actix_rt::System::new().block_on(async {
-        let (ours, mut peer) = tokio::io::duplex(1 << 20);
-        let (outbox, _task) =
-            Outbox::spawn_acked(ours, 1 << 20, waits(5), Checkpoint::StreamManagement);
+        let (outbox, _task, mut peer) = with_sm(waits(5));
         let n = ACK_EVERY as usize + 6;
         for i in 0..n {
             outbox.send(stanza(&format!("{i}"))).unwrap();
@@ -86,9 +91,7 @@ async fn read_until(
 fn a_trickle_is_confirmed_by_one_request_spaced_from_the_last() {
     actix_rt::System::new().block_on(async {
         tokio::time::pause();
-        let (ours, mut peer) = tokio::io::duplex(1 << 16);
-        let (outbox, _task) =
-            Outbox::spawn_acked(ours, 1 << 20, waits(60), Checkpoint::StreamManagement);
+        let (outbox, _task, mut peer) = with_sm(waits(60));
         let request = crate::xmpp::acks::REQUEST;
         let mut got = String::new();
         let start = tokio::time::Instant::now();
@@ -129,9 +132,7 @@ fn a_paused_reader_gets_its_request_at_once() {
     use futures_util::StreamExt;
     actix_rt::System::new().block_on(async {
         tokio::time::pause();
-        let (ours, mut peer) = tokio::io::duplex(1 << 16);
-        let (outbox, _task) =
-            Outbox::spawn_acked(ours, 1 << 20, waits(60), Checkpoint::StreamManagement);
+        let (outbox, _task, mut peer) = with_sm(waits(60));
         let credit = crate::xmpp::credit::Credit::new(8);
         let mut s = stanza("held");
         s.credit = Some(credit.take(s.bytes.len()));
@@ -157,19 +158,13 @@ fn a_paused_reader_gets_its_request_at_once() {
 fn a_peer_that_confirms_nothing_is_stuck_after_the_bound_despite_requests() {
     actix_rt::System::new().block_on(async {
         tokio::time::pause();
-        let (ours, mut peer) = tokio::io::duplex(1 << 20);
+        let stuck = Duration::from_secs(2);
+        let (outbox, _task, mut peer) = with_sm(Waits::new(stuck, Duration::from_secs(60)));
         // Takes everything written, answers nothing.
         actix_rt::spawn(async move {
             let mut buf = vec![0u8; 1 << 16];
             while peer.read(&mut buf).await.is_ok_and(|n| n > 0) {}
         });
-        let stuck = Duration::from_secs(2);
-        let (outbox, _task) = Outbox::spawn_acked(
-            ours,
-            1 << 20,
-            Waits::new(stuck, Duration::from_secs(60)),
-            Checkpoint::StreamManagement,
-        );
         let credit = crate::xmpp::credit::Credit::new(1 << 20);
         for i in 0..10 {
             let mut s = stanza(&i.to_string());

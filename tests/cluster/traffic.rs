@@ -29,11 +29,12 @@ impl Seen {
     }
 }
 
-/// The ids of the messages (not errors) in `text`, in the order they came.
-pub fn delivered_ids(text: &str) -> Vec<String> {
+/// The ids of the messages in `text` that are error replies (`errors`) or not, in the order
+/// they came.
+pub fn ids(text: &str, errors: bool) -> Vec<String> {
     text.split("<message")
         .skip(1)
-        .filter(|m| !m[..m.find('>').unwrap_or(m.len())].contains("type='error'"))
+        .filter(|m| m[..m.find('>').unwrap_or(m.len())].contains("type='error'") == errors)
         .filter_map(|m| {
             m.split("id='")
                 .nth(1)?
@@ -44,19 +45,14 @@ pub fn delivered_ids(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the messages (not errors) in `text`, in the order they came.
+pub fn delivered_ids(text: &str) -> Vec<String> {
+    ids(text, false)
+}
+
 /// The ids of the error replies in `text`.
 pub fn returned_ids(text: &str) -> Vec<String> {
-    text.split("<message")
-        .skip(1)
-        .filter(|m| m[..m.find('>').unwrap_or(m.len())].contains("type='error'"))
-        .filter_map(|m| {
-            m.split("id='")
-                .nth(1)?
-                .split('\'')
-                .next()
-                .map(str::to_owned)
-        })
-        .collect()
+    ids(text, true)
 }
 
 /// Links a component of `domain` to `addr` and keeps what it receives until the node
