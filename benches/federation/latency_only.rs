@@ -1,12 +1,13 @@
 //! `--latency-only`, a diagnostic run for the latency tail: latency at each of the plan's
 //! rates on fresh edges (or through the harness's floor), each edge's CPU time per message,
-//! and when the slowest messages were sent. Nothing else runs and nothing is reported.
+//! each thread's share of a core (the edges' and the harness's), and when the slowest
+//! messages were sent. Nothing else runs and nothing is reported.
 
 use std::path::Path;
 
 use crate::measure::{self, Rig};
 use crate::systems::{Edges, Layout, System};
-use crate::{start, stop, Plan};
+use crate::{start, stop, world, Plan};
 
 /// `--latency-only`: the latency at each of the plan's rates on fresh edges, printed.
 pub async fn run(system: System, dir: &Path, plan: &Plan) -> Result<(), String> {
@@ -29,8 +30,10 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
         let cpu = edges.map(|e| (e.a.cpu_ms(), e.b.cpu_ms()));
         let switches = edges.map(|e| (e.a.switches(), e.b.switches()));
         let host = crate::world::host_ticks();
+        let threads = Threads::take(edges);
         rig.tally.arrivals.lock().expect("not poisoned").clear();
         let l = measure::latency(rig, rate, plan.latency_warm, plan.latency_measure).await;
+        let threads = threads.since();
         let mut arrivals = std::mem::take(&mut *rig.tally.arrivals.lock().expect("not poisoned"));
         arrivals.sort_unstable();
         if let Some(&(t0, _)) = arrivals.first() {
@@ -84,5 +87,65 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
             "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}{switches}; host CPU stolen {steal:.0}%",
             l.p50_us, l.p99_us, l.p999_us
         );
+        eprintln!("   {rate}/s: % of a core: {threads}");
+    }
+}
+
+/// Where the cores went during one rate: the CPU time of each thread of the edges and of
+/// the harness (whose pacing thread has ended by then: it is what the process used beyond
+/// its living threads). Two shared cores are 200%.
+struct Threads {
+    at: std::time::Instant,
+    harness: u64,
+    sides: Vec<(&'static str, u32, world::ThreadTimes)>,
+}
+
+impl Threads {
+    fn take(edges: Option<&Edges>) -> Threads {
+        let me = std::process::id();
+        let mut sides = vec![("harness", me, world::thread_cpu_ms(me))];
+        if let Some(e) = edges {
+            for (side, pid) in [("A", e.a.pid()), ("B", e.b.pid())] {
+                sides.push((side, pid, world::thread_cpu_ms(pid)));
+            }
+        }
+        Threads {
+            at: std::time::Instant::now(),
+            harness: world::process_cpu_ms(me),
+            sides,
+        }
+    }
+
+    /// Each side's busy threads (at least 1% of a core) since [`Threads::take`].
+    fn since(self) -> String {
+        let ms = self.at.elapsed().as_millis().max(1) as u64;
+        let pct = |used: u64| used * 100 / ms;
+        let mut out = Vec::new();
+        for (side, pid, before) in self.sides {
+            let now = world::thread_cpu_ms(pid);
+            let mut busy: Vec<(u64, String)> = now
+                .iter()
+                .map(|(tid, (name, t))| {
+                    (
+                        t.saturating_sub(before.get(tid).map_or(0, |b| b.1)),
+                        name.clone(),
+                    )
+                })
+                .collect();
+            if side == "harness" {
+                let living: u64 = busy.iter().map(|b| b.0).sum();
+                let all = world::process_cpu_ms(pid).saturating_sub(self.harness);
+                busy.push((all.saturating_sub(living), "ended threads (pacing)".into()));
+            }
+            busy.sort_unstable_by(|a, b| b.cmp(a));
+            let total: u64 = busy.iter().map(|b| b.0).sum();
+            let list: Vec<String> = busy
+                .iter()
+                .filter(|b| pct(b.0) >= 1)
+                .map(|(t, name)| format!("{name} {}", pct(*t)))
+                .collect();
+            out.push(format!("{side} {} ({})", pct(total), list.join(", ")));
+        }
+        out.join("; ")
     }
 }

@@ -2,6 +2,7 @@
 //! 5269 at their own loopback addresses and dnsmasq can answer for the test domains), the
 //! server processes started in it, and their resident memory.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -120,19 +121,9 @@ impl Proc {
         self.child.id()
     }
 
-    /// Resident memory of the process in bytes (VmRSS).
     /// CPU time the process has used (user + system), in milliseconds.
     pub fn cpu_ms(&self) -> u64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // After the command's name in parentheses: state is field 3, utime and stime 14, 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let ticks: u64 = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum();
-        ticks * 1000 / clock_ticks()
+        process_cpu_ms(self.pid())
     }
 
     /// Context switches of all the process's threads so far (voluntary and not): a count
@@ -154,6 +145,7 @@ impl Proc {
             .sum()
     }
 
+    /// Resident memory of the process in bytes (VmRSS).
     pub fn rss(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
@@ -282,6 +274,44 @@ pub fn host_ticks() -> (u64, u64) {
 }
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
+/// User + system clock ticks in a `/proc/.../stat` line: after the command's name in
+/// parentheses, state is field 3, utime and stime 14 and 15.
+fn stat_ticks(stat: &str) -> u64 {
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU time process `pid` has used (user + system, its ended threads included), in
+/// milliseconds.
+pub fn process_cpu_ms(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_ticks(&stat) * 1000 / clock_ticks()
+}
+
+/// Each thread's CPU time so far: thread id -> (name, milliseconds).
+pub type ThreadTimes = BTreeMap<u32, (String, u64)>;
+
+/// The CPU time of each thread of process `pid` so far.
+pub fn thread_cpu_ms(pid: u32) -> ThreadTimes {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeMap::new();
+    };
+    let per_tick = 1000 / clock_ticks().min(1000);
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(t.path().join("stat")).ok()?;
+            let name = stat.split_once('(')?.1.rsplit_once(')')?.0.to_owned();
+            Some((tid, (name, stat_ticks(&stat) * per_tick)))
+        })
+        .collect()
+}
+
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
