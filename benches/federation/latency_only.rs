@@ -91,60 +91,59 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
     }
 }
 
-/// Where the cores went during one rate: the CPU time of each thread of the edges and of
-/// the harness (whose pacing thread has ended by then: it is what the process used beyond
-/// its living threads). Two shared cores are 200%.
+/// Where the cores went during one rate: the CPU time of each thread of the harness and of
+/// the edges. Threads that ended meanwhile (the harness's pacing thread) count as what the
+/// process used beyond its living threads. Two shared cores are 200%.
 struct Threads {
     at: std::time::Instant,
-    harness: u64,
-    sides: Vec<(&'static str, u32, world::ThreadTimes)>,
+    /// (name, pid, each thread's CPU time, the process's).
+    sides: Vec<(&'static str, u32, world::ThreadTimes, u64)>,
 }
 
 impl Threads {
     fn take(edges: Option<&Edges>) -> Threads {
-        let me = std::process::id();
-        let mut sides = vec![("harness", me, world::thread_cpu_ms(me))];
+        let mut pids = vec![("harness", std::process::id())];
         if let Some(e) = edges {
-            for (side, pid) in [("A", e.a.pid()), ("B", e.b.pid())] {
-                sides.push((side, pid, world::thread_cpu_ms(pid)));
-            }
+            pids.extend([("A", e.a.pid()), ("B", e.b.pid())]);
         }
         Threads {
             at: std::time::Instant::now(),
-            harness: world::process_cpu_ms(me),
-            sides,
+            sides: pids
+                .into_iter()
+                .map(|(side, pid)| {
+                    let threads = world::thread_cpu_ms(pid);
+                    (side, pid, threads, world::process_cpu_ms(pid))
+                })
+                .collect(),
         }
     }
 
-    /// Each side's busy threads (at least 1% of a core) since [`Threads::take`].
+    /// Each side's CPU and its busy threads (at least 1% of a core) since [`Threads::take`].
     fn since(self) -> String {
         let ms = self.at.elapsed().as_millis().max(1) as u64;
         let pct = |used: u64| used * 100 / ms;
         let mut out = Vec::new();
-        for (side, pid, before) in self.sides {
-            let now = world::thread_cpu_ms(pid);
-            let mut busy: Vec<(u64, String)> = now
-                .iter()
+        for (side, pid, before, process) in self.sides {
+            let mut busy: Vec<(u64, String)> = world::thread_cpu_ms(pid)
+                .into_iter()
                 .map(|(tid, (name, t))| {
-                    (
-                        t.saturating_sub(before.get(tid).map_or(0, |b| b.1)),
-                        name.clone(),
-                    )
+                    (t.saturating_sub(before.get(&tid).map_or(0, |b| b.1)), name)
                 })
                 .collect();
-            if side == "harness" {
-                let living: u64 = busy.iter().map(|b| b.0).sum();
-                let all = world::process_cpu_ms(pid).saturating_sub(self.harness);
-                busy.push((all.saturating_sub(living), "ended threads (pacing)".into()));
-            }
+            let total = world::process_cpu_ms(pid).saturating_sub(process);
+            let living: u64 = busy.iter().map(|b| b.0).sum();
+            busy.push((total.saturating_sub(living), "ended threads".into()));
             busy.sort_unstable_by(|a, b| b.cmp(a));
-            let total: u64 = busy.iter().map(|b| b.0).sum();
             let list: Vec<String> = busy
                 .iter()
                 .filter(|b| pct(b.0) >= 1)
                 .map(|(t, name)| format!("{name} {}", pct(*t)))
                 .collect();
-            out.push(format!("{side} {} ({})", pct(total), list.join(", ")));
+            out.push(format!(
+                "{side} {} ({})",
+                pct(total.max(living)),
+                list.join(", ")
+            ));
         }
         out.join("; ")
     }

@@ -273,23 +273,23 @@ pub fn host_ticks() -> (u64, u64) {
     (fields.get(7).copied().unwrap_or(0), all)
 }
 
-/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
-/// User + system clock ticks in a `/proc/.../stat` line: after the command's name in
-/// parentheses, state is field 3, utime and stime 14 and 15.
-fn stat_ticks(stat: &str) -> u64 {
+/// User + system CPU time in a `/proc/.../stat` line, in milliseconds: after the command's
+/// name in parentheses, state is field 3, utime and stime (in clock ticks) 14 and 15.
+fn stat_cpu_ms(stat: &str) -> u64 {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace()
+    let ticks: u64 = rest
+        .split_whitespace()
         .skip(11)
         .take(2)
         .filter_map(|f| f.parse::<u64>().ok())
-        .sum()
+        .sum();
+    ticks * 1000 / clock_ticks()
 }
 
 /// CPU time process `pid` has used (user + system, its ended threads included), in
 /// milliseconds.
 pub fn process_cpu_ms(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat_ticks(&stat) * 1000 / clock_ticks()
+    stat_cpu_ms(&fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }
 
 /// Each thread's CPU time so far: thread id -> (name, milliseconds).
@@ -300,24 +300,28 @@ pub fn thread_cpu_ms(pid: u32) -> ThreadTimes {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return BTreeMap::new();
     };
-    let per_tick = 1000 / clock_ticks().min(1000);
     tasks
         .flatten()
         .filter_map(|t| {
             let tid = t.file_name().to_str()?.parse().ok()?;
             let stat = fs::read_to_string(t.path().join("stat")).ok()?;
             let name = stat.split_once('(')?.1.rsplit_once(')')?.0.to_owned();
-            Some((tid, (name, stat_ticks(&stat) * per_tick)))
+            Some((tid, (name, stat_cpu_ms(&stat))))
         })
         .collect()
 }
 
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times (asked of `getconf`
+/// once).
 fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
-        .max(1)
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+            .max(1)
+    })
 }
