@@ -1,11 +1,14 @@
 //! `--latency-only`, a diagnostic run for the latency tail: latency at each of the plan's
 //! rates on fresh edges (or through the harness's floor), each edge's CPU time per message,
 //! each thread's share of a core (the edges' and the harness's), and when the slowest
-//! messages were sent. Nothing else runs and nothing is reported.
+//! messages were sent; with `--arrivals` every message's send time and latency, with
+//! `--sched-trace` what held the cores while the slowest were in flight. Nothing else runs
+//! and nothing is reported.
 
 use std::path::Path;
 
 use crate::measure::{self, Rig};
+use crate::sched_trace;
 use crate::systems::{Edges, Layout, System};
 use crate::{start, stop, world, Plan};
 
@@ -32,36 +35,31 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
         let host = crate::world::host_ticks();
         let threads = Threads::take(edges);
         rig.tally.arrivals.lock().expect("not poisoned").clear();
+        let trace = plan
+            .sched_trace
+            .then(|| sched_trace::Trace::start(&std::env::temp_dir(), rate))
+            .flatten();
         let l = measure::latency(rig, rate, plan.latency_warm, plan.latency_measure).await;
         let threads = threads.since();
         let mut arrivals = std::mem::take(&mut *rig.tally.arrivals.lock().expect("not poisoned"));
         arrivals.sort_unstable();
-        if let Some(&(t0, _)) = arrivals.first() {
-            // When the slowest messages were sent: a tail that comes at a period points at a
-            // timer or a periodic task.
-            let mut worst: Vec<(u64, u64)> =
-                arrivals.iter().map(|&(s, at)| (at - s, s - t0)).collect();
-            worst.sort_unstable_by(|a, b| b.cmp(a));
-            // One entry per millisecond of sending: a stall delays many messages at once.
-            let mut seen = std::collections::HashSet::new();
-            let list: Vec<String> = worst
-                .iter()
-                .filter(|w| seen.insert(w.1 / 1000))
-                .take(30)
-                .map(|(lat, at)| format!("{}us@{}ms", lat, at / 1000))
-                .collect();
-            eprintln!("   slowest: {}", list.join(" "));
-            let unix_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64);
-            let base = unix_us - rig.tally.now_us();
-            let walls: Vec<String> = worst
-                .iter()
-                .take(5)
-                .map(|(_, at)| format!("{:.6}", (base + t0 + at) as f64 / 1e6))
-                .collect();
-            eprintln!("   slowest sent at (unix s): {}", walls.join(" "));
+        let unix_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let unix_base = unix_us - rig.tally.now_us();
+        print_slowest(&arrivals, unix_base);
+        if let Some(path) = &plan.arrivals {
+            write_arrivals(path, rate, unix_base, &arrivals);
         }
+        let traced = trace.map(|trace| {
+            // The trace's clock is the monotonic one.
+            let base = sched_trace::monotonic_us() - rig.tally.now_us();
+            let flights: Vec<(u64, u64)> =
+                arrivals.iter().map(|&(s, at)| (base + s, at - s)).collect();
+            let mut ours = vec![std::process::id()];
+            ours.extend(edges.iter().flat_map(|e| [e.a.pid(), e.b.pid()]));
+            tokio::task::block_in_place(|| trace.finish(&flights, &ours))
+        });
         let sent = l.delivery.sent.max(1) as f64;
         let cpu = match (edges, cpu) {
             (Some(e), Some((a, b))) => format!(
@@ -88,6 +86,53 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
             l.p50_us, l.p99_us, l.p999_us
         );
         eprintln!("   {rate}/s: % of a core: {threads}");
+        if let Some(text) = traced {
+            eprintln!("   {rate}/s, scheduler trace: {text}");
+        }
+    }
+}
+
+/// When the slowest messages were sent (`arrivals` are (sent, arrived) on the harness's
+/// clock, `unix_base` that clock's zero in Unix microseconds): a tail that comes at a period
+/// points at a timer or a periodic task.
+fn print_slowest(arrivals: &[(u64, u64)], unix_base: u64) {
+    let Some(t0) = arrivals.iter().map(|a| a.0).min() else {
+        return;
+    };
+    let mut worst: Vec<(u64, u64)> = arrivals.iter().map(|&(s, at)| (at - s, s - t0)).collect();
+    worst.sort_unstable_by(|a, b| b.cmp(a));
+    // One entry per millisecond of sending: a stall delays many messages at once.
+    let mut seen = std::collections::HashSet::new();
+    let list: Vec<String> = worst
+        .iter()
+        .filter(|w| seen.insert(w.1 / 1000))
+        .take(30)
+        .map(|(lat, at)| format!("{}us@{}ms", lat, at / 1000))
+        .collect();
+    eprintln!("   slowest: {}", list.join(" "));
+    let walls: Vec<String> = worst
+        .iter()
+        .take(5)
+        .map(|(_, at)| format!("{:.6}", (unix_base + t0 + at) as f64 / 1e6))
+        .collect();
+    eprintln!("   slowest sent at (unix s): {}", walls.join(" "));
+}
+
+/// Appends each message of one rate to `path`: the rate, when it was sent (Unix
+/// microseconds, from `base` plus the harness's clock) and its latency.
+fn write_arrivals(path: &Path, rate: u64, base: u64, arrivals: &[(u64, u64)]) {
+    use std::io::Write;
+    let mut out = String::with_capacity(arrivals.len() * 32);
+    for &(sent, at) in arrivals {
+        out.push_str(&format!("{rate}\t{}\t{}\n", base + sent, at - sent));
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(out.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("   cannot write {}: {e}", path.display());
     }
 }
 

@@ -22,6 +22,7 @@ mod link;
 mod measure;
 mod pacer;
 mod report;
+mod sched_trace;
 mod stuck;
 mod systems;
 mod world;
@@ -79,6 +80,15 @@ pub struct Args {
     /// the edges, `perf stat` say).
     #[arg(long)]
     latency_only: bool,
+    /// With `--latency-only`: also write every message of each rate to this file, one line
+    /// each (`rate`, when it was sent in Unix microseconds, its latency in microseconds), to
+    /// lay the slow ones beside a scheduler trace (`perf sched`).
+    #[arg(long)]
+    arrivals: Option<PathBuf>,
+    /// With `--latency-only`: a scheduler trace of the machine through each rate (needs
+    /// perf), and what held the cores while the slowest messages were in flight.
+    #[arg(long)]
+    sched_trace: bool,
     /// Only the stuck-destination scenario (xfed: edge C stops reading).
     #[arg(long)]
     stuck_only: bool,
@@ -101,6 +111,10 @@ pub struct Plan {
     pub streams: usize,
     pub concurrency: u64,
     pub crowd: Crowd,
+    /// `--arrivals`.
+    pub arrivals: Option<PathBuf>,
+    /// `--sched-trace`.
+    pub sched_trace: bool,
 }
 
 impl Plan {
@@ -136,6 +150,8 @@ impl Plan {
                     .routes
                     .unwrap_or(pick(2_000, 100_000, 100_000) as usize),
             },
+            arrivals: args.arrivals.clone(),
+            sched_trace: args.sched_trace,
         }
     }
 }
