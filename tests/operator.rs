@@ -230,6 +230,18 @@ async fn events_and_metrics_follow_federated_traffic() {
     );
     assert_eq!(sample(&text, "xfed_config_version"), Some(1.0));
     assert!(text.contains("# TYPE xfed_s2s_streams gauge"), "{text}");
+    // Time in the node, for the stanzas it passed on ("one" out to B, "two" in to acme); the
+    // errors it wrote itself are not in transit. Buckets count cumulatively.
+    assert_eq!(
+        sample(&text, "xfed_stanza_transit_seconds_count"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"xfed_stanza_transit_seconds_bucket{le="+Inf"}"#),
+        Some(2.0)
+    );
+    assert!(sample(&text, "xfed_stanza_transit_seconds_sum").is_some_and(|s| s > 0.0));
 
     a.shutdown().await;
     b.shutdown().await;

@@ -50,6 +50,7 @@ pub(crate) async fn accept(
         Waits::new(svc.limits.stuck, WRITE_STALL),
         move |undelivered| router.reroute(undelivered),
     );
+    outbox.measure(svc.router.observer.metrics.transit.clone());
     let mut neg = Negotiation {
         reader: FramedRead::new(rd, StreamReader::new(limits)),
         outbox: outbox.clone(),

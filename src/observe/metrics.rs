@@ -2,8 +2,10 @@
 //! tests, keep theirs apart). Counters are bumped where things happen; gauges that describe
 //! current state (streams, queues, links) are set when `/metrics` is read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::Transit;
 use dashmap::DashMap;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{
@@ -30,6 +32,8 @@ pub struct Metrics {
     /// exactly when this must stay cheap).
     bounces: DashMap<&'static str, Counter>,
     pub dial_seconds: Histogram,
+    /// How long stanzas stayed in the node, shared with every connection's writer.
+    pub transit: Arc<Transit>,
     pub dns_lookups: Counter,
     pub dns_failures: Counter,
 }
@@ -129,6 +133,7 @@ impl Metrics {
             counters: DashMap::new(),
             bounces: DashMap::new(),
             dial_seconds,
+            transit: Arc::default(),
             dns_lookups,
             dns_failures,
         }
@@ -199,7 +204,12 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&self.transit.render(
+            "xfed_stanza_transit_seconds",
+            "Time a stanza stayed in the node: from being read whole to being handed to the socket of the connection it left on",
+        ));
+        text
     }
 }
 

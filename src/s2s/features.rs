@@ -144,6 +144,7 @@ mod tests {
             resends: 0,
             credit: None,
             receipt: None,
+            read_at: None,
         }
     }
 

@@ -300,6 +300,7 @@ mod tests {
             resends: 0,
             credit: None,
             receipt: None,
+            read_at: None,
         })
     }
 

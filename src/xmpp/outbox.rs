@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 pub use super::acks::{Checkpoint, PING_ID_PREFIX};
 use super::acks::{TooHigh, Unacked};
 use super::stanza::Stanza;
+use crate::observe::Transit;
 
 /// Most bytes gathered into one write.
 const MAX_BATCH: usize = 256 * 1024;
@@ -108,6 +109,8 @@ struct Shared {
     /// confirmed, oldest first. Their bytes stay counted in `queued` until the peer confirms
     /// them, so a peer that stops confirming is held back like one that stops reading.
     acks: Option<Acks>,
+    /// Where the time written stanzas spent in the node is counted, once set.
+    transit: OnceLock<Arc<Transit>>,
 }
 
 impl Shared {
@@ -235,6 +238,7 @@ impl Outbox {
                 retained: Mutex::new(Unacked::default()),
                 checkpoint,
             }),
+            transit: OnceLock::new(),
         });
         let task = actix_rt::spawn(write_loop(
             writer,
@@ -310,6 +314,11 @@ impl Outbox {
     /// Writes what is queued, then `tail`, then shuts the connection down.
     pub fn close(&self, tail: Bytes) {
         let _ = self.shared.push(Out::Close(tail));
+    }
+
+    /// Counts in `transit` how long each stanza written from now on stayed in the node.
+    pub fn measure(&self, transit: Arc<Transit>) {
+        let _ = self.shared.transit.set(transit);
     }
 
     /// True once the writer has stopped taking stanzas.

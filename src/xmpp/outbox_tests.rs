@@ -23,6 +23,7 @@ pub(super) fn stanza(body: &str) -> Stanza {
         resends: 0,
         credit: None,
         receipt: None,
+        read_at: None,
     }
 }
 
@@ -329,5 +330,34 @@ fn a_return_goes_in_past_the_bound() {
             .send_return(stanza("back"))
             .expect("queued past the bound");
         assert!(outbox.queued_bytes() > before, "and counted");
+    });
+}
+
+/// With a transit histogram, each stanza written that was read from a peer is counted once;
+/// what xfed made itself (no read time) and raw bytes are not.
+#[test]
+fn a_measured_outbox_counts_the_transit_of_each_stanza_it_read() {
+    actix_rt::System::new().block_on(async {
+        let (ours, peer) = tokio::io::duplex(1 << 16);
+        let (outbox, task) = Outbox::spawn(ours, 1 << 20, waits(5), |_| {});
+        let transit = Arc::new(crate::observe::Transit::default());
+        outbox.measure(transit.clone());
+        let read = |body| {
+            let mut s = stanza(body);
+            s.read_at = Some(std::time::Instant::now() - Duration::from_millis(3));
+            s
+        };
+        outbox.send(read("1")).unwrap();
+        outbox.send(stanza("made here")).unwrap();
+        assert!(outbox.send_raw(Bytes::from_static(b"<r/>")));
+        outbox.send(read("2")).unwrap();
+        outbox.close(Bytes::from_static(b"</stream:stream>"));
+        read_all(peer).await;
+        task.await.unwrap();
+        let text = transit.render("t", "");
+        let line = |l: &str| text.lines().any(|x| x == l);
+        assert!(line("t_count 2"), "{text}");
+        // Read 3 ms before they were queued: none within 2.5 ms.
+        assert!(line("t_bucket{le=\"0.0025\"} 0"), "{text}");
     });
 }

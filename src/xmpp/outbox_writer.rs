@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -13,6 +14,7 @@ use super::{
     lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, ASK_SPACING, MAX_BATCH,
     PING_WINDOW_BYTES,
 };
+use crate::observe::transit::Batch;
 use crate::xmpp::stanza::Stanza;
 
 /// The writer's hold on the shared state: however the writer ends (returns, or its task is
@@ -46,6 +48,8 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     let mut buf = BytesMut::new();
     // Entries taken from the queue and not yet written (a write stops at MAX_BATCH).
     let mut batch = VecDeque::new();
+    // When each stanza of the write was read, while the node counts transit times.
+    let mut read_at = Vec::new();
     loop {
         if batch.is_empty() {
             std::mem::swap(&mut batch, &mut *counters.queue());
@@ -53,6 +57,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 // Let the drained deque's slots and the write buffer go while idle.
                 batch = VecDeque::new();
                 buf = BytesMut::new();
+                read_at = Vec::new();
                 if idle(counters, &waits).await {
                     batch.push_back(Out::Ask);
                 }
@@ -78,6 +83,9 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 Out::Stanza(mut s) => {
                     counted += s.bytes.len();
                     stanzas += 1;
+                    if let (Some(at), Some(_)) = (s.read_at, counters.transit.get()) {
+                        read_at.push(at);
+                    }
                     buf.extend_from_slice(&s.bytes);
                     // Its reader's share goes back as it is written, unless the peer's
                     // confirmation frees its room in the queue (stream management): then
@@ -188,6 +196,17 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         })
         .await;
         let failed = !matches!(written, Ok(Ok(())));
+        if let Some(transit) = counters
+            .transit
+            .get()
+            .filter(|_| !failed && !read_at.is_empty())
+        {
+            let now = Instant::now();
+            let mut times = Batch::default();
+            read_at.iter().for_each(|&at| times.add(at, now));
+            transit.add(&times);
+        }
+        read_at.clear();
         if failed {
             // What the socket never took goes back with the rest, ahead of it.
             let unbegun: Vec<Box<Stanza>> = in_write

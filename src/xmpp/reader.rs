@@ -380,6 +380,7 @@ impl Decoder for StreamReader {
                 // Invariant: `step` only reports a stanza after parsing its top element.
                 let mut stanza = self.top.take().expect("top element parsed");
                 stanza.bytes = bytes;
+                stanza.read_at = Some(std::time::Instant::now());
                 Ok(Some(Frame::Stanza(stanza)))
             }
             Step::Close => {

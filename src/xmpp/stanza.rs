@@ -44,6 +44,9 @@ pub struct Stanza {
     /// Set on a stanza another node of the cluster handed over: fires when the stanza
     /// leaves this node, so that node may forget it ([`super::receipt`]).
     pub receipt: Option<std::sync::Arc<super::receipt::Receipt>>,
+    /// When its reader had it whole (none for what xfed makes itself): the start of its
+    /// transit through the node ([`crate::observe::transit`]).
+    pub read_at: Option<std::time::Instant>,
 }
 
 impl Stanza {
@@ -69,6 +72,7 @@ impl Stanza {
             resends: 0,
             credit: None,
             receipt: None,
+            read_at: None,
         };
         for attr in e.attributes().with_checks(true) {
             let attr =
@@ -172,6 +176,7 @@ impl Stanza {
             resends: 0,
             credit: None,
             receipt: None,
+            read_at: None,
         }
     }
 
@@ -216,6 +221,7 @@ impl Stanza {
             resends: 0,
             credit: None,
             receipt: None,
+            read_at: None,
         })
     }
 }

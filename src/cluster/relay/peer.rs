@@ -153,6 +153,9 @@ async fn carry(relay: &Arc<Relay>, peer: &Arc<Peer>, tls: Tls) {
         Waits::new(super::STUCK, super::STALL),
         Checkpoint::StreamManagement,
     );
+    if let Some(router) = relay.router() {
+        outbox.measure(router.observer.metrics.transit.clone());
+    }
     let id = format!("{:016x}", rand::random::<u64>());
     outbox.send_raw(Bytes::from(stream_header(
         ns::SERVER,

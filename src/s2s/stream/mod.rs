@@ -88,6 +88,7 @@ impl S2sStream {
                 }
             },
         );
+        outbox.measure(shared.observer.metrics.transit.clone());
         let id = shared.next_id();
         let out = outbox.clone();
         let credit = Credit::new(shared.limits.in_flight_bytes_per_connection);
