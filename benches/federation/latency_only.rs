@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::measure::{self, Rig};
 use crate::sched_trace;
-use crate::systems::{Edges, Layout, System};
+use crate::systems::{Edges, Layout, System, ADMIN_TOKEN};
+use crate::world::{A_IP, B_IP};
 use crate::{start, stop, world, Plan};
 
 /// `--latency-only`: the latency at each of the plan's rates on fresh edges, printed.
@@ -34,6 +35,7 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
         let switches = edges.map(|e| (e.a.switches(), e.b.switches()));
         let host = crate::world::host_ticks();
         let threads = Threads::take(edges);
+        let transit = edges.map(|_| InEdges::take());
         rig.tally.arrivals.lock().expect("not poisoned").clear();
         let trace = plan
             .sched_trace
@@ -86,6 +88,9 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
             l.p50_us, l.p99_us, l.p999_us
         );
         eprintln!("   {rate}/s: % of a core: {threads}");
+        if let Some(text) = transit.and_then(InEdges::since) {
+            eprintln!("   {rate}/s: time in the edges: {text}");
+        }
         if let Some(text) = traced {
             eprintln!("   {rate}/s, scheduler trace: {text}");
         }
@@ -192,4 +197,77 @@ impl Threads {
         }
         out.join("; ")
     }
+}
+
+/// How long the messages stayed inside each xfed edge (its `xfed_stanza_transit_seconds`
+/// histogram, read from its `/metrics` before and after a rate): whether they waited in
+/// xfed's own queues or elsewhere (the kernel's buffers, a thread waiting for a core).
+struct InEdges {
+    /// Each edge's cumulative buckets: (upper bound in seconds, count).
+    before: [Vec<(f64, u64)>; 2],
+}
+
+impl InEdges {
+    fn take() -> InEdges {
+        InEdges {
+            before: [transit_buckets(A_IP), transit_buckets(B_IP)],
+        }
+    }
+
+    /// Per edge, the bucket bounds that hold the median and the 99th percentile since
+    /// [`InEdges::take`]; `None` where the edges have no such histogram (Prosody).
+    fn since(self) -> Option<String> {
+        let mut out = Vec::new();
+        for (name, ip, before) in [("A", A_IP, &self.before[0]), ("B", B_IP, &self.before[1])] {
+            let after = transit_buckets(ip);
+            if after.is_empty() {
+                return None;
+            }
+            let counts: Vec<(f64, u64)> = after
+                .iter()
+                .map(|&(le, n)| {
+                    let was = before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+                    (le, n - was)
+                })
+                .collect();
+            let all = counts.last().map_or(0, |c| c.1).max(1);
+            let at = |q: f64| {
+                let le = counts
+                    .iter()
+                    .find(|c| c.1 as f64 >= q * all as f64)
+                    .map_or(f64::INFINITY, |c| c.0);
+                format!("{} ms", le * 1000.0)
+            };
+            let within_ms = counts.iter().find(|c| c.0 >= 0.001).map_or(0, |c| c.1);
+            out.push(format!(
+                "{name} p50 <= {}, p99 <= {}, {:.2}% over 1 ms",
+                at(0.5),
+                at(0.99),
+                (all - within_ms.min(all)) as f64 * 100.0 / all as f64
+            ));
+        }
+        Some(out.join("; "))
+    }
+}
+
+/// An xfed edge's transit histogram: (upper bound in seconds, cumulative count), `+Inf` last.
+fn transit_buckets(ip: &str) -> Vec<(f64, u64)> {
+    let text = ureq::get(format!("http://{ip}:7480/metrics"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("xfed_stanza_transit_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, n) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, n.parse().ok()?))
+        })
+        .collect()
 }
