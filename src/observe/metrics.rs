@@ -207,7 +207,7 @@ impl Metrics {
         let mut text = self.handle.render();
         text.push_str(&self.transit.render(
             "xfed_stanza_transit_seconds",
-            "Time a stanza stayed in the node: from being read whole to being handed to the socket of the connection it left on",
+            "Time a stanza stayed in the node: from being read whole to being taken for a write into the socket of the connection it leaves on",
         ));
         text
     }

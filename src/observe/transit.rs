@@ -1,5 +1,6 @@
 //! How long stanzas stay in the node: from the moment a reader has a stanza whole to the
-//! moment a writer has handed it to the socket (`xfed_stanza_transit_seconds`). Under load it
+//! moment the writer of the connection it leaves on takes it for a write into the socket
+//! (`xfed_stanza_transit_seconds`). Under load it
 //! tells an operator whether a stanza waits in xfed's own queues or elsewhere (the sender,
 //! the network, the peer, or a busy machine keeping xfed from reading).
 //!

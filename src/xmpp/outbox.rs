@@ -9,9 +9,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
@@ -109,8 +110,9 @@ struct Shared {
     /// confirmed, oldest first. Their bytes stay counted in `queued` until the peer confirms
     /// them, so a peer that stops confirming is held back like one that stops reading.
     acks: Option<Acks>,
-    /// Where the time written stanzas spent in the node is counted, once set.
-    transit: OnceLock<Arc<Transit>>,
+    /// Where the time written stanzas spent in the node is counted, once set (a single
+    /// pointer: an idle connection's share of memory is watched, see BENCHMARKS.md).
+    transit: ArcSwapOption<Transit>,
 }
 
 impl Shared {
@@ -238,7 +240,7 @@ impl Outbox {
                 retained: Mutex::new(Unacked::default()),
                 checkpoint,
             }),
-            transit: OnceLock::new(),
+            transit: ArcSwapOption::empty(),
         });
         let task = actix_rt::spawn(write_loop(
             writer,
@@ -318,7 +320,7 @@ impl Outbox {
 
     /// Counts in `transit` how long each stanza written from now on stayed in the node.
     pub fn measure(&self, transit: Arc<Transit>) {
-        let _ = self.shared.transit.set(transit);
+        self.shared.transit.store(Some(transit));
     }
 
     /// True once the writer has stopped taking stanzas.

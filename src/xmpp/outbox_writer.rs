@@ -48,8 +48,6 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     let mut buf = BytesMut::new();
     // Entries taken from the queue and not yet written (a write stops at MAX_BATCH).
     let mut batch = VecDeque::new();
-    // When each stanza of the write was read, while the node counts transit times.
-    let mut read_at = Vec::new();
     loop {
         if batch.is_empty() {
             std::mem::swap(&mut batch, &mut *counters.queue());
@@ -57,7 +55,6 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 // Let the drained deque's slots and the write buffer go while idle.
                 batch = VecDeque::new();
                 buf = BytesMut::new();
-                read_at = Vec::new();
                 if idle(counters, &waits).await {
                     batch.push_back(Out::Ask);
                 }
@@ -78,38 +75,50 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         let mut in_write = Vec::new();
         // An `Out::Ask` came: a request goes out whatever the count.
         let mut asked = false;
-        while let Some(out) = batch.pop_front() {
-            match out {
-                Out::Stanza(mut s) => {
-                    counted += s.bytes.len();
-                    stanzas += 1;
-                    if let (Some(at), Some(_)) = (s.read_at, counters.transit.get()) {
-                        read_at.push(at);
+        {
+            // How long each stanza taken for this write stayed in the node, counted as it is
+            // taken, in a scope that ends before the write: nothing of it is kept in the
+            // task across an await, so idle connections stay small.
+            let transit = counters.transit.load();
+            let mut times = transit
+                .as_ref()
+                .map(|t| (t, Instant::now(), Batch::default()));
+            while let Some(out) = batch.pop_front() {
+                match out {
+                    Out::Stanza(mut s) => {
+                        counted += s.bytes.len();
+                        stanzas += 1;
+                        if let (Some(at), Some((_, now, times))) = (s.read_at, times.as_mut()) {
+                            times.add(at, *now);
+                        }
+                        buf.extend_from_slice(&s.bytes);
+                        // Its reader's share goes back as it is written, unless the peer's
+                        // confirmation frees its room in the queue (stream management): then
+                        // the share goes back with it.
+                        if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
+                            s.credit = None;
+                        }
+                        if counters.acks.is_some() {
+                            keep.push(s);
+                        } else {
+                            in_write.push((buf.len() - s.bytes.len(), s));
+                        }
                     }
-                    buf.extend_from_slice(&s.bytes);
-                    // Its reader's share goes back as it is written, unless the peer's
-                    // confirmation frees its room in the queue (stream management): then
-                    // the share goes back with it.
-                    if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
-                        s.credit = None;
-                    }
-                    if counters.acks.is_some() {
-                        keep.push(s);
-                    } else {
-                        in_write.push((buf.len() - s.bytes.len(), s));
+                    Out::Raw(b) => buf.extend_from_slice(&b),
+                    Out::Ask => asked = true,
+                    Out::Close(b) => {
+                        buf.extend_from_slice(&b);
+                        tail = b.len();
+                        closing = true;
+                        break;
                     }
                 }
-                Out::Raw(b) => buf.extend_from_slice(&b),
-                Out::Ask => asked = true,
-                Out::Close(b) => {
-                    buf.extend_from_slice(&b);
-                    tail = b.len();
-                    closing = true;
+                if buf.len() >= MAX_BATCH {
                     break;
                 }
             }
-            if buf.len() >= MAX_BATCH {
-                break;
+            if let Some((transit, _, times)) = times {
+                transit.add(&times);
             }
         }
         if let Some(acks) = &counters.acks {
@@ -196,17 +205,6 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
         })
         .await;
         let failed = !matches!(written, Ok(Ok(())));
-        if let Some(transit) = counters
-            .transit
-            .get()
-            .filter(|_| !failed && !read_at.is_empty())
-        {
-            let now = Instant::now();
-            let mut times = Batch::default();
-            read_at.iter().for_each(|&at| times.add(at, now));
-            transit.add(&times);
-        }
-        read_at.clear();
         if failed {
             // What the socket never took goes back with the rest, ahead of it.
             let unbegun: Vec<Box<Stanza>> = in_write
