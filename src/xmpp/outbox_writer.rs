@@ -61,66 +61,15 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 continue;
             }
         }
-        let mut counted = 0;
-        let mut stanzas = 0;
-        let mut closing = false;
-        // Bytes of the closing tail at the end of `buf`.
-        let mut tail = 0;
-        // With checkpoints: what this write sends, kept until confirmed.
-        let mut keep = Vec::new();
-        // Without: the stanzas of this write with where each starts in `buf`, kept until
-        // the write is done: a receipt that tells another node a stanza left
-        // (`xmpp::receipt`) must not fire for one that never reached the socket, and those
-        // a failed write never began are handed back with the rest.
-        let mut in_write = Vec::new();
-        // An `Out::Ask` came: a request goes out whatever the count.
-        let mut asked = false;
-        {
-            // How long each stanza taken for this write stayed in the node, counted as it is
-            // taken, in a scope that ends before the write: nothing of it is kept in the
-            // task across an await, so idle connections stay small.
-            let transit = counters.transit.load();
-            let mut times = transit
-                .as_ref()
-                .map(|t| (t, Instant::now(), Batch::default()));
-            while let Some(out) = batch.pop_front() {
-                match out {
-                    Out::Stanza(mut s) => {
-                        counted += s.bytes.len();
-                        stanzas += 1;
-                        if let (Some(at), Some((_, now, times))) = (s.read_at, times.as_mut()) {
-                            times.add(at, *now);
-                        }
-                        buf.extend_from_slice(&s.bytes);
-                        // Its reader's share goes back as it is written, unless the peer's
-                        // confirmation frees its room in the queue (stream management): then
-                        // the share goes back with it.
-                        if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
-                            s.credit = None;
-                        }
-                        if counters.acks.is_some() {
-                            keep.push(s);
-                        } else {
-                            in_write.push((buf.len() - s.bytes.len(), s));
-                        }
-                    }
-                    Out::Raw(b) => buf.extend_from_slice(&b),
-                    Out::Ask => asked = true,
-                    Out::Close(b) => {
-                        buf.extend_from_slice(&b);
-                        tail = b.len();
-                        closing = true;
-                        break;
-                    }
-                }
-                if buf.len() >= MAX_BATCH {
-                    break;
-                }
-            }
-            if let Some((transit, _, times)) = times {
-                transit.add(&times);
-            }
-        }
+        let Take {
+            mut counted,
+            mut stanzas,
+            closing,
+            tail,
+            keep,
+            mut in_write,
+            asked,
+        } = take(&mut batch, &mut buf, counters);
         if let Some(acks) = &counters.acks {
             if !batch.is_empty() {
                 // Back to the queue's front rather than held here across the write: whoever
@@ -258,6 +207,80 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     if !undelivered.is_empty() {
         on_undelivered(undelivered);
     }
+}
+
+/// What one write carries: the entries taken from the front of the batch, their bytes
+/// already in the write buffer.
+#[derive(Default)]
+struct Take {
+    /// Bytes of the stanzas taken, and how many.
+    counted: usize,
+    stanzas: u64,
+    /// A closing tail was taken: nothing follows it.
+    closing: bool,
+    /// Bytes of the closing tail at the end of the buffer.
+    tail: usize,
+    /// With checkpoints: what this write sends, kept until confirmed (boxed as queued, and
+    /// moved on boxed into the unconfirmed list).
+    #[allow(clippy::vec_box)]
+    keep: Vec<Box<Stanza>>,
+    /// Without: the stanzas of this write with where each starts in the buffer, kept until
+    /// the write is done: a receipt that tells another node a stanza left
+    /// (`xmpp::receipt`) must not fire for one that never reached the socket, and those a
+    /// failed write never began are handed back with the rest.
+    in_write: Vec<(usize, Box<Stanza>)>,
+    /// An `Out::Ask` came: a request goes out whatever the count.
+    asked: bool,
+}
+
+/// Takes entries from the front of `batch` into `buf` until a closing tail or
+/// [`MAX_BATCH`] bytes. Each stanza's time in the node is counted as it is taken; this runs
+/// between two awaits of the writer, so nothing of the count stays in the writer's task
+/// (idle connections stay small).
+fn take(batch: &mut VecDeque<Out>, buf: &mut BytesMut, counters: &Shared) -> Take {
+    let mut t = Take::default();
+    let transit = counters.transit.load();
+    let mut times = transit
+        .as_ref()
+        .map(|histogram| (histogram, Instant::now(), Batch::default()));
+    while let Some(out) = batch.pop_front() {
+        match out {
+            Out::Stanza(mut s) => {
+                t.counted += s.bytes.len();
+                t.stanzas += 1;
+                if let (Some(at), Some((_, now, times))) = (s.read_at, times.as_mut()) {
+                    times.add(at, *now);
+                }
+                buf.extend_from_slice(&s.bytes);
+                // Its reader's share goes back as it is written, unless the peer's
+                // confirmation frees its room in the queue (stream management): then the
+                // share goes back with it.
+                if !counters.acks.as_ref().is_some_and(Acks::holds_back) {
+                    s.credit = None;
+                }
+                if counters.acks.is_some() {
+                    t.keep.push(s);
+                } else {
+                    t.in_write.push((buf.len() - s.bytes.len(), s));
+                }
+            }
+            Out::Raw(b) => buf.extend_from_slice(&b),
+            Out::Ask => t.asked = true,
+            Out::Close(b) => {
+                buf.extend_from_slice(&b);
+                t.tail = b.len();
+                t.closing = true;
+                break;
+            }
+        }
+        if buf.len() >= MAX_BATCH {
+            break;
+        }
+    }
+    if let Some((histogram, _, times)) = times {
+        histogram.add(&times);
+    }
+    t
 }
 
 /// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
