@@ -11,7 +11,8 @@
 //!   back by the `xfed` subcommands; serde and chrono only, so any layer below can build
 //!   them (an s2s stream describes itself as a [`model::StreamRow`]).
 //! - [`xmpp`]: the wire — stream reader under restricted XML, stanzas, error vocabulary, the
-//!   coalescing [`xmpp::Outbox`] writer.
+//!   coalescing [`xmpp::Outbox`] writer and the histogram of stanzas' time in the node that
+//!   writers count into.
 //! - [`observe`]: the event log and Prometheus metrics (used by all below).
 //! - [`restart`]: versioned configuration: what a change touches, which instances run which
 //!   version, and when staged changes apply (driven over a running node by `node`).

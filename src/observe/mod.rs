@@ -3,11 +3,9 @@
 
 pub mod events;
 pub mod metrics;
-pub mod transit;
 
 pub use events::{Event, EventLog, Kind};
 pub use metrics::{Metrics, TenantCounters};
-pub use transit::Transit;
 
 use crate::config::EventsConfig;
 

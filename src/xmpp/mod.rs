@@ -13,6 +13,7 @@ pub mod reader;
 pub mod receipt;
 mod restricted;
 pub mod stanza;
+pub mod transit;
 mod wellformed;
 
 pub use error::{AppCondition, StanzaCondition, StreamCondition, StreamError};

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 pub use super::acks::{Checkpoint, PING_ID_PREFIX};
 use super::acks::{TooHigh, Unacked};
 use super::stanza::Stanza;
-use crate::observe::Transit;
+use super::transit::Transit;
 
 /// Most bytes gathered into one write.
 const MAX_BATCH: usize = 256 * 1024;

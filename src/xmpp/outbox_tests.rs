@@ -340,7 +340,7 @@ fn a_measured_outbox_counts_the_transit_of_each_stanza_it_read() {
     actix_rt::System::new().block_on(async {
         let (ours, peer) = tokio::io::duplex(1 << 16);
         let (outbox, task) = Outbox::spawn(ours, 1 << 20, waits(5), |_| {});
-        let transit = Arc::new(crate::observe::Transit::default());
+        let transit = Arc::new(crate::xmpp::transit::Transit::default());
         outbox.measure(transit.clone());
         let read = |body| {
             let mut s = stanza(body);

@@ -14,8 +14,8 @@ use super::{
     lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, ASK_SPACING, MAX_BATCH,
     PING_WINDOW_BYTES,
 };
-use crate::observe::transit::Batch;
 use crate::xmpp::stanza::Stanza;
+use crate::xmpp::transit::Batch;
 
 /// The writer's hold on the shared state: however the writer ends (returns, or its task is
 /// dropped with the runtime), the queue is closed to senders.

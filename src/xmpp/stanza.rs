@@ -45,7 +45,7 @@ pub struct Stanza {
     /// leaves this node, so that node may forget it ([`super::receipt`]).
     pub receipt: Option<std::sync::Arc<super::receipt::Receipt>>,
     /// When its reader had it whole (none for what xfed makes itself): the start of its
-    /// transit through the node ([`crate::observe::transit`]).
+    /// transit through the node ([`super::transit`]).
     pub read_at: Option<std::time::Instant>,
 }
 
