@@ -198,12 +198,7 @@ async fn pace(rig: &mut Rig, how_long: Duration) {
 
 /// b1's stanzas forwarded to b2 and to b3 so far (its `/metrics`).
 fn forwarded_from_b1() -> (u64, u64) {
-    let text = ureq::get(format!("http://{B_IP}:7480/metrics"))
-        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
+    let text = systems::metrics_text(B_IP);
     let to = |node: &str| -> u64 {
         text.lines()
             .filter(|l| {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::measure::{self, Rig};
 use crate::sched_trace;
-use crate::systems::{Edges, Layout, System, ADMIN_TOKEN};
+use crate::systems::{metrics_text, Edges, Layout, System};
 use crate::world::{A_IP, B_IP};
 use crate::{start, stop, world, Plan};
 
@@ -252,13 +252,8 @@ impl InEdges {
 
 /// An xfed edge's transit histogram: (upper bound in seconds, cumulative count), `+Inf` last.
 fn transit_buckets(ip: &str) -> Vec<(f64, u64)> {
-    let text = ureq::get(format!("http://{ip}:7480/metrics"))
-        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
-    text.lines()
+    metrics_text(ip)
+        .lines()
         .filter_map(|l| l.strip_prefix("xfed_stanza_transit_seconds_bucket{le=\""))
         .filter_map(|l| {
             let (le, n) = l.split_once("\"} ")?;

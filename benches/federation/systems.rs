@@ -348,6 +348,17 @@ VirtualHost "{side}.test"
     p
 }
 
+/// The `/metrics` text of the xfed edge at `ip` (empty when it does not answer, as a
+/// Prosody edge does not).
+pub fn metrics_text(ip: &str) -> String {
+    ureq::get(format!("http://{ip}:7480/metrics"))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
 /// How edge A's streams are secured, from its admin API: counts by direction, TLS version
 /// and authentication, e.g. "10100 outgoing TLSv1_3 dialback" — evidence that the run
 /// measured what it says.
