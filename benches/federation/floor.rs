@@ -192,6 +192,7 @@ pub fn json(floor: &[(u64, Latency)]) -> serde_json::Value {
         .map(|(rate, l)| {
             serde_json::json!({"rate": rate, "p50_us": l.p50_us, "p99_us": l.p99_us,
                                "p999_us": l.p999_us, "samples": l.samples,
+                               "pacer_late_us": [l.pacer_late_us.0, l.pacer_late_us.1],
                                "sent": l.delivery.sent, "received": l.delivery.received})
         })
         .collect()

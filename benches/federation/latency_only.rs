@@ -87,6 +87,12 @@ pub async fn series(rig: &mut Rig, plan: &Plan, edges: Option<&Edges>) {
             "   {rate}/s: p50 {} p99 {} p99.9 {} us{cpu}{switches}; host CPU stolen {steal:.0}%",
             l.p50_us, l.p99_us, l.p999_us
         );
+        // A pacer that did not get a core in time sends less, later: its lag is the
+        // harness's, and a rate it did not reach was not measured.
+        eprintln!(
+            "   {rate}/s: sent {:.0}/s; pacer behind schedule p99 {} us, at most {} us",
+            l.offered_per_sec, l.pacer_late_us.0, l.pacer_late_us.1
+        );
         eprintln!("   {rate}/s: % of a core: {threads}");
         if let Some(text) = transit.and_then(InEdges::since) {
             eprintln!("   {rate}/s: time in the edges: {text}");

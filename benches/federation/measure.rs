@@ -258,6 +258,9 @@ pub struct Latency {
     pub max_us: u32,
     pub samples: usize,
     pub delivery: Delivery,
+    /// How late the pacer made messages behind its schedule (p99, most), in µs: the
+    /// harness's own lag, which the latencies above do not include.
+    pub pacer_late_us: (u32, u32),
 }
 
 /// Open loop: `rate` messages per second spread evenly over the pairs by the [`Pacer`], each
@@ -283,16 +286,13 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
     tokio::time::sleep(measure).await;
     tally.recording.store(false, Ordering::Release);
     let offered = (tally.sent.load(Ordering::Acquire) - sent0) as f64 / t0.elapsed().as_secs_f64();
-    rig.load = pacer.stop().await;
+    let (load, mut late) = pacer.stop().await;
+    rig.load = load;
     tally.drain(Duration::from_secs(60)).await;
     let mut lat = std::mem::take(&mut *tally.latencies.lock().expect("not poisoned"));
     lat.sort_unstable();
-    let pick = |q: f64| -> u32 {
-        if lat.is_empty() {
-            return 0;
-        }
-        lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)]
-    };
+    late.sort_unstable();
+    let pick = |q: f64| quantile(&lat, q);
     Latency {
         offered_per_sec: offered,
         p50_us: pick(0.50),
@@ -301,7 +301,16 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
         max_us: lat.last().copied().unwrap_or(0),
         samples: lat.len(),
         delivery: delivery(&tally, before),
+        pacer_late_us: (quantile(&late, 0.99), late.last().copied().unwrap_or(0)),
     }
+}
+
+/// The `q` quantile of `sorted` (0 when it is empty).
+fn quantile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 #[derive(Debug, Clone)]

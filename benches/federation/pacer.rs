@@ -8,7 +8,9 @@
 //! is due (the kernel's timer slack, 50 µs for an ordinary thread, is the grain), sends what
 //! is due on the links' sockets without blocking, and keeps what a socket would not take for
 //! its next wake-up. Each message carries the time it was made, so time spent waiting for a
-//! slow socket counts in its latency.
+//! slow socket counts in its latency; how late the thread itself made each message (behind
+//! its schedule, when it did not get a core in time) is kept apart, so that a harness
+//! starved of CPU shows as such rather than as a lower rate with good latencies.
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,7 +57,7 @@ impl Lane {
 /// The pacing thread, running until [`Pacer::stop`].
 pub struct Pacer {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<OwnedWriteHalf>>,
+    thread: std::thread::JoinHandle<(Vec<OwnedWriteHalf>, Vec<u32>)>,
 }
 
 impl Pacer {
@@ -87,8 +89,9 @@ impl Pacer {
         Pacer { stop, thread }
     }
 
-    /// Stops sending and hands the links back, in their order.
-    pub async fn stop(self) -> Vec<OwnedWriteHalf> {
+    /// Stops sending and hands the links back, in their order, with how late (µs behind its
+    /// schedule) each message made while the tally was recording was made.
+    pub async fn stop(self) -> (Vec<OwnedWriteHalf>, Vec<u32>) {
         self.stop.store(true, Ordering::Relaxed);
         let thread = self.thread;
         tokio::task::spawn_blocking(move || thread.join().expect("the pacer did not panic"))
@@ -97,10 +100,16 @@ impl Pacer {
     }
 }
 
-fn run(mut lanes: Vec<Lane>, rate: u64, tally: &Tally, stop: &AtomicBool) -> Vec<OwnedWriteHalf> {
+fn run(
+    mut lanes: Vec<Lane>,
+    rate: u64,
+    tally: &Tally,
+    stop: &AtomicBool,
+) -> (Vec<OwnedWriteHalf>, Vec<u32>) {
     let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let start = Instant::now() + Duration::from_millis(20);
     let mut next: u64 = 0;
+    let mut late = Vec::new();
     while !stop.load(Ordering::Relaxed) && !lanes.is_empty() {
         let now = Instant::now();
         let due = start + period.mul_f64(next as f64);
@@ -109,6 +118,9 @@ fn run(mut lanes: Vec<Lane>, rate: u64, tally: &Tally, stop: &AtomicBool) -> Vec
             lanes.iter_mut().for_each(|l| l.flush(tally));
             std::thread::sleep(due - now);
             continue;
+        }
+        if tally.recording.load(Ordering::Relaxed) {
+            late.push((now - due).as_micros().min(u32::MAX as u128) as u32);
         }
         let n = lanes.len() as u64;
         let lane = &mut lanes[(next % n) as usize];
@@ -126,5 +138,5 @@ fn run(mut lanes: Vec<Lane>, rate: u64, tally: &Tally, stop: &AtomicBool) -> Vec
         lanes.iter_mut().for_each(|l| l.flush(tally));
         std::thread::sleep(Duration::from_millis(1));
     }
-    lanes.into_iter().map(|l| l.writer).collect()
+    (lanes.into_iter().map(|l| l.writer).collect(), late)
 }

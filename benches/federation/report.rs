@@ -159,6 +159,15 @@ impl Report {
                 target,
             });
         }
+        // The harness's own lag at that rate (not in the latencies): a pacer that did not
+        // get a core in time sent late, in bursts.
+        rows.push(Row {
+            name: format!("harness pacer behind schedule, p99, {at}"),
+            unit: "ms",
+            values: cap(&|l| ms(l.pacer_late_us.0)),
+            higher_is_better: false,
+            target: None,
+        });
         for (q, f, bound) in [
             (
                 "p99",
@@ -352,12 +361,14 @@ impl Report {
                     "latency_at_30_percent": r.latency_cap.as_ref().map(|(rate, l)| json!({
                                 "rate": rate, "p50_us": l.p50_us, "p99_us": l.p99_us,
                                 "p999_us": l.p999_us, "samples": l.samples,
+                                "pacer_late_us": [l.pacer_late_us.0, l.pacer_late_us.1],
                                 "delivery": delivery(&l.delivery)})),
                     "latency": r.latency.iter().map(|l| json!({
                                 "offered_per_sec": l.offered_per_sec,
                                 "p50_us": l.p50_us, "p99_us": l.p99_us,
                                 "p999_us": l.p999_us, "max_us": l.max_us,
                                 "samples": l.samples,
+                                "pacer_late_us": [l.pacer_late_us.0, l.pacer_late_us.1],
                                 "delivery": delivery(&l.delivery)})).collect::<Vec<_>>(),
                     "streams": {"count": r.streams.streams, "per_sec": r.streams.per_sec,
                                 "rss_a_bytes": [r.streams.rss_a.0, r.streams.rss_a.1],
