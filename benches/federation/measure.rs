@@ -323,6 +323,9 @@ pub struct Streams {
     pub rss_b: (u64, u64),
     pub fds_a: (usize, usize),
     pub fds_b: (usize, usize),
+    /// Each edge's CPU while the streams sat idle, in milliseconds per second (A, B): what
+    /// idle streams cost in timers and keepalives.
+    pub idle_cpu: (f64, f64),
     pub delivery: Delivery,
     /// How edge A's streams were secured, where the system can tell.
     pub secured: String,
@@ -339,9 +342,13 @@ impl Streams {
     }
 }
 
+/// How long the streams sit idle while each edge's CPU is measured.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+
 /// One message from l0 to each of `n` fresh remote domains, at most `concurrency` of them
 /// waiting for their stream at a time: every message needs a new s2s stream (TCP, TLS 1.3,
-/// dialback). Then the streams sit idle and each edge's resident memory is read again.
+/// dialback). Then the streams sit idle: each edge's resident memory is read again, and its
+/// CPU measured over [`IDLE_WINDOW`].
 pub async fn streams(
     rig: &mut Rig,
     edges: &Edges,
@@ -375,13 +382,22 @@ pub async fn streams(
     let elapsed = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let d = delivery(&tally, before);
+    let (rss_a, rss_b) = (edges.a.rss(), edges.b.rss());
+    let (fds_a, fds_b) = (edges.a.open_files(), edges.b.open_files());
+    let (cpu_a, cpu_b, idle) = (edges.a.cpu_ms(), edges.b.cpu_ms(), Instant::now());
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let secs = idle.elapsed().as_secs_f64();
     Streams {
         streams: n,
         per_sec: d.received as f64 / elapsed.as_secs_f64(),
-        rss_a: (rss_a0, edges.a.rss()),
-        rss_b: (rss_b0, edges.b.rss()),
-        fds_a: (fds_a0, edges.a.open_files()),
-        fds_b: (fds_b0, edges.b.open_files()),
+        rss_a: (rss_a0, rss_a),
+        rss_b: (rss_b0, rss_b),
+        fds_a: (fds_a0, fds_a),
+        fds_b: (fds_b0, fds_b),
+        idle_cpu: (
+            (edges.a.cpu_ms() - cpu_a) as f64 / secs,
+            (edges.b.cpu_ms() - cpu_b) as f64 / secs,
+        ),
         delivery: d,
         secured: String::new(),
     }

@@ -200,6 +200,20 @@ impl Report {
                 target: Some((16.0, "<=")),
             },
             Row {
+                name: "CPU of edge A while the idle TLS s2s streams are open".into(),
+                unit: "% core",
+                values: per(&|r| Some(r.streams.idle_cpu.0 / 10.0)),
+                higher_is_better: false,
+                target: None,
+            },
+            Row {
+                name: "CPU of edge B while the idle TLS s2s streams are open".into(),
+                unit: "% core",
+                values: per(&|r| Some(r.streams.idle_cpu.1 / 10.0)),
+                higher_is_better: false,
+                target: None,
+            },
+            Row {
                 name: "streams measured for RSS and handshakes".into(),
                 unit: "",
                 values: per(&|r| Some(r.streams.streams as f64)),
@@ -376,6 +390,7 @@ impl Report {
                                 "fds_a": [r.streams.fds_a.0, r.streams.fds_a.1],
                                 "fds_b": [r.streams.fds_b.0, r.streams.fds_b.1],
                                 "rss_per_stream_a_bytes": a, "rss_per_stream_b_bytes": b,
+                                "idle_cpu_ms_per_sec": [r.streams.idle_cpu.0, r.streams.idle_cpu.1],
                                 "secured": r.streams.secured,
                                 "delivery": delivery(&r.streams.delivery)},
                     "crowd_throughput": r.crowd.as_ref().map(|c| json!({

@@ -152,7 +152,7 @@ fn a_paused_reader_gets_its_request_at_once() {
 }
 
 /// Over stream management, a peer that takes every byte but confirms nothing is stuck after
-/// the bound, however often it is asked in between (the stream asks every 500 ms): its
+/// the bound, however often it is asked in between (the writer asks again every 500 ms): its
 /// stanzas let their readers go.
 #[test]
 fn a_peer_that_confirms_nothing_is_stuck_after_the_bound_despite_requests() {
@@ -183,4 +183,38 @@ fn a_peer_that_confirms_nothing_is_stuck_after_the_bound_despite_requests() {
         );
         assert_eq!(outbox.unacked(), 10, "still kept for the peer");
     });
+}
+
+/// A request nobody answers is repeated every `ASK_AGAIN` by the writer itself, with
+/// stream management and with pings (whose answer can be lost with the remote's stream to
+/// us); once everything is confirmed the stream writes nothing more, so an idle stream
+/// has no timer of its own.
+#[test]
+fn an_unanswered_request_is_repeated_until_confirmed_then_nothing() {
+    for checkpoint in [
+        Checkpoint::StreamManagement,
+        Checkpoint::ping("a.test", "b.test", "node1"),
+    ] {
+        actix_rt::System::new().block_on(async {
+            tokio::time::pause();
+            let (ours, mut peer) = tokio::io::duplex(1 << 20);
+            let request = match &checkpoint {
+                Checkpoint::StreamManagement => crate::xmpp::acks::REQUEST,
+                Checkpoint::Ping { .. } => "urn:xmpp:ping",
+            };
+            let (outbox, _task) = Outbox::spawn_acked(ours, 1 << 20, waits(60), checkpoint);
+            let mut got = String::new();
+            outbox.send(stanza("1")).unwrap();
+            let first = read_until(&mut peer, &mut got, request).await;
+            got.clear();
+            let second = read_until(&mut peer, &mut got, request).await;
+            assert!(second - first >= ASK_AGAIN, "not before {ASK_AGAIN:?}");
+            assert!(second - first < ASK_AGAIN * 2, "asked again: {got}");
+            assert_eq!(outbox.acknowledge(1), Ok(1));
+            let mut buf = [0u8; 256];
+            let more = tokio::time::timeout(ASK_AGAIN * 20, peer.read(&mut buf)).await;
+            assert!(more.is_err(), "confirmed: nothing more is written");
+            assert_eq!(outbox.unacked(), 0);
+        });
+    }
 }

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{
-    lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_IDLE_DELAY, ASK_SPACING, MAX_BATCH,
-    PING_WINDOW_BYTES,
+    lock, unix_ms, Acks, Out, Shared, Waits, ACK_EVERY, ASK_AGAIN, ASK_IDLE_DELAY, ASK_SPACING,
+    MAX_BATCH, PING_WINDOW_BYTES,
 };
 use crate::xmpp::stanza::Stanza;
 use crate::xmpp::transit::Batch;
@@ -285,16 +285,17 @@ fn take(batch: &mut VecDeque<Out>, buf: &mut BytesMut, counters: &Shared) -> Tak
 
 /// Waits, the queue empty, until a sender wakes the writer. Answers whether to write an ack
 /// request now: stanzas written since the last one, nothing more within [`ASK_IDLE_DELAY`],
-/// and [`ASK_SPACING`] since the last request. When written stanzas have waited the stuck
-/// bound without the peer confirming anything (the requests sent meanwhile wake this wait
-/// but do not move that deadline), the peer counts as stuck: they let their readers go. A
-/// timer is armed only when something is unconfirmed.
+/// and [`ASK_SPACING`] since the last request; or [`ASK_AGAIN`] since the last request
+/// while what it asked about is unconfirmed. When written stanzas have waited the stuck
+/// bound without the peer confirming anything (the requests sent meanwhile do not move that
+/// deadline), the peer counts as stuck: they let their readers go. A timer is armed only
+/// when something is unconfirmed.
 async fn idle(counters: &Shared, waits: &Waits) -> bool {
     let Some(acks) = &counters.acks else {
         counters.wake.notified().await;
         return false;
     };
-    let (unrequested, since, spaced) = {
+    let (unrequested, since, spaced, again) = {
         let mut retained = lock(&acks.retained);
         if retained.is_empty() {
             // Confirmed unasked: nothing for a request to cover.
@@ -304,6 +305,7 @@ async fn idle(counters: &Shared, waits: &Waits) -> bool {
             retained.unrequested(),
             retained.waiting_since(),
             retained.next_request_at(ASK_SPACING),
+            retained.next_request_at(ASK_AGAIN),
         )
     };
     if unrequested {
@@ -312,15 +314,22 @@ async fn idle(counters: &Shared, waits: &Waits) -> bool {
         let wait = tokio::time::timeout_at(at, counters.wake.notified());
         return wait.await.is_err();
     }
-    let Some(since) = since.filter(|_| !counters.stuck.load(Ordering::Acquire)) else {
+    let Some(since) = since else {
         counters.wake.notified().await;
         return false;
     };
-    let deadline = since + waits.stuck;
-    if tokio::time::timeout_at(deadline, counters.wake.notified())
+    let again = again.unwrap_or_else(|| tokio::time::Instant::now() + ASK_AGAIN);
+    // Already stuck: only the requests are left to time.
+    let deadline = (!counters.stuck.load(Ordering::Acquire)).then_some(since + waits.stuck);
+    let at = deadline.map_or(again, |deadline| deadline.min(again));
+    if tokio::time::timeout_at(at, counters.wake.notified())
         .await
-        .is_err()
+        .is_ok()
     {
+        return false;
+    }
+    let now = tokio::time::Instant::now();
+    if deadline.is_some_and(|deadline| deadline <= now) {
         let mut retained = lock(&acks.retained);
         if retained.waiting_since() == Some(since) {
             counters.stuck.store(true, Ordering::Release);
@@ -331,5 +340,5 @@ async fn idle(counters: &Shared, waits: &Waits) -> bool {
             );
         }
     }
-    false
+    again <= now
 }

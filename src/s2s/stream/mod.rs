@@ -192,9 +192,6 @@ impl Actor for S2sStream {
         let every = (self.shared.idle_timeout / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
-        if self.outbox.checkpoint().is_some() {
-            ctx.run_interval(sm::ASK_EVERY, |act, _| act.ask_for_acks());
-        }
         ctx.run_interval(super::KEEPALIVE, |act, ctx| {
             if act.outbox.is_closed() && !act.closing {
                 // The writer gave up (a write stalled past its bound): the stream is over

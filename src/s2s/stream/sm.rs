@@ -4,16 +4,10 @@
 //! count what we handle and answer the peer's requests. No resumption: an s2s stream is
 //! replaced, not resumed, and what it did not confirm is sent on the new one.
 
-use std::time::Duration;
-
 use super::{Role, S2sStream};
 use crate::observe::{Event, Kind};
 use crate::xmpp::acks::{Handled, SM_NS};
 use crate::xmpp::{ns, Stanza, StanzaCondition, StreamCondition as C, StreamError};
-
-/// How often a stream with unacknowledged stanzas asks for an ack when fewer than
-/// [`crate::xmpp::outbox::ACK_EVERY`] stanzas went out to trigger one.
-pub const ASK_EVERY: Duration = Duration::from_millis(500);
 
 impl S2sStream {
     /// An element of the stream management namespace, either direction.
@@ -69,13 +63,6 @@ impl S2sStream {
                 tracing::debug!(peer = %self.peer, name = %s.name, "stream management element ignored");
                 Ok(())
             }
-        }
-    }
-
-    /// Asks for a confirmation when something is waiting for one.
-    pub(super) fn ask_for_acks(&mut self) {
-        if !self.closing && self.outbox.unacked() > 0 {
-            self.outbox.ask();
         }
     }
 
