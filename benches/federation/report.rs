@@ -184,6 +184,20 @@ impl Report {
                 target: Some((bound, "<=")),
             });
         }
+        // A saturated system's tail looks flat because its median rose: the ratios above
+        // mean something only where this stays near 1.
+        if let Some((k, low)) = p.latency_rates.iter().enumerate().min_by_key(|(_, r)| **r) {
+            rows.push(Row {
+                name: format!("latency p50 {at} / p50 at {low}/s"),
+                unit: "x",
+                values: per(&|r| {
+                    let median = |l: &Latency| (l.p50_us as f64).max(1.0);
+                    Some(median(&r.latency_cap.as_ref()?.1) / median(r.latency.get(k)?))
+                }),
+                higher_is_better: false,
+                target: None,
+            });
+        }
         rows.extend([
             Row {
                 name: "RSS per idle TLS s2s stream, edge A (outbound)".into(),
@@ -283,7 +297,8 @@ impl Report {
             let cell =
                 |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", row.unit));
             let ratio = match (row.values[0], row.values[1]) {
-                (Some(x), Some(p)) if !row.unit.is_empty() => {
+                // A ratio with a zero in it (no CPU measured at all) says nothing.
+                (Some(x), Some(p)) if !row.unit.is_empty() && x > 0.0 && p > 0.0 => {
                     let r = if row.higher_is_better { x / p } else { p / x };
                     format!("{r:.1}x")
                 }
