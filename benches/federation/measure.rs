@@ -305,12 +305,12 @@ pub async fn latency(rig: &mut Rig, rate: u64, warm: Duration, measure: Duration
     }
 }
 
-/// The `q` quantile of `sorted` (0 when it is empty).
-fn quantile(sorted: &[u32], q: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+/// The `q` quantile of `sorted` (zero when it is empty).
+pub fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone)]

@@ -332,11 +332,7 @@ fn phase(name: &'static str, arrivals: &[(u64, u64)], from: u64, to: u64) -> Pha
         .map(|a| a.1.saturating_sub(a.0))
         .collect();
     lat.sort_unstable();
-    let pick = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pick = |q: f64| measure::quantile(&lat, q);
     Phase {
         name,
         secs,

@@ -164,6 +164,25 @@ impl S2sStream {
     }
 
     /// Closes the stream when no stanza went either way for `idle_timeout`.
+    /// Every [`super::KEEPALIVE`]: a stream that wrote nothing since the last time writes a
+    /// space, and one whose writer gave up ends.
+    fn keepalive(&mut self, ctx: &mut Context<Self>) {
+        if self.outbox.is_closed() && !self.closing {
+            // The writer gave up (a write stalled past its bound): the stream is over even if
+            // its read side has not noticed; what the peer did not confirm goes back now
+            // rather than when the socket errors or idles out.
+            self.ending("write stalled");
+            ctx.stop();
+            return;
+        }
+        // Something unacknowledged on the wire lets TCP_USER_TIMEOUT notice a dead peer.
+        let written = self.outbox.stanzas_written();
+        if written == self.keepalive_seen {
+            self.outbox.send_raw(Bytes::from_static(b" "));
+        }
+        self.keepalive_seen = written;
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let written = self.outbox.stanzas_written();
         if written != self.written_seen {
@@ -180,6 +199,20 @@ impl S2sStream {
     }
 }
 
+/// The grid, in Unix milliseconds, that every stream's periodic checks start on. Started
+/// wherever each stream happened to open, 10,000 idle streams' timers woke their worker
+/// about once a millisecond, one check each; on the grid, the checks due together run in
+/// one wake-up, ten a second, and under a hundred at a time, so none is a long pause for the
+/// traffic on that worker.
+const TIMER_GRID_MS: u64 = 100;
+
+/// When a check repeated `every` first runs: one period from `now`, moved on to the next
+/// point of the grid (`unix_ms` is `now` on the Unix clock).
+fn on_grid(now: Instant, unix_ms: u64, every: Duration) -> Instant {
+    let to_grid = (TIMER_GRID_MS - unix_ms % TIMER_GRID_MS) % TIMER_GRID_MS;
+    now + every + Duration::from_millis(to_grid)
+}
+
 /// The first element, read during negotiation.
 #[derive(actix::Message)]
 #[rtype(result = "()")]
@@ -191,22 +224,11 @@ impl Actor for S2sStream {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = (self.shared.idle_timeout / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
-        ctx.run_interval(super::KEEPALIVE, |act, ctx| {
-            if act.outbox.is_closed() && !act.closing {
-                // The writer gave up (a write stalled past its bound): the stream is over
-                // even if its read side has not noticed; what the peer did not confirm goes
-                // back now rather than when the socket errors or idles out.
-                act.ending("write stalled");
-                ctx.stop();
-                return;
-            }
-            // Something unacknowledged on the wire lets TCP_USER_TIMEOUT notice a dead peer.
-            let written = act.outbox.stanzas_written();
-            if written == act.keepalive_seen {
-                act.outbox.send_raw(Bytes::from_static(b" "));
-            }
-            act.keepalive_seen = written;
+        let unix = crate::xmpp::outbox::unix_ms();
+        let first = |every| on_grid(Instant::now(), unix, every);
+        ctx.run_interval_at(first(every), every, |act, ctx| act.check_idle(ctx));
+        ctx.run_interval_at(first(super::KEEPALIVE), super::KEEPALIVE, |act, ctx| {
+            act.keepalive(ctx)
         });
     }
 
@@ -349,6 +371,29 @@ impl Handler<ConnectionControl> for S2sStream {
                 self.ending(reason);
                 self.close_gracefully(ctx)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    /// Streams opened at different moments run their checks at the same points of the
+    /// grid, never sooner than one period after they opened.
+    #[test]
+    fn checks_start_on_the_grid_one_period_on() {
+        let now = Instant::now();
+        let every = Duration::from_secs(10);
+        for unix in [1_000, 1_001, 1_050, 1_099, 1_100, 123_456_789] {
+            let first = on_grid(now, unix, every);
+            let late = first - now - every;
+            assert!(
+                late < Duration::from_millis(TIMER_GRID_MS),
+                "{unix}: {late:?}"
+            );
+            let at = unix + late.as_millis() as u64;
+            assert_eq!(at % TIMER_GRID_MS, 0, "{unix} starts on the grid");
         }
     }
 }
