@@ -163,7 +163,6 @@ impl S2sStream {
             .ok_or_else(|| StreamError::new(C::SystemShutdown, "the node is shutting down"))
     }
 
-    /// Closes the stream when no stanza went either way for `idle_timeout`.
     /// Every [`super::KEEPALIVE`]: a stream that wrote nothing since the last time writes a
     /// space, and one whose writer gave up ends.
     fn keepalive(&mut self, ctx: &mut Context<Self>) {
@@ -183,6 +182,7 @@ impl S2sStream {
         self.keepalive_seen = written;
     }
 
+    /// Closes the stream when no stanza went either way for `idle_timeout`.
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let written = self.outbox.stanzas_written();
         if written != self.written_seen {
