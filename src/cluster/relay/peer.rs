@@ -23,8 +23,10 @@ use crate::xmpp::outbox::Checkpoint;
 use crate::xmpp::stanza::{stream_header, STREAM_CLOSE};
 use crate::xmpp::{ns, Frame, Outbox, Stanza, StanzaCondition, StreamReader, Waits};
 
-/// How often the link asks for confirmations while some are owed.
-const ASK_EVERY: Duration = Duration::from_millis(200);
+/// How often the link looks whether its writer gave up. Asking again for confirmations
+/// still owed is the outbox writer's own (`ASK_AGAIN`), and the other node confirms
+/// unasked as stanzas leave it.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// Waits between attempts to open the link, growing up to the last.
 const BACKOFF: [Duration; 5] = [
     Duration::from_millis(100),
@@ -172,7 +174,7 @@ async fn carry(relay: &Arc<Relay>, peer: &Arc<Peer>, tls: Tls) {
     relay.link_changed(&peer.node, true);
     peer.open.store(Some(open.clone()));
     let mut frames = FramedRead::new(rd, StreamReader::new(super::limits()));
-    let mut ask = tokio::time::interval(ASK_EVERY);
+    let mut check = tokio::time::interval(CHECK_EVERY);
     let why = loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -189,10 +191,7 @@ async fn carry(relay: &Arc<Relay>, peer: &Arc<Peer>, tls: Tls) {
                 Some(Ok(Frame::Close)) | None => break "closed by the peer".into(),
                 Some(Err(e)) => break e.to_string(),
             },
-            _ = ask.tick() => {
-                if outbox.unacked() > 0 {
-                    outbox.ask();
-                }
+            _ = check.tick() => {
                 if outbox.is_closed() {
                     break "the link stopped writing".into();
                 }

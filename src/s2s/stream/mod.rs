@@ -224,8 +224,8 @@ impl Actor for S2sStream {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = (self.shared.idle_timeout / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        let unix = crate::xmpp::outbox::unix_ms();
-        let first = |every| on_grid(Instant::now(), unix, every);
+        let (now, unix) = (Instant::now(), crate::xmpp::outbox::unix_ms());
+        let first = |every| on_grid(now, unix, every);
         ctx.run_interval_at(first(every), every, |act, ctx| act.check_idle(ctx));
         ctx.run_interval_at(first(super::KEEPALIVE), super::KEEPALIVE, |act, ctx| {
             act.keepalive(ctx)
