@@ -499,6 +499,11 @@ fn fuzz_found_not_well_formed_inputs() {
         "<message><x y='&#0;'/></message>",
         // A private-use character is not a name character (XML 1.0 §2.3).
         "<message \u{EEFF}='1'/>",
+        // The prefix `xmlns` names no element and is never declared (Namespaces in XML §3).
+        "<xmlns:demTYPE\t\t/>",
+        "<message><xmlns:b/></message>",
+        "<message xmlns:xmlns='urn:x'/>",
+        "<message><b xmlns:xmlns='http://www.w3.org/2000/xmlns/'/></message>",
     ];
     for input in cases {
         assert_eq!(

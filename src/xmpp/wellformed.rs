@@ -69,15 +69,32 @@ pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
             format!("{:?} is not an XML name", String::from_utf8_lossy(name)),
         )
     };
+    // Namespaces in XML §3: the prefix `xmlns` only declares; no element is named with it,
+    // and it is never declared itself.
+    let reserved = |what: &[u8]| {
+        StreamError::new(
+            C::NotWellFormed,
+            format!(
+                "{:?} uses the reserved prefix 'xmlns' (Namespaces in XML §3)",
+                String::from_utf8_lossy(what)
+            ),
+        )
+    };
     let name = e.name();
     if !is_qname(name.as_ref()) {
         return Err(bad(name.as_ref()));
+    }
+    if name.as_ref().starts_with(b"xmlns:") {
+        return Err(reserved(name.as_ref()));
     }
     let tag: &[u8] = e;
     for attr in e.attributes().with_checks(false).flatten() {
         let key = attr.key.as_ref();
         if !is_qname(key) {
             return Err(bad(key));
+        }
+        if key == b"xmlns:xmlns" {
+            return Err(reserved(key));
         }
         let at = (key.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
         if at > 0 && at <= tag.len() && !matches!(tag[at - 1], b' ' | b'\t' | b'\r' | b'\n') {
