@@ -1,12 +1,10 @@
-//! (Past 400 lines: joining, following and publishing share one state and one retry loop;
-//! the view it answers is already apart, in `agent/view.rs`.)
-//!
-//! A node's part in its cluster: it joins under a lease with a name no live node holds,
-//! follows the configuration (watching the manifest, reading each version whole and handing
-//! it to the node checked), publishes what it runs under its lease, answers the
-//! cluster-wide view and other nodes' questions (`agent/mailbox.rs`), and campaigns to
-//! lead the schedule and rolling restarts (`agent/leader.rs`). When etcd cannot be reached it keeps what it has, says since when,
-//! and catches up when etcd is back.
+//! A node's part in its cluster: it joins under a lease with a name no live node holds and
+//! keeps the lease (`agent/lease.rs`), follows the configuration (watching the manifest,
+//! reading each version whole and handing it to the node checked) and publishes what it
+//! runs under its lease (`agent/follow.rs`), answers the cluster-wide view and other
+//! nodes' questions (`agent/mailbox.rs`), and campaigns to lead the schedule and rolling
+//! restarts (`agent/leader.rs`). When etcd cannot be reached it keeps what it has, says
+//! since when, and catches up when etcd is back.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,7 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::etcd::{Etcd, EtcdError, Seen};
+use super::etcd::{Etcd, EtcdError};
 use super::keys::Keys;
 use super::settings::Settings;
 use super::snapshot::{Incomplete, Snapshot};
@@ -26,7 +24,9 @@ use crate::config::{check, Checked, ConfigError, ConfigErrors, Feed};
 use crate::model::ask::{Question, Reply};
 use crate::model::cluster::{Claim, InstanceRow, NodeRow, NodeStatus, Refused, TenantCounts};
 
+mod follow;
 mod leader;
+mod lease;
 mod links;
 mod mailbox;
 mod view;
@@ -259,189 +259,6 @@ impl Agent {
         Running {
             tasks,
             agent: self.clone(),
-        }
-    }
-
-    fn reachable(&self) {
-        let mut state = self.state();
-        if let Some((since, _)) = state.unreachable.take() {
-            tracing::info!(since = %since, "etcd reachable again");
-        }
-    }
-
-    fn unreachable(&self, e: &EtcdError) {
-        let mut state = self.state();
-        match &mut state.unreachable {
-            Some((_, why)) => *why = e.to_string(),
-            None => {
-                tracing::warn!("{e}: serving on the last configuration read whole");
-                state.unreachable = Some((Utc::now(), e.to_string()));
-            }
-        }
-    }
-
-    /// Renews the lease every third of its life; when it expired (etcd was away longer),
-    /// takes a new one and claims the name again. A renewal that failed is tried again
-    /// after [`RETRY`], not a third of the lease later: one slow answer (a request waits
-    /// up to two seconds) must not use up what is left of a short lease.
-    async fn keep_alive(self) {
-        let every = (self.inner.settings.lease / 3).max(Duration::from_millis(500));
-        let mut wait = every;
-        loop {
-            tokio::time::sleep(wait).await;
-            wait = every;
-            let lease = self.inner.lease.load(Ordering::Relaxed);
-            match self.inner.etcd.keep_alive(lease).await {
-                Ok(_) => self.reachable(),
-                Err(EtcdError::LeaseExpired(_)) => {
-                    self.reachable();
-                    if let Err(e) = self.rejoin().await {
-                        self.unreachable(&e);
-                    }
-                }
-                Err(e) => {
-                    self.unreachable(&e);
-                    wait = RETRY.min(every);
-                }
-            }
-        }
-    }
-
-    async fn rejoin(&self) -> Result<(), EtcdError> {
-        let i = &self.inner;
-        let lease = i.etcd.grant(i.settings.lease.as_secs()).await?;
-        let key = i.keys.node(&i.settings.name);
-        if let Some(held) = i.etcd.create(&key, claim_json(&i.claim), lease).await? {
-            tracing::error!(
-                holder = %String::from_utf8_lossy(&held.value),
-                "lease expired while etcd was away, and another node took the name meanwhile"
-            );
-            let _ = i.etcd.revoke(lease).await;
-            return Ok(());
-        }
-        i.lease.store(lease, Ordering::Relaxed);
-        {
-            let mut state = self.state();
-            state.published = None;
-            state.links.clear();
-        }
-        i.publish_now.notify_one();
-        tracing::info!("lease renewed after etcd came back; name claimed again");
-        Ok(())
-    }
-
-    /// Reads the configuration whenever its manifest changes, and hands each new version
-    /// read whole to the node. Reads afresh after any failure, so nothing is missed.
-    async fn follow(self, host: Arc<dyn Host>) {
-        loop {
-            let revision = match self.catch_up(&host).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.unreachable(&e);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            };
-            let watch = self
-                .inner
-                .etcd
-                .watch(&self.inner.keys.version(), revision + 1)
-                .await;
-            let mut watch = match watch {
-                Ok(w) => w,
-                Err(e) => {
-                    self.unreachable(&e);
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            };
-            loop {
-                match watch.next().await {
-                    Ok(Some(Seen::Nothing)) => {}
-                    Ok(Some(Seen::Changed(_) | Seen::Compacted)) => {
-                        if let Err(e) = self.catch_up(&host).await {
-                            self.unreachable(&e);
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.unreachable(&e);
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(RETRY).await;
-        }
-    }
-
-    /// Reads the configuration; a version newer than the last seen goes to the node.
-    /// Answers the store's revision at the read, to watch from.
-    async fn catch_up(&self, host: &Arc<dyn Host>) -> Result<i64, EtcdError> {
-        let range = self.inner.etcd.range(&self.inner.keys.config()).await?;
-        self.reachable();
-        let snapshot = match Snapshot::read(&self.inner.keys, &range) {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(range.revision),
-            Err(e) => {
-                tracing::error!("{e}: not applied; the running configuration stays");
-                return Ok(range.revision);
-            }
-        };
-        let version = snapshot.version as u64;
-        if version <= self.state().seen {
-            return Ok(range.revision);
-        }
-        let checked = self.check(&snapshot);
-        {
-            let mut state = self.state();
-            state.snapshot = Some(Arc::new(snapshot));
-            state.seen = version;
-            state.refused = None;
-        }
-        if let Err(problems) = host.offer(checked).await {
-            tracing::warn!(
-                version,
-                "version refused by this node: {}",
-                problems.join("; ")
-            );
-            self.state().refused = Some(Refused { version, problems });
-        }
-        self.inner.publish_now.notify_one();
-        Ok(range.revision)
-    }
-
-    /// Writes what the node runs under its lease whenever it changes.
-    async fn publish(self, host: Arc<dyn Host>) {
-        loop {
-            let report = host.report().await;
-            self.publish_links(&report.tenants).await;
-            let status = {
-                let mut state = self.state();
-                let status = NodeStatus {
-                    seen: state.seen,
-                    instances: report.instances,
-                    tenants: report.tenants,
-                    streams: report.streams,
-                    refused: state.refused.clone(),
-                    draining: state.draining,
-                };
-                state.status = Some(status.clone());
-                (state.published.as_ref() != Some(&status)).then_some(status)
-            };
-            if let Some(status) = status {
-                let lease = self.inner.lease.load(Ordering::Relaxed);
-                let key = self.inner.keys.status(&self.inner.settings.name);
-                let value = serde_json::to_vec(&status).expect("a status serializes");
-                match self.inner.etcd.put(&key, value, lease).await {
-                    Ok(()) => {
-                        self.reachable();
-                        self.state().published = Some(status);
-                    }
-                    Err(e) => self.unreachable(&e),
-                }
-            }
-            let _ = tokio::time::timeout(PUBLISH_EVERY, self.inner.publish_now.notified()).await;
         }
     }
 
