@@ -436,3 +436,72 @@ async fn unauthenticated_connections_are_capped_per_address() {
     assert_eq!(refused, 1, "two refusals within 10 s are one folded event");
     node.shutdown().await;
 }
+
+/// Namespaces in XML, as a class, on the wire: a tenant's stanza that uses a prefix it never
+/// declared, undeclares one, or makes two attributes collide once resolved ends its link
+/// with `not-well-formed` and reaches no one; one that leans on a prefix declared only on
+/// its stream header gets `bad-namespace-prefix` (xfed forwards stanzas on their own). The
+/// other tenant is served throughout, and sees none of them.
+#[actix_rt::test]
+async fn namespace_ill_formed_stanzas_are_refused_and_reach_no_one() {
+    let dir = two_tenants(LIMITS);
+    let node = start(dir.path()).await;
+    let addr = node.component_addr();
+    let mut globex = component(addr, "globex.example", "globex-secret").await;
+    let to = "from='a@acme.example' to='g@globex.example'";
+    let cases = [
+        (
+            format!("<message {to}><body>1</body><p:x/></message>"),
+            "not-well-formed",
+        ),
+        (
+            format!("<message {to} xmlns:p=''><body>2</body></message>"),
+            "not-well-formed",
+        ),
+        (
+            format!("<message {to}><x xmlns:q='urn:a' xmlns:r='urn:a' q:a='1' r:a='2'/></message>"),
+            "not-well-formed",
+        ),
+        (
+            format!("<message {to}><h:x/></message>"),
+            "bad-namespace-prefix",
+        ),
+    ];
+    for (bad, condition) in &cases {
+        let mut acme = Raw::connect(addr).await;
+        // A header declaring one prefix more: `h`.
+        acme.send(
+            "<stream:stream xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams' xmlns:h='urn:h' to='acme.example'>",
+        )
+        .await;
+        acme.read_until(|r| r.contains(" id='") && r.contains('>'))
+            .await;
+        let id = stream_id(&acme.received);
+        acme.send(format!(
+            "<handshake>{}</handshake>",
+            xfed::component::digest(&id, "acme-secret")
+        ))
+        .await;
+        acme.expect("<handshake/>").await;
+        acme.send(bad).await;
+        let all = acme.read_to_close().await;
+        assert_eq!(
+            stream_error_condition(&all).as_deref(),
+            Some(*condition),
+            "{bad}: {all}"
+        );
+    }
+    let mut good = component(addr, "acme.example", "acme-secret").await;
+    good.send(format!("<message {to}><body>fine</body></message>"))
+        .await;
+    globex.expect("<body>fine</body>").await;
+    for n in ["<body>1</body>", "<body>2</body>", "q:a=", "h:x"] {
+        assert!(
+            !globex.received.contains(n),
+            "{n} reached globex: {}",
+            globex.received
+        );
+    }
+    node.shutdown().await;
+}

@@ -7,6 +7,7 @@ pub mod credit;
 pub mod error;
 mod header;
 mod markup;
+mod namespaces;
 pub mod ns;
 pub mod outbox;
 pub mod reader;

@@ -22,6 +22,7 @@ use tokio_util::codec::Decoder;
 use super::error::{AppCondition, StreamCondition as C, StreamError};
 use super::header::{check_declaration, StreamHeader};
 use super::markup::{Partial, Place};
+use super::namespaces::Scope;
 use super::restricted::{forbidden, unfinished};
 use super::stanza::Stanza;
 use super::wellformed::{check_attrs, check_chars, check_names, check_ref, check_text, nwf};
@@ -96,6 +97,8 @@ pub struct StreamReader {
     partial: Option<Partial>,
     /// Some of the stream was consumed: a byte order mark may only be its very first bytes.
     started: bool,
+    /// The namespace prefixes in scope.
+    scope: Scope,
 }
 
 enum Step {
@@ -116,6 +119,7 @@ impl StreamReader {
             top: None,
             partial: None,
             started: false,
+            scope: Scope::default(),
         }
     }
 
@@ -206,6 +210,7 @@ impl StreamReader {
             }
             Event::Start(e) => {
                 let header = StreamHeader::parse(&e)?;
+                self.scope.header(&e)?;
                 let name = e.name();
                 let offset = name.as_ref().as_ptr() as usize - data.as_ptr() as usize;
                 self.stream_qname = data[offset..offset + name.as_ref().len()].to_vec();
@@ -230,13 +235,15 @@ impl StreamReader {
     ) -> Result<Option<Step>, StreamError> {
         match event {
             Event::Start(e) => {
-                check_names(&e)?;
+                let prefixes = check_names(&e)?;
+                self.scope.enter(&e, prefixes, 0, true)?;
                 self.top = Some(Stanza::from_start(&e)?);
                 self.open.push(name_range(&e, data));
                 Ok(None)
             }
             Event::Empty(e) => {
-                check_names(&e)?;
+                let prefixes = check_names(&e)?;
+                self.scope.enter(&e, prefixes, 0, false)?;
                 self.top = Some(Stanza::from_start(&e)?);
                 Ok(Some(Step::Stanza(end)))
             }
@@ -268,7 +275,8 @@ impl StreamReader {
     ) -> Result<Option<Step>, StreamError> {
         match event {
             Event::Start(e) => {
-                check_attrs(&e)?;
+                let prefixes = check_attrs(&e)?;
+                self.scope.enter(&e, prefixes, self.open.len(), true)?;
                 self.open.push(name_range(&e, data));
                 if self.open.len() > self.limits.max_depth {
                     return Err(StreamError::new(
@@ -282,12 +290,14 @@ impl StreamReader {
                 Ok(None)
             }
             Event::Empty(e) => {
-                check_attrs(&e)?;
+                let prefixes = check_attrs(&e)?;
+                self.scope.enter(&e, prefixes, self.open.len(), false)?;
                 Ok(None)
             }
             Event::End(e) => {
                 // Invariant: `inside` is only called while an element is open.
                 let (at, len) = self.open.pop().expect("an open element");
+                self.scope.leave(self.open.len());
                 if e.name().as_ref() != &data[at..at + len] {
                     return Err(StreamError::new(
                         C::NotWellFormed,
@@ -452,6 +462,9 @@ fn name_range(e: &BytesStart<'_>, data: &[u8]) -> (usize, usize) {
 #[cfg(test)]
 #[path = "reader_cases.rs"]
 mod cases;
+#[cfg(test)]
+#[path = "reader_ns_cases.rs"]
+mod ns_cases;
 #[cfg(test)]
 #[path = "reader_tests.rs"]
 mod tests;

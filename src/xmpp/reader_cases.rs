@@ -18,7 +18,7 @@ fn show(frame: &Frame) -> String {
 }
 
 /// Feeds `chunks` in order; returns the frames, or the first error's condition.
-fn feed(chunks: &[&[u8]], limits: Limits) -> Result<Vec<String>, StreamCondition> {
+pub(super) fn feed(chunks: &[&[u8]], limits: Limits) -> Result<Vec<String>, StreamCondition> {
     let mut r = StreamReader::new(limits);
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
@@ -36,11 +36,11 @@ fn feed(chunks: &[&[u8]], limits: Limits) -> Result<Vec<String>, StreamCondition
     Ok(frames)
 }
 
-fn whole(input: &str) -> Result<Vec<String>, StreamCondition> {
+pub(super) fn whole(input: &str) -> Result<Vec<String>, StreamCondition> {
     feed(&[input.as_bytes()], Limits::default())
 }
 
-const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+pub(super) const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
     xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='acme.example'>";
 
 /// A stream with the awkward parts: CDATA, entities, '>' in attribute values and text,

@@ -13,6 +13,7 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::BytesStart;
 
 use super::error::{StreamCondition as C, StreamError};
+use super::namespaces::may_be_reserved;
 
 pub(crate) fn nwf(e: impl std::fmt::Display) -> StreamError {
     StreamError::new(C::NotWellFormed, e.to_string())
@@ -50,19 +51,28 @@ pub(crate) fn attr_value<'a>(attr: &'a Attribute<'a>) -> Result<Cow<'a, str>, St
 }
 
 /// Checks the attributes of a nested element: names, no duplicates, values as
-/// [`attr_value`] wants them.
-pub(crate) fn check_attrs(e: &BytesStart<'_>) -> Result<(), StreamError> {
-    check_names(e)?;
+/// [`attr_value`] wants them. Answers [`check_names`]'s answer.
+pub(crate) fn check_attrs(e: &BytesStart<'_>) -> Result<Prefixes, StreamError> {
+    let prefixes = check_names(e)?;
     for attr in e.attributes().with_checks(true) {
         let attr = attr.map_err(nwf)?;
         attr_value(&attr)?;
     }
-    Ok(())
+    Ok(prefixes)
+}
+
+/// Whether an element's names need the namespace scope's look (`namespaces`): a prefix
+/// used or declared, or a default declaration that may name a reserved namespace. Most
+/// elements need none, and are spared a second pass over their attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefixes {
+    None,
+    Some,
 }
 
 /// Element and attribute names must be qualified XML names; attributes must be separated
 /// by whitespace (quick-xml takes `a='1'b='2'`).
-pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
+pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<Prefixes, StreamError> {
     let bad = |name: &[u8]| {
         StreamError::new(
             C::NotWellFormed,
@@ -87,6 +97,11 @@ pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
     if name.as_ref().starts_with(b"xmlns:") {
         return Err(reserved(name.as_ref()));
     }
+    let mut prefixes = if name.as_ref().contains(&b':') {
+        Prefixes::Some
+    } else {
+        Prefixes::None
+    };
     let tag: &[u8] = e;
     for attr in e.attributes().with_checks(false).flatten() {
         let key = attr.key.as_ref();
@@ -96,6 +111,9 @@ pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
         if key == b"xmlns:xmlns" {
             return Err(reserved(key));
         }
+        if key.contains(&b':') || (key == b"xmlns" && may_be_reserved(&attr.value)) {
+            prefixes = Prefixes::Some;
+        }
         let at = (key.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
         if at > 0 && at <= tag.len() && !matches!(tag[at - 1], b' ' | b'\t' | b'\r' | b'\n') {
             return Err(StreamError::new(
@@ -104,7 +122,7 @@ pub(crate) fn check_names(e: &BytesStart<'_>) -> Result<(), StreamError> {
             ));
         }
     }
-    Ok(())
+    Ok(prefixes)
 }
 
 /// A qualified name: one XML name without a colon, or two joined by one (Namespaces in XML
