@@ -78,6 +78,21 @@ fn expected(text: &str) -> Option<Result<Vec<Seen>, Vec<&'static str>>> {
     {
         refusals.push("bad-format");
     }
+    if !namespace_well_formed(text)? || !references_allowed(text) {
+        refusals.push("not-well-formed");
+    }
+    // A stanza is forwarded on its own: one with an unprefixed name must parse alone,
+    // without the header's declarations.
+    if root.children().any(|n| {
+        n.is_element()
+            && !qname(&text[n.range()]).contains(':')
+            && matches!(
+                roxmltree::Document::parse(&text[n.range()]),
+                Err(roxmltree::Error::UnknownNamespace(..))
+            )
+    }) {
+        refusals.push("bad-namespace-prefix");
+    }
     if !refusals.is_empty() {
         return Some(Err(refusals));
     }
@@ -130,6 +145,55 @@ fn expected(text: &str) -> Option<Result<Vec<Seen>, Vec<&'static str>>> {
     }
     frames.push(Seen::Close);
     Some(Ok(frames))
+}
+
+/// What roxmltree takes and Namespaces in XML 1.0 does not: a prefix undeclared
+/// (`xmlns:p=''`, allowed only in 1.1) or the prefix `xmlns` declared (§3). `Some(false)`:
+/// the reader must refuse the stream. `None` where roxmltree reads something else than
+/// what was written: `p:xmlns='…'` taken for a default declaration, whatever `p` is.
+fn namespace_well_formed(text: &str) -> Option<bool> {
+    let mut well_formed = true;
+    for token in xmlparser::Tokenizer::from(text) {
+        if let Ok(xmlparser::Token::Attribute {
+            prefix,
+            local,
+            value,
+            ..
+        }) = token
+        {
+            match (prefix.as_str(), local.as_str()) {
+                ("xmlns", "xmlns") => well_formed = false,
+                ("xmlns", _) if value.as_str().is_empty() => well_formed = false,
+                ("" | "xmlns" | "xml", _) => {}
+                (_, "xmlns") => return None,
+                _ => {}
+            }
+        }
+    }
+    Some(well_formed)
+}
+
+/// Whether every character reference in text and attribute values names a character XML
+/// allows (XML 1.0 §4.1, "Legal Character"): roxmltree takes one past U+10FFFF.
+fn references_allowed(text: &str) -> bool {
+    let allowed = |c: u32| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+    let check = |raw: &str| {
+        raw.split("&#").skip(1).all(|rest| {
+            let Some((digits, _)) = rest.split_once(';') else {
+                return true;
+            };
+            let value = match digits.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16),
+                None => digits.parse::<u32>(),
+            };
+            value.is_ok_and(allowed)
+        })
+    };
+    xmlparser::Tokenizer::from(text).all(|token| match token {
+        Ok(xmlparser::Token::Text { text }) => check(text.as_str()),
+        Ok(xmlparser::Token::Attribute { value, .. }) => check(value.as_str()),
+        _ => true,
+    })
 }
 
 /// Leaves out what this target does not compare, and what roxmltree accepts although it is
