@@ -183,10 +183,13 @@ fn references_allowed(text: &str) -> bool {
                 return true;
             };
             let value = match digits.strip_prefix('x') {
-                Some(hex) => u32::from_str_radix(hex, 16),
-                None => digits.parse::<u32>(),
+                Some(hex) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    u32::from_str_radix(hex, 16).ok()
+                }
+                None if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse::<u32>().ok(),
+                _ => None,
             };
-            value.is_ok_and(allowed)
+            value.is_some_and(allowed)
         })
     };
     xmlparser::Tokenizer::from(text).all(|token| match token {

@@ -90,6 +90,12 @@ pub(super) fn check_declaration(decl: &BytesDecl<'_>, start: usize) -> Result<()
             "XML declaration not at the start",
         ));
     }
+    if !declaration_syntax(decl) {
+        return Err(StreamError::new(
+            C::NotWellFormed,
+            "an XML declaration holds version, then maybe encoding and standalone, and              nothing else (XML 1.0 §2.8)",
+        ));
+    }
     // RFC 6120 §11: an XMPP stream is XML 1.0.
     let version = decl.version().map_err(nwf)?;
     if version.as_ref() != b"1.0" {
@@ -111,4 +117,73 @@ pub(super) fn check_declaration(decl: &BytesDecl<'_>, start: usize) -> Result<()
         }
     }
     Ok(())
+}
+
+/// XML 1.0 §2.8's `XMLDecl` between `<?` and `?>`: `xml`, then `version`, `encoding` and
+/// `standalone` in that order (only the first required), each after whitespace, as
+/// `name Eq quoted-value`, then optional whitespace. quick-xml reads a declaration up to
+/// the first `?>` and takes whatever pseudo-attributes it finds.
+fn declaration_syntax(content: &[u8]) -> bool {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let trim = |s: &[u8]| -> usize { s.iter().take_while(|b| space(b)).count() };
+    let Some(mut rest) = content.strip_prefix(b"xml") else {
+        return false;
+    };
+    let mut names: &[&[u8]] = &[b"version", b"encoding", b"standalone"];
+    let mut seen = 0;
+    loop {
+        let spaces = trim(rest);
+        rest = &rest[spaces..];
+        if rest.is_empty() {
+            return seen > 0;
+        }
+        if spaces == 0 {
+            return false;
+        }
+        let len = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        let Some(at) = names.iter().position(|n| *n == &rest[..len]) else {
+            return false;
+        };
+        if seen == 0 && at != 0 {
+            return false;
+        }
+        names = &names[at + 1..];
+        seen += 1;
+        rest = &rest[len..];
+        rest = &rest[trim(rest)..];
+        let Some(after) = rest.strip_prefix(b"=") else {
+            return false;
+        };
+        rest = &after[trim(after)..];
+        let Some((&quote, value)) = rest
+            .split_first()
+            .filter(|(q, _)| matches!(q, b'\'' | b'"'))
+        else {
+            return false;
+        };
+        let Some(end) = value.iter().position(|b| *b == quote) else {
+            return false;
+        };
+        let (value, after) = (&value[..end], &value[end + 1..]);
+        let fine = match len {
+            // VersionNum: '1.' [0-9]+ (which version is supported is checked apart).
+            7 => {
+                value.starts_with(b"1.")
+                    && value.len() > 2
+                    && value[2..].iter().all(u8::is_ascii_digit)
+            }
+            // EncName: [A-Za-z] ([A-Za-z0-9._] | '-')*
+            8 => {
+                value.first().is_some_and(u8::is_ascii_alphabetic)
+                    && value
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            }
+            _ => value == b"yes" || value == b"no",
+        };
+        if !fine {
+            return false;
+        }
+        rest = after;
+    }
 }

@@ -497,6 +497,16 @@ fn fuzz_found_not_well_formed_inputs() {
         // A character reference to a character XML does not allow, in an attribute value.
         "<message to='a&#x1;@acme.example'/>",
         "<message><x y='&#0;'/></message>",
+        // A character reference is `&#` digits `;` or `&#x` hex digits `;`: no sign, no
+        // space, not empty, in text or in an attribute value (XML 1.0 §4.1).
+        "<db:result>&#+206;</db:result>",
+        "<message><body>&#x+CE;</body></message>",
+        "<message><body>&#-1;</body></message>",
+        "<message><body>&# 65;</body></message>",
+        "<message><body>&#;</body></message>",
+        "<message><body>&#x;</body></message>",
+        "<message><x y='&#+206;'/></message>",
+        "<message to='a&#x+41;@acme.example'/>",
         // A private-use character is not a name character (XML 1.0 §2.3).
         "<message \u{EEFF}='1'/>",
         // The prefix `xmlns` names no element and is never declared (Namespaces in XML §3).
@@ -511,5 +521,46 @@ fn fuzz_found_not_well_formed_inputs() {
             Err(StreamCondition::NotWellFormed),
             "{input}"
         );
+    }
+}
+
+/// XML 1.0 §2.8, as a class: a declaration holds `version`, then maybe `encoding` and
+/// `standalone`, in that order, each after whitespace, and nothing else. quick-xml reads
+/// one up to the first `?>` and took garbage after the version (found by the reader fuzz
+/// target: refused when the declaration came in pieces, waited on when it came whole).
+#[test]
+fn an_xml_declaration_holds_only_what_xml_allows() {
+    let stream = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+    for decl in [
+        "<?xml version='1.0'?[admin] ='n1 o.0'?>",
+        "<?xml version='1.0' foo='bar'?>",
+        "<?xml encoding='UTF-8' version='1.0'?>",
+        "<?xml version='1.0'encoding='UTF-8'?>",
+        "<?xml version='1.0' version='1.0'?>",
+        "<?xml version='1.0' standalone='yes' encoding='UTF-8'?>",
+        "<?xml version='1.0' standalone='maybe'?>",
+        "<?xml version='1.0' encoding='UTF 8'?>",
+        "<?xml version='1.0\"?>",
+        "<?xml version=1.0?>",
+        "<?xml version='x'?>",
+        "<?xml ?>",
+    ] {
+        let input = format!("{decl}{stream}");
+        let dribbled: Vec<&[u8]> = input.as_bytes().chunks(1).collect();
+        assert_eq!(whole(&input), Err(StreamCondition::NotWellFormed), "{decl}");
+        assert_eq!(
+            feed(&dribbled, Limits::default()),
+            Err(StreamCondition::NotWellFormed),
+            "{decl}, a byte at a time"
+        );
+    }
+    for decl in [
+        "<?xml version='1.0'?>",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+        "<?xml version = '1.0' encoding='UTF-8' standalone='yes' ?>",
+        "<?xml\tversion='1.0'\n?>",
+    ] {
+        let frames = whole(&format!("{decl}{stream}"));
+        assert_eq!(frames.map(|f| f.len()), Ok(1), "{decl}");
     }
 }

@@ -188,11 +188,18 @@ pub(crate) fn check_text(text: &[u8]) -> Result<(), StreamError> {
 /// reference to a character XML allows.
 pub(crate) fn check_ref(name: &[u8]) -> Result<(), StreamError> {
     if let Some(num) = name.strip_prefix(b"#") {
+        // XML 1.0 §4.1: `&#` digits `;` or `&#x` hex digits `;`, nothing else (Rust's
+        // number parsing would also take a sign: `&#+206;`).
         let parsed = match num.strip_prefix(b"x") {
-            Some(hex) => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|s| u32::from_str_radix(s, 16).ok()),
-            None => std::str::from_utf8(num).ok().and_then(|s| s.parse().ok()),
+            Some(hex) if !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit) => {
+                std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|s| u32::from_str_radix(s, 16).ok())
+            }
+            None if !num.is_empty() && num.iter().all(u8::is_ascii_digit) => {
+                std::str::from_utf8(num).ok().and_then(|s| s.parse().ok())
+            }
+            _ => None,
         };
         return match parsed.and_then(char::from_u32) {
             Some(c) if is_xml_char(c) => Ok(()),
