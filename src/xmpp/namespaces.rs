@@ -19,12 +19,7 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::BytesStart;
 
 use super::error::{StreamCondition as C, StreamError};
-use super::wellformed::{attr_value, Prefixes};
-
-/// The namespace the prefix `xml` is bound to by definition.
-const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
-/// The namespace of the `xmlns` attributes themselves, never declared.
-const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+use super::wellformed::{attr_value, may_be_reserved, Prefixes, XMLNS_NS, XML_NS};
 
 /// A prefix declared inside the current first-level element.
 #[derive(Debug)]
@@ -200,12 +195,6 @@ fn declarations(
         }
     }
     Ok(prefixed)
-}
-
-/// Whether a default declaration's raw value may name the xml or the xmlns namespace:
-/// either one, or escaped. The usual value is neither, and needs no unescaping.
-pub(crate) fn may_be_reserved(raw: &[u8]) -> bool {
-    raw.contains(&b'&') || raw == XML_NS.as_bytes() || raw == XMLNS_NS.as_bytes()
 }
 
 /// `xmlns='name'`: never the xml or the xmlns namespace.

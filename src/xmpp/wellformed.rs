@@ -13,7 +13,6 @@ use quick_xml::events::attributes::Attribute;
 use quick_xml::events::BytesStart;
 
 use super::error::{StreamCondition as C, StreamError};
-use super::namespaces::may_be_reserved;
 
 pub(crate) fn nwf(e: impl std::fmt::Display) -> StreamError {
     StreamError::new(C::NotWellFormed, e.to_string())
@@ -59,6 +58,17 @@ pub(crate) fn check_attrs(e: &BytesStart<'_>) -> Result<Prefixes, StreamError> {
         attr_value(&attr)?;
     }
     Ok(prefixes)
+}
+
+/// The namespace the prefix `xml` is bound to by definition.
+pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The namespace of the `xmlns` attributes themselves, never declared.
+pub(crate) const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Whether a default declaration's raw value may name the xml or the xmlns namespace:
+/// either one, or escaped. The usual value is neither, and needs no unescaping.
+pub(crate) fn may_be_reserved(raw: &[u8]) -> bool {
+    raw.contains(&b'&') || raw == XML_NS.as_bytes() || raw == XMLNS_NS.as_bytes()
 }
 
 /// Whether an element's names need the namespace scope's look (`namespaces`): a prefix
