@@ -21,6 +21,10 @@ use quick_xml::events::BytesStart;
 use super::error::{StreamCondition as C, StreamError};
 use super::wellformed::{attr_value, may_be_reserved, Prefixes, XMLNS_NS, XML_NS};
 
+/// Most prefixes declared in scope at once, in a stanza or on a stream header: each
+/// prefixed name is looked up among them (a handful in any real stanza).
+const MAX_DECLARED: usize = 64;
+
 /// A prefix declared inside the current first-level element.
 #[derive(Debug)]
 struct Binding {
@@ -50,6 +54,7 @@ impl Scope {
         let prefixed = declarations(e, |prefix, name| {
             self.header.push((prefix.into(), name.into()))
         })?;
+        too_many(self.header.len())?;
         self.check_element(e, prefixed)
     }
 
@@ -97,6 +102,7 @@ impl Scope {
                 name: name.into(),
             })
         })?;
+        too_many(self.inner.len())?;
         let checked = self.check_element(e, prefixed);
         if !open {
             self.inner.truncate(before);
@@ -173,6 +179,16 @@ impl Scope {
             )),
         }
     }
+}
+
+fn too_many(declared: usize) -> Result<(), StreamError> {
+    if declared > MAX_DECLARED {
+        return Err(StreamError::new(
+            C::PolicyViolation,
+            format!("more than {MAX_DECLARED} namespace prefixes declared in scope"),
+        ));
+    }
+    Ok(())
 }
 
 /// One pass over `e`'s attributes: each namespace declaration checked, and those of a

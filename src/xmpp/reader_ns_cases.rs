@@ -93,3 +93,41 @@ fn a_stanza_leaning_on_the_headers_prefixes_is_refused() {
         );
     }
 }
+
+/// Prefixes declared in scope at once are bounded, in a stanza and on the stream header:
+/// each prefixed name is looked up among them, so thousands would make every lookup
+/// long (`policy-violation`; a real stanza declares a handful).
+#[test]
+fn too_many_prefixes_in_scope_are_a_policy_violation() {
+    let declare = |from: usize, n: usize| -> String {
+        (from..from + n)
+            .map(|i| format!(" xmlns:p{i}='urn:{i}'"))
+            .collect()
+    };
+    let stream = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'";
+    for input in [
+        format!("{HEADER}<message{}/>", declare(0, 65)),
+        format!(
+            "{HEADER}<message{}><a{}><b{}/></a></message>",
+            declare(0, 30),
+            declare(30, 30),
+            declare(60, 5)
+        ),
+        format!("{stream}{}>", declare(0, 65)),
+    ] {
+        assert_eq!(
+            whole(&input),
+            Err(StreamCondition::PolicyViolation),
+            "{}",
+            &input[..input.len().min(160)]
+        );
+    }
+    // Declarations leave scope with their element: siblings of 60 each are fine.
+    let siblings = format!(
+        "{HEADER}<message><a{}/><b{}/><c{}><p1:d/></c></message>",
+        declare(0, 60),
+        declare(0, 60),
+        declare(0, 64)
+    );
+    assert_eq!(whole(&siblings).map(|f| f.len()), Ok(2));
+}
