@@ -468,22 +468,14 @@ async fn namespace_ill_formed_stanzas_are_refused_and_reach_no_one() {
         ),
     ];
     for (bad, condition) in &cases {
-        let mut acme = Raw::connect(addr).await;
         // A header declaring one prefix more: `h`.
-        acme.send(
+        let mut acme = handshake_with(
+            addr,
             "<stream:stream xmlns='jabber:component:accept' \
              xmlns:stream='http://etherx.jabber.org/streams' xmlns:h='urn:h' to='acme.example'>",
+            "acme-secret",
         )
         .await;
-        acme.read_until(|r| r.contains(" id='") && r.contains('>'))
-            .await;
-        let id = stream_id(&acme.received);
-        acme.send(format!(
-            "<handshake>{}</handshake>",
-            xfed::component::digest(&id, "acme-secret")
-        ))
-        .await;
-        acme.expect("<handshake/>").await;
         acme.send(bad).await;
         let all = acme.read_to_close().await;
         assert_eq!(

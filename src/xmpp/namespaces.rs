@@ -118,13 +118,13 @@ impl Scope {
         }
     }
 
-    /// The element's prefix and, given `prefixed` attributes other than declarations,
+    /// The element's prefix and, when attributes other than declarations are `prefixed`,
     /// theirs are in scope, and no two attributes share a local name and a namespace.
-    fn check_element(&self, e: &BytesStart<'_>, prefixed: usize) -> Result<(), StreamError> {
+    fn check_element(&self, e: &BytesStart<'_>, prefixed: bool) -> Result<(), StreamError> {
         if let Some(prefix) = e.name().prefix() {
             self.resolve(prefix.as_ref())?;
         }
-        if prefixed > 0 {
+        if prefixed {
             self.check_attributes(e)?;
         }
         Ok(())
@@ -133,20 +133,20 @@ impl Scope {
     /// Each prefixed attribute's prefix is in scope, and (Namespaces in XML §6.3) no two
     /// share a local name and a namespace.
     fn check_attributes(&self, e: &BytesStart<'_>) -> Result<(), StreamError> {
-        let mut seen: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut seen: Vec<(&str, &[u8])> = Vec::new();
         for attr in e.attributes().with_checks(false).flatten() {
             let key = attr.key;
             let Some(prefix) = key.prefix().filter(|p| p.as_ref() != b"xmlns") else {
                 continue;
             };
             let ns = self.resolve(prefix.as_ref())?;
-            let local = key.local_name().as_ref().to_vec();
+            let local = key.local_name().into_inner();
             if seen.iter().any(|(n, l)| *n == ns && *l == local) {
                 return Err(StreamError::new(
                     C::NotWellFormed,
                     format!(
                         "two attributes named {:?} in namespace {ns:?} (Namespaces in XML §6.3)",
-                        String::from_utf8_lossy(&local)
+                        String::from_utf8_lossy(local)
                     ),
                 ));
             }
@@ -192,12 +192,12 @@ fn too_many(declared: usize) -> Result<(), StreamError> {
 }
 
 /// One pass over `e`'s attributes: each namespace declaration checked, and those of a
-/// prefix handed to `declare`. Answers how many other attributes have a prefix.
+/// prefix handed to `declare`. Answers whether any other attribute has a prefix.
 fn declarations(
     e: &BytesStart<'_>,
     mut declare: impl FnMut(&[u8], String),
-) -> Result<usize, StreamError> {
-    let mut prefixed = 0;
+) -> Result<bool, StreamError> {
+    let mut prefixed = false;
     for attr in e.attributes().with_checks(false).flatten() {
         let key = attr.key.as_ref();
         match key.strip_prefix(b"xmlns") {
@@ -206,7 +206,7 @@ fn declarations(
                 let name = prefix_declaration(&rest[1..], &attr)?;
                 declare(&rest[1..], name);
             }
-            _ if key.contains(&b':') => prefixed += 1,
+            _ if key.contains(&b':') => prefixed = true,
             _ => {}
         }
     }

@@ -195,8 +195,13 @@ pub async fn component(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
 /// Connects a component for `domain` and reads until the node's `<handshake/>`, keeping
 /// everything it read (the stream header, and whatever came with the handshake).
 pub async fn handshake(addr: SocketAddr, domain: &str, secret: &str) -> Raw {
+    handshake_with(addr, &component_header(domain), secret).await
+}
+
+/// [`handshake`] after the stream header `header`, as written.
+pub async fn handshake_with(addr: SocketAddr, header: &str, secret: &str) -> Raw {
     let mut c = Raw::connect(addr).await;
-    c.send(component_header(domain)).await;
+    c.send(header).await;
     c.read_until(|r| r.contains(" id='") && r.contains('>'))
         .await;
     let id = stream_id(&c.received);
